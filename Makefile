@@ -1,0 +1,36 @@
+# Parley: `make run` starts the app on the local model; `make test` runs every test.
+# Both build everything they need from nothing: the venv, the pinned pip packages and,
+# for tests, Debian's chromium. pip's cache (~/.cache/pip) keeps the llama-cpp-python wheel,
+# so only the first build takes about 6 minutes.
+
+PYTHON ?= python3
+VENV   := .venv
+PIP    := $(VENV)/bin/pip
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: run test bench chromium screenshots clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
+	$(PIP) install -r requirements-test.txt
+	touch $@
+
+chromium:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+
+run: $(VENV)/.deps
+	$(VENV)/bin/streamlit run Home.py
+
+test: $(VENV)/.test-deps chromium
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

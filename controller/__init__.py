@@ -1,0 +1,1 @@
+"""Use cases of the chat pages. Imports no streamlit."""

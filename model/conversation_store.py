@@ -1,0 +1,336 @@
+"""Named conversations in one JSON file, written atomically under a file lock.
+
+Format (the seed's, see DESIGN.md): a JSON object mapping each conversation name to a list of
+``{"role": "user"|"assistant"|"system", "content": "..."}``; extra keys per message are allowed.
+
+Durability, for every write:
+1. a ``filelock`` lock on ``<file>.lock`` is held over the whole read-modify-write;
+2. the new content goes to a temp file in the same folder, flushed and fsynced;
+3. ``os.replace`` puts it over the file; 4. the folder is fsynced.
+
+A file that cannot be read as that format is never overwritten: it is moved aside as
+``<file>.corrupt-<UTC timestamp>``, the conversations that can still be read from it are kept,
+and a notice says where the old file went. Before each destructive write (delete, overwrite,
+rename) a copy is kept as ``<file>.bak-<UTC timestamp>``; the newest ``backups`` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock, Timeout
+
+from model.message import InvalidMessageError, Message
+
+Conversations = dict[str, list[Message]]
+
+
+class StoreError(Exception):
+    """A conversation could not be read or written; ``str(error)`` is a sentence for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What the file held at one (inode, mtime in ns, size in bytes)."""
+
+    key: tuple[int, int, int] | None
+    conversations: Conversations
+
+
+def _stamp() -> str:
+    """Return a UTC timestamp safe for a file name, with microseconds: ``20261121T193000.123456Z``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def normalize_name(name: str) -> str:
+    """Return ``name`` trimmed of surrounding white space.
+
+    Raises:
+        StoreError: if nothing is left, since a conversation needs a visible name.
+    """
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise StoreError("Please enter a name for the conversation.")
+    return cleaned
+
+
+def parse_conversations(raw: object) -> tuple[Conversations, list[str]]:
+    """Turn a decoded JSON value into conversations, keeping every part that is valid.
+
+    Args:
+        raw: the value ``json.loads`` gave for the whole file.
+
+    Returns:
+        ``(conversations, problems)``: the valid conversations, and one sentence per part that
+        was dropped. A non-object top level gives ``({}, [problem])``.
+    """
+    if not isinstance(raw, dict):
+        return {}, [f"the file holds a {type(raw).__name__}, not an object of conversations"]
+    conversations: Conversations = {}
+    problems: list[str] = []
+    for name, items in raw.items():
+        if not isinstance(items, list):
+            problems.append(f"conversation {name!r} is not a list of messages")
+            continue
+        try:
+            conversations[name] = [Message.from_dict(item) for item in items]
+        except InvalidMessageError as exc:
+            problems.append(f"conversation {name!r}: {exc}")
+    return conversations, problems
+
+
+def dump_conversations(conversations: Conversations) -> str:
+    """Serialise conversations to the conversations.json text (UTF-8, indented, non-ASCII kept)."""
+    data = {name: [m.to_dict() for m in messages] for name, messages in conversations.items()}
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def last_activity(messages: list[Message]) -> str:
+    """Return the newest message ``timestamp`` of a conversation, or ``""`` if none has one."""
+    return max((m.timestamp for m in messages if m.timestamp), default="")
+
+
+class ConversationStore:
+    """Saved conversations in one JSON file; safe across threads, browser tabs and processes.
+
+    Args:
+        path: the conversations.json file; its folder must exist or be creatable.
+        lock_timeout: seconds to wait for another writer's lock before giving up.
+        backups: how many ``.bak-`` copies to keep (0 keeps none).
+
+    Reads are cached by the file's (inode, mtime, size), so a Streamlit rerun with no change
+    does not parse the file again.
+    """
+
+    def __init__(self, path: Path | str, lock_timeout: float = 10.0, backups: int = 5) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.backups = backups
+        self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout)
+        self._cache = _Snapshot(None, {})
+        self._cache_guard = threading.Lock()
+        self._notices: list[str] = []
+
+    # ----- reading -------------------------------------------------------------------------
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _read_file(self) -> tuple[Conversations, list[str] | None]:
+        """Read the file as it is now: (conversations, problems or None when it is sound)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}, None
+        except UnicodeDecodeError:
+            return {}, ["the file is not UTF-8 text"]
+        except OSError as exc:
+            raise StoreError(f"Could not read {self.path}: {exc.strerror or exc}.") from exc
+        if not text.strip():
+            return {}, ["the file is empty"]
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return {}, [f"the file is not valid JSON ({exc.msg} at line {exc.lineno})"]
+        conversations, problems = parse_conversations(raw)
+        return conversations, problems or None
+
+    def _read_locked(self) -> Conversations:
+        """Read under the write lock, moving a bad file aside; returns what could be kept."""
+        conversations, problems = self._read_file()
+        if problems is not None:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{_stamp()}")
+            try:
+                os.replace(self.path, aside)
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path} cannot be read ({problems[0]}) and could not be moved aside: "
+                    f"{exc.strerror or exc}. Nothing was changed."
+                ) from exc
+            kept = f" {len(conversations)} conversation(s) could be read from it and were kept." if conversations else ""
+            self._notices.append(
+                f"The saved conversations file could not be read ({'; '.join(problems)}). "
+                f"It was moved aside to {aside} and not changed.{kept}"
+            )
+            if conversations:
+                self._write(conversations)
+        return conversations
+
+    def load_all(self) -> Conversations:
+        """Return every saved conversation as ``{name: [Message, ...]}`` in file order.
+
+        The result is cached by the file's identity, mtime and size; treat it as read-only.
+
+        Raises:
+            StoreError: if the file cannot be read, or is bad and cannot be moved aside.
+        """
+        key = self._stat_key()
+        with self._cache_guard:
+            if key == self._cache.key:
+                return self._cache.conversations
+        conversations, problems = self._read_file()
+        if problems is not None:
+            conversations = self._locked(self._read_locked)
+            key = self._stat_key()
+        with self._cache_guard:
+            self._cache = _Snapshot(key, conversations)
+        return conversations
+
+    def names(self) -> list[str]:
+        """Return the conversation names, newest activity first (by message ``timestamp``).
+
+        Conversations without timestamps keep their file order, after those with timestamps.
+        """
+        conversations = self.load_all()
+        return sorted(conversations, key=lambda n: last_activity(conversations[n]), reverse=True)
+
+    def get(self, name: str) -> list[Message] | None:
+        """Return a copy of the messages of ``name``, or None if there is no such conversation."""
+        messages = self.load_all().get(name)
+        return None if messages is None else list(messages)
+
+    def pop_notices(self) -> list[str]:
+        """Return and clear the sentences for the user about files that were moved aside."""
+        notices, self._notices = self._notices, []
+        return notices
+
+    def list_backups(self) -> list[Path]:
+        """Return the backup files of this store, newest first."""
+        return sorted(self.path.parent.glob(f"{self.path.name}.bak-*"), reverse=True)
+
+    # ----- writing -------------------------------------------------------------------------
+    def _locked(self, action: Callable[[], Conversations]) -> Conversations:
+        try:
+            with self._lock:
+                return action()
+        except Timeout as exc:
+            raise StoreError(
+                f"The conversations file is busy (another Parley window is writing it); "
+                f"gave up after {self.lock_timeout:g} s. Please try again."
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"Could not lock {self.path}: {exc.strerror or exc}.") from exc
+
+    def _write(self, conversations: Conversations) -> None:
+        """Atomically replace the file with ``conversations`` (caller holds the lock)."""
+        folder = self.path.parent
+        tmp_name = None
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+                tmp.write(dump_conversations(conversations))
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, self.path)
+            tmp_name = None
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StoreError(
+                f"Could not save to {self.path}: {exc.strerror or exc}. "
+                "The file was not changed; your conversation is still here, so you can try again."
+            ) from exc
+        finally:
+            if tmp_name is not None:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+
+    def _backup(self) -> None:
+        """Copy the current file to ``.bak-<timestamp>`` and drop all but the newest N."""
+        if self.backups <= 0 or not self.path.exists():
+            return
+        try:
+            shutil.copy2(self.path, self.path.with_name(f"{self.path.name}.bak-{_stamp()}"))
+            for old in self.list_backups()[self.backups:]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Could not back up {self.path} before changing it: {exc.strerror or exc}. Nothing was changed."
+            ) from exc
+
+    def _modify(self, change: Callable[[Conversations], bool]) -> Conversations:
+        """Run ``change`` on a fresh copy under the lock; it returns True to back up first."""
+
+        def action() -> Conversations:
+            conversations = dict(self._read_locked())
+            if change(conversations):
+                self._backup()
+            self._write(conversations)
+            return conversations
+
+        result = self._locked(action)
+        with self._cache_guard:
+            self._cache = _Snapshot(self._stat_key(), result)
+        return result
+
+    def save(self, name: str, messages: list[Message]) -> str:
+        """Save ``messages`` under ``name`` (trimmed), replacing what that name held.
+
+        Replacing an existing conversation makes a backup first unless the new messages only
+        extend the stored ones (the auto-save of a new turn).
+
+        Returns:
+            the trimmed name it was saved under.
+
+        Raises:
+            StoreError: on an empty name, a lock timeout, or a failed write (file unchanged).
+        """
+        name = normalize_name(name)
+
+        def change(conversations: Conversations) -> bool:
+            old = conversations.get(name)
+            conversations[name] = list(messages)
+            return old is not None and old != list(messages[: len(old)])
+
+        self._modify(change)
+        return name
+
+    def delete(self, name: str) -> None:
+        """Delete the conversation ``name`` after a backup; a missing name is not an error.
+
+        Raises:
+            StoreError: on a lock timeout or a failed write (file unchanged).
+        """
+
+        def change(conversations: Conversations) -> bool:
+            return conversations.pop(name, None) is not None
+
+        self._modify(change)
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename conversation ``old`` to ``new`` (trimmed) after a backup.
+
+        Returns:
+            the trimmed new name.
+
+        Raises:
+            StoreError: if ``new`` is empty or already used, ``old`` does not exist, or the write fails.
+        """
+        new = normalize_name(new)
+
+        def change(conversations: Conversations) -> bool:
+            if old not in conversations:
+                raise StoreError(f"There is no saved conversation called {old!r}.")
+            if new != old and new in conversations:
+                raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
+            conversations[new] = conversations.pop(old)
+            return True
+
+        self._modify(change)
+        return new

