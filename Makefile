@@ -23,8 +23,8 @@ $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
 	touch $@
 
 chromium:
-	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-color-emoji; }
 
 run: $(VENV)/.deps
 	$(VENV)/bin/streamlit run Home.py

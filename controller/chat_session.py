@@ -54,7 +54,7 @@ class ChatSession:
             if kept:
                 message += " The part of the reply that arrived is kept, marked as incomplete."
             raise ChatError(message) from exc
-        reply = Message.assistant("".join(parts).strip())
+        reply = Message.assistant("".join(parts).strip(), model=self.config.model)
         self.messages.append(reply)
         on_message(reply)
 
@@ -63,7 +63,7 @@ class ChatSession:
         text = "".join(parts).strip()
         if not text:
             return False
-        partial = Message.assistant(text, incomplete=True)
+        partial = Message.assistant(text, incomplete=True, model=self.config.model)
         self.messages.append(partial)
         on_message(partial)
         return True

@@ -2,7 +2,7 @@
 
 A message is stored in conversations.json as ``{"role": ..., "content": ...}``, the seed
 (bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
-``incomplete`` (true when a reply was cut off). Unknown keys are ignored on read.
+``incomplete`` (true when a reply was cut off) and ``model`` (the model that gave a reply). Unknown keys are ignored on read.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ class Message:
         content: the text, as markdown.
         timestamp: ISO 8601 UTC time it was written, or None for messages from older files.
         incomplete: True when this is an assistant reply that was cut off before it ended.
+        model: for an assistant reply, the model that gave it (e.g. ``smollm2-135m-instruct``).
     """
 
     role: MessageRole
     content: str
     timestamp: str | None = None
     incomplete: bool = False
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
@@ -49,6 +51,8 @@ class Message:
             data["timestamp"] = self.timestamp
         if self.incomplete:
             data["incomplete"] = True
+        if self.model is not None:
+            data["model"] = self.model
         return data
 
     @classmethod
@@ -71,11 +75,13 @@ class Message:
         if not isinstance(content, str):
             raise InvalidMessageError("a message's content must be text")
         timestamp = data.get("timestamp")
+        model = data.get("model")
         return cls(
             role=role,
             content=content,
             timestamp=timestamp if isinstance(timestamp, str) else None,
             incomplete=data.get("incomplete") is True,
+            model=model if isinstance(model, str) else None,
         )
 
     def to_chat_message(self) -> ChatMessage:
@@ -99,6 +105,6 @@ class Message:
         return cls(MessageRole.USER, content, utc_now_iso())
 
     @classmethod
-    def assistant(cls, content: str, incomplete: bool = False) -> "Message":
-        """Return an assistant message with the current UTC timestamp."""
-        return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete)
+    def assistant(cls, content: str, incomplete: bool = False, model: str | None = None) -> "Message":
+        """Return an assistant message from ``model`` with the current UTC timestamp."""
+        return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete, model)

@@ -1,0 +1,92 @@
+"""Browser test: Playwright drives Debian's Chromium against `streamlit run Home.py` on the real local model."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TIMEOUT_MS = 90_000
+
+pytestmark = pytest.mark.browser
+
+
+def wait_idle(page: Page) -> None:
+    """Wait until the script run (and so any streaming) is over."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+
+
+def open_popover(page: Page, name: str, action: str) -> None:
+    """Open the sidebar popover of conversation ``name`` unless its ``action`` button already shows."""
+    if not page.get_by_role("button", name=action).is_visible():
+        page.get_by_test_id("stSidebar").get_by_role("button", name=name).click()
+    expect(page.get_by_role("button", name=action)).to_be_visible()
+
+
+def send(page: Page, text: str) -> None:
+    """Type ``text`` into the chat input, send it and wait for the reply to finish."""
+    before = page.get_by_test_id("stChatMessage").count()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(before + 2, timeout=TIMEOUT_MS)
+    reply = page.get_by_test_id("stChatMessage").nth(before + 1)
+    # The model's name is written under a reply once it is complete.
+    expect(reply.get_by_test_id("stCaptionContainer")).to_have_text("smollm2-135m-instruct", timeout=TIMEOUT_MS)
+    wait_idle(page)
+
+
+@pytest.fixture
+def app_env(app_env, monkeypatch):
+    """Longer replies than the other tests, so the screenshots in docs/ show a real exchange."""
+    monkeypatch.setenv("LLM_MAX_TOKENS", "120")
+    return app_env
+
+
+def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit_app, browser_page):
+    page = browser_page
+    page.goto(streamlit_app, timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Parley")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("smollm2-135m-instruct")).to_be_visible(timeout=TIMEOUT_MS)
+    page.screenshot(path=DOCS / "home.png")
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Chatbot With Memory").click()
+    expect(page.get_by_role("heading", name="Chatbot With Memory")).to_be_visible(timeout=TIMEOUT_MS)
+    send(page, "Hello! My name is Ada. What is the capital of France?")
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    expect(reply).not_to_have_text(re.compile(r"^\s*$"))
+    assert "Ada" in page.get_by_test_id("stChatMessage").nth(0).inner_text()
+
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_role("button", name="Save").click()
+    sidebar.get_by_label("Enter a name to save the conversation:").fill("Meeting Ada")
+    sidebar.get_by_role("button", name="Confirm Save").click()
+    expect(sidebar.get_by_text("Saved as “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    page.screenshot(path=DOCS / "chatbot_with_memory.png")
+    assert "Meeting Ada" in json.loads(app_env.read_text(encoding="utf-8"))
+
+    page.reload()
+    expect(page.get_by_role("heading", name="Chatbot With Memory")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
+    open_popover(page, "Meeting Ada", "Load")
+    page.get_by_role("button", name="Load").click()
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stChatMessage").nth(0)).to_contain_text("My name is Ada")
+    wait_idle(page)
+
+    open_popover(page, "Meeting Ada", "Delete")
+    page.get_by_role("button", name="Delete").click()
+    expect(sidebar.get_by_text("Deleted “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(sidebar.get_by_role("button", name="Meeting Ada")).to_have_count(0)
+    assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Simple Chat").click()
+    expect(page.get_by_role("heading", name="Simple Chat")).to_be_visible(timeout=TIMEOUT_MS)
+    send(page, "Name three colours.")
+    expect(page.get_by_test_id("stChatMessage").nth(1)).not_to_have_text(re.compile(r"^\s*$"))
+    page.screenshot(path=DOCS / "simple_chat.png")

@@ -1,0 +1,1 @@
+"""Everything that calls st.*: pages' bodies, chat bubbles, streaming, sidebar and errors."""

@@ -1,0 +1,124 @@
+"""Shared view helpers: page setup, settings, the local server, the store and the active model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+from pydantic import ValidationError
+
+from controller.chat_session import ChatError
+from model.conversation_store import ConversationStore
+from model.message import Message
+from settings import PROVIDER_LABELS, Settings, load_settings
+from utils.llm import LLMConfig, ProviderConfigError, config_from_settings
+from utils.local_server import LocalServer, LocalServerError
+
+#: Longest conversation name shown in full in the sidebar, in characters.
+NAME_DISPLAY_LIMIT = 40
+
+
+def setup_page(title: str, icon: str = "💬") -> None:
+    """Set the browser tab's title and icon and the wide layout."""
+    st.set_page_config(page_title=f"{title} · Parley", page_icon=icon, layout="wide")
+
+
+def settings_or_stop() -> Settings:
+    """Return the settings, or show what is wrong with them and stop the page."""
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        st.error(f"Parley's configuration has a mistake: {problems}. Fix it in the environment or .streamlit/secrets.toml.")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _local_server(port: int | None, model_path: Path | None, context_window: int, start_timeout: float) -> LocalServer:
+    """One local model server per configuration, shared by every rerun, page and tab."""
+    return LocalServer.ensure(port, model_path, context_window, start_timeout)
+
+
+@st.cache_resource(show_spinner=False)
+def conversation_store(path: Path) -> ConversationStore:
+    """The store of ``path``, shared by all tabs so its read cache is shared too (it is thread-safe)."""
+    return ConversationStore(path)
+
+
+def llm_config_or_stop(settings: Settings) -> LLMConfig:
+    """Return the active LLMConfig, starting the local server (with a spinner) when it is used.
+
+    On a missing model, a server that does not start, or a missing key, shows ``st.error``
+    with what to do, and stops the page.
+    """
+    try:
+        if settings.provider != "local":
+            return config_from_settings(settings)
+        with st.spinner("Starting the local model (SmolLM2-135M-Instruct)… this takes a few seconds the first time."):
+            server = _local_server(
+                settings.local_llm_port,
+                settings.local_model_path,
+                settings.local_context_window,
+                settings.local_server_start_timeout,
+            )
+        return config_from_settings(settings, server.base_url, server.context_window)
+    except (LocalServerError, ProviderConfigError) as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def provider_caption(config: LLMConfig) -> str:
+    """One line naming the active provider and model, for the sidebar and Home."""
+    return f"**Provider:** {PROVIDER_LABELS.get(config.provider, config.provider)}  \n**Model:** `{config.model}`"
+
+
+def short_name(name: str) -> str:
+    """Return ``name`` cut to NAME_DISPLAY_LIMIT characters with an ellipsis, for labels."""
+    return name if len(name) <= NAME_DISPLAY_LIMIT else name[: NAME_DISPLAY_LIMIT - 1] + "…"
+
+
+def widget_key(prefix: str, name: str) -> str:
+    """A widget key that is unique and safe whatever ``name`` holds (SHA-1 of its UTF-8)."""
+    return f"{prefix}-{hashlib.sha1(name.encode('utf-8')).hexdigest()}"
+
+
+def render_messages(messages: list[Message]) -> None:
+    """Draw each message as a chat bubble; an incomplete reply is marked as such."""
+    for message in messages:
+        with st.chat_message(message.role.value):
+            st.markdown(message.content)
+            if message.incomplete:
+                st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
+            elif message.model:
+                st.caption(message.model)
+
+
+def stream_turn(prompt: str, reply, model: str) -> bool:
+    """Draw the user's ``prompt``, then stream ``reply`` (an iterator of text) into an assistant bubble
+    labelled, once it is complete, with ``model``.
+
+    Returns:
+        True if the reply finished; False if it failed (the error is shown with ``st.error``).
+    """
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    with st.chat_message("assistant"):
+        try:
+            st.write_stream(reply)
+            st.caption(model)
+            return True
+        except ChatError as exc:
+            st.error(str(exc))
+            return False
+
+
+def flash(text: str, kind: str = "success") -> None:
+    """Queue a message to show on the next rerun (for actions followed by ``st.rerun``)."""
+    st.session_state.setdefault("_flash", []).append((kind, text))
+
+
+def show_flashes() -> None:
+    """Show and clear the queued messages."""
+    for kind, text in st.session_state.pop("_flash", []):
+        getattr(st, kind)(text)
