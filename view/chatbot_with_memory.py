@@ -54,6 +54,11 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
 def _sidebar(chat: MemoryChat, store: ConversationStore, config: LLMConfig) -> None:
     st.markdown(provider_caption(config))
     show_flashes()
+    try:
+        names = store.names()  # reads the file first, so a bad one is moved aside and reported now
+    except StoreError as exc:
+        st.error(str(exc))
+        names = []
     for notice in store.pop_notices():
         st.warning(notice)
     if chat.save_error:
@@ -66,11 +71,6 @@ def _sidebar(chat: MemoryChat, store: ConversationStore, config: LLMConfig) -> N
     if st.session_state.get(SHOW_SAVE):
         _save_form(chat, store)
     st.header("Saved Conversations")
-    try:
-        names = store.names()
-    except StoreError as exc:
-        st.error(str(exc))
-        return
     if not names:
         st.caption("No saved conversations yet.")
     for name in names:

