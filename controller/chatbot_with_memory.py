@@ -161,6 +161,20 @@ class MemoryChat(ChatSession):
         if self.name == name:
             self.name = None
 
+    def rename(self, old: str, new: str) -> str:
+        """Rename the saved ``old`` to ``new`` (trimmed); the open conversation follows the rename.
+
+        Returns:
+            the trimmed new name.
+
+        Raises:
+            StoreError: blank or taken name, no such conversation, or a failed write.
+        """
+        renamed = self.store.rename(old, new)
+        if self.name == old:
+            self.name = renamed
+        return renamed
+
     def new_chat(self) -> None:
         """Start an empty, unnamed conversation."""
         self.messages = []

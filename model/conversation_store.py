@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 from model.message import InvalidMessageError, Message
 
 Conversations = dict[str, list[Message]]
+_UNCHANGED = "The file was not changed; your conversation is still here, so you can try again."
 
 
 class StoreError(Exception):
@@ -200,6 +201,21 @@ class ConversationStore:
         messages = self.load_all().get(name)
         return None if messages is None else list(messages)
 
+    def search(self, query: str) -> list[str]:
+        """Return the names (newest activity first) whose name or any message contains ``query``.
+
+        Matching ignores case; an empty or blank query returns every name.
+        """
+        needle = query.strip().casefold()
+        conversations = self.load_all()
+        return [
+            name
+            for name in self.names()
+            if not needle
+            or needle in name.casefold()
+            or any(needle in m.content.casefold() for m in conversations[name])
+        ]
+
     def pop_notices(self) -> list[str]:
         """Return and clear the sentences for the user about files that were moved aside."""
         notices, self._notices = self._notices, []
@@ -220,7 +236,10 @@ class ConversationStore:
                 f"gave up after {self.lock_timeout:g} s. Please try again."
             ) from exc
         except OSError as exc:
-            raise StoreError(f"Could not lock {self.path}: {exc.strerror or exc}.") from exc
+            raise StoreError(
+                f"Could not save to {self.path}: {exc.strerror or exc} (the lock file {self._lock.lock_file} "
+                f"cannot be created). {_UNCHANGED}"
+            ) from exc
 
     def _write(self, conversations: Conversations) -> None:
         """Atomically replace the file with ``conversations`` (caller holds the lock)."""
@@ -240,10 +259,7 @@ class ConversationStore:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StoreError(
-                f"Could not save to {self.path}: {exc.strerror or exc}. "
-                "The file was not changed; your conversation is still here, so you can try again."
-            ) from exc
+            raise StoreError(f"Could not save to {self.path}: {exc.strerror or exc}. {_UNCHANGED}") from exc
         finally:
             if tmp_name is not None:
                 try:
@@ -313,6 +329,66 @@ class ConversationStore:
 
         self._modify(change)
 
+    def import_conversations(self, incoming: Conversations, replace: bool) -> list[str]:
+        """Add ``incoming`` conversations in one write.
+
+        Args:
+            incoming: ``{name: messages}``, e.g. from ``parse_import``.
+            replace: on a name clash, True replaces the saved one (after a backup); False keeps
+                both, saving the imported one as ``"<name> (imported)"``, ``"<name> (imported 2)"``...
+
+        Returns:
+            the names the conversations were saved under, in order.
+
+        Raises:
+            StoreError: a name is blank, or the write fails (the file is unchanged).
+        """
+        cleaned = {normalize_name(name): messages for name, messages in incoming.items()}
+        saved_as: list[str] = []
+
+        def change(conversations: Conversations) -> bool:
+            clash = False
+            for name, messages in cleaned.items():
+                target = name
+                if name in conversations:
+                    clash = True
+                    if not replace:
+                        target, n = f"{name} (imported)", 2
+                        while target in conversations:
+                            target, n = f"{name} (imported {n})", n + 1
+                conversations[target] = list(messages)
+                saved_as.append(target)
+            return clash and replace
+
+        self._modify(change)
+        return saved_as
+
+    def restore_backup(self, backup: Path) -> None:
+        """Replace the saved conversations with those of ``backup`` (one of ``list_backups()``).
+
+        The current file is backed up first, so a restore can itself be undone.
+
+        Raises:
+            StoreError: the backup is not one of this store's, cannot be read, or the write fails.
+        """
+        backup = Path(backup)
+        if backup not in self.list_backups():
+            raise StoreError(f"{backup.name} is not a backup of {self.path.name}.")
+        try:
+            raw = json.loads(backup.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"The backup {backup.name} cannot be read: {exc}. Nothing was changed.") from exc
+        restored, problems = parse_conversations(raw)
+        if problems:
+            raise StoreError(f"The backup {backup.name} is damaged ({problems[0]}). Nothing was changed.")
+
+        def change(conversations: Conversations) -> bool:
+            conversations.clear()
+            conversations.update(restored)
+            return True
+
+        self._modify(change)
+
     def rename(self, old: str, new: str) -> str:
         """Rename conversation ``old`` to ``new`` (trimmed) after a backup.
 
@@ -334,3 +410,37 @@ class ConversationStore:
 
         self._modify(change)
         return new
+
+
+def parse_import(text: str | bytes) -> Conversations:
+    """Parse an uploaded JSON file in the conversations.json format (one or many conversations).
+
+    Raises:
+        StoreError: the file is not UTF-8 JSON, not an object of conversations, holds an invalid
+            message, or holds none; the sentence says which.
+    """
+    try:
+        raw = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"That file is not valid JSON ({exc}). Nothing was imported.") from exc
+    conversations, problems = parse_conversations(raw)
+    if problems:
+        raise StoreError(f"That file is not in the conversations format: {problems[0]}. Nothing was imported.")
+    if not conversations:
+        raise StoreError("That file holds no conversations. Nothing was imported.")
+    return conversations
+
+
+def export_json(name: str, messages: list[Message]) -> str:
+    """Return one conversation as conversations.json text, ``{name: [messages]}``, importable as is."""
+    return dump_conversations({name: messages})
+
+
+def export_markdown(name: str, messages: list[Message]) -> str:
+    """Return one conversation as Markdown: a title, then a section per message with its role."""
+    lines = [f"# {name}", ""]
+    for m in messages:
+        note = " (incomplete)" if m.incomplete else ""
+        when = f" · {m.timestamp}" if m.timestamp else ""
+        lines += [f"### {m.role.value.capitalize()}{note}{when}", "", m.content, ""]
+    return "\n".join(lines)

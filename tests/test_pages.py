@@ -103,6 +103,8 @@ def test_delete_removes_it_from_the_file_and_the_sidebar(app_env):
     app_env.write_text(json.dumps(SEED), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("delete", "Meeting Ada")).click().run()
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Meeting Ada", "Other"]  # asks first
+    at.button(key=widget_key("confirm-delete", "Meeting Ada")).click().run()
     assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other"]
     assert widget_key("delete", "Meeting Ada") not in sidebar_buttons(at)
     assert widget_key("delete", "Other") in sidebar_buttons(at)
@@ -149,3 +151,68 @@ def test_named_conversation_auto_saves_each_turn(app_env):
     saved = json.loads(app_env.read_text(encoding="utf-8"))["Meeting Ada"]
     assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
     assert saved[2]["content"] == "What is my name?" and saved[3]["content"].strip()
+
+
+def test_delete_can_be_cancelled(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("delete", "Other")).click().run()
+    assert any("Delete “Other”?" in w.value for w in at.sidebar.warning)
+    at.button(key=widget_key("cancel-delete", "Other")).click().run()
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Meeting Ada", "Other"]
+    assert widget_key("delete", "Other") in sidebar_buttons(at)
+
+
+def test_rename_changes_the_file_and_the_open_conversation(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.text_input(key=widget_key("new-name", "Meeting Ada")).input("  Ada, again 🎉  ")
+    at.button(key=widget_key("rename", "Meeting Ada")).click().run()
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other", "Ada, again 🎉"]
+    assert at.session_state["memory_chat"].name == "Ada, again 🎉"
+    assert widget_key("load", "Ada, again 🎉") in sidebar_buttons(at)
+
+
+def test_search_filters_by_name_and_content(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.text_input(key="memory_search").input("something ELSE").run()
+    assert widget_key("load", "Other") in sidebar_buttons(at)
+    assert widget_key("load", "Meeting Ada") not in sidebar_buttons(at)
+    at.text_input(key="memory_search").input("zzz-no-match").run()
+    assert any("No saved conversation matches" in c.value for c in at.sidebar.caption)
+
+
+def test_new_chat_starts_an_empty_unnamed_conversation(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    next(b for b in at.sidebar.button if b.label == "New chat").click().run()
+    assert chat_texts(at) == []
+    chat = at.session_state["memory_chat"]
+    assert chat.name is None and chat.memory.get_all() == []
+    assert json.loads(app_env.read_text(encoding="utf-8")) == SEED  # nothing saved or lost
+
+
+@pytest.mark.parametrize("name", ["Café ☕ 日本語 🚀", "long " * 100])
+def test_unicode_and_very_long_names_save_and_show_shortened(app_env, name):
+    at = send(run(MEMORY), "Hi")
+    next(b for b in at.sidebar.button if b.label == "Save").click().run()
+    at.sidebar.text_input(key="memory_save_name").input(name)
+    next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
+    assert name.strip() in json.loads(app_env.read_text(encoding="utf-8"))
+    assert widget_key("load", name.strip()) in sidebar_buttons(at)
+    if len(name) > 40:
+        assert any(len(s.value) < 120 for s in at.sidebar.success)
+
+
+def test_restore_from_backup_brings_back_a_deleted_conversation(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("delete", "Other")).click().run()
+    at.button(key=widget_key("confirm-delete", "Other")).click().run()
+    assert "Other" not in json.loads(app_env.read_text(encoding="utf-8"))
+    at.button(key="memory_restore").click().run()
+    assert json.loads(app_env.read_text(encoding="utf-8")) == SEED
+    assert any("Restored" in s.value for s in at.sidebar.success)
