@@ -57,6 +57,7 @@ class Settings(BaseSettings):
         llm_context_window: context window in tokens of a non-local model; None asks llama-index.
         llm_timeout: seconds to wait for the provider before giving up on a request.
         local_server_start_timeout: seconds to wait for the local server to load the model.
+        llm_system_prompt: the system prompt a new tab starts with ("" for none).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     llm_context_window: int | None = Field(default=None, ge=512)
     llm_timeout: float = Field(default=60.0, gt=0)
     local_server_start_timeout: float = Field(default=120.0, gt=0)
+    llm_system_prompt: str = "You are Parley, a helpful assistant."
 
     @field_validator("llm_model", "llm_base_url", "groq_api_key", "openai_api_key", mode="before")
     @classmethod

@@ -64,8 +64,10 @@ def test_simple_chat_send_message_gets_a_reply(app_env):
 def test_simple_chat_sends_the_whole_history(app_env):
     at = send(send(run(SIMPLE), "My favourite number is 7."), "What did I just say?")
     chat = at.session_state["simple_chat"]
-    history = chat.history()
-    assert [m.content for m in history[:3]] == ["My favourite number is 7.", chat.messages[1].content, "What did I just say?"]
+    # system prompt + the first turn (2 messages) + the new message
+    assert (chat.budget.sent_messages, chat.budget.left_out) == (4, 0)
+    sent = chat.history("next")
+    assert [m.content for m in sent[1:]] == [m.content for m in chat.messages] + ["next"]
     assert len(chat_texts(at)) == 4
 
 

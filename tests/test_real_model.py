@@ -126,5 +126,5 @@ def test_unreachable_server_gives_a_clear_error_and_keeps_the_message(store):
 
 
 def test_memory_token_limit_leaves_room_for_the_reply():
-    assert memory_token_limit(4096, 512) == int((4096 - 512) * 0.85)
+    assert memory_token_limit(4096, 512) == int((4096 - 512) * 0.75)
     assert memory_token_limit(1024, 2000) == 256

@@ -12,7 +12,7 @@ import pytest
 
 import settings as settings_module
 from settings import Settings
-from utils.llm import ProviderConfigError, config_from_settings, mask_key
+from utils.llm import ProviderConfigError, build_llm, config_from_settings, config_problem, mask_key
 from utils.local_server import LocalServer, LocalServerError, find_local_model
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -56,14 +56,16 @@ def test_keys_never_show_in_repr(clean_env):
 
 def test_chosen_provider_without_key_says_how_to_set_one(clean_env):
     clean_env.setenv("LLM_PROVIDER", "groq")
+    config = config_from_settings(Settings())
+    assert "GROQ_API_KEY" in config_problem(config)
     with pytest.raises(ProviderConfigError, match="GROQ_API_KEY"):
-        config_from_settings(Settings())
+        build_llm(config)
 
 
 def test_openai_like_needs_a_base_url(clean_env):
     clean_env.setenv("LLM_PROVIDER", "openai_like")
     with pytest.raises(ProviderConfigError, match="LLM_BASE_URL"):
-        config_from_settings(Settings())
+        build_llm(config_from_settings(Settings()))
 
 
 def test_bundled_model_is_found_without_importing_the_package():

@@ -6,8 +6,9 @@
   (the local llama-cpp-python server, or vLLM, Ollama, llama.cpp, LM Studio...).
 
 All of them are subclasses of llama-index's ``OpenAI``, which ``OpenAIAgent`` requires.
-Retries: llama-index's retry decorator does not retry a stream, so the only retrying layer for
-streamed chat is the OpenAI SDK, with ``max_retries`` (2 retries, so at most 3 HTTP attempts).
+Retries: llama-index's retry decorator does not retry a stream and the OpenAI SDK's retries are
+turned off (``max_retries=0``), so the one retrying layer is Parley's controller, which follows
+``retry_delay``: at most ``MAX_ATTEMPTS`` HTTP attempts per message.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from settings import PROVIDER_LABELS, Settings
 DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW = 3900
 #: Context window in tokens of Groq's models when LLM_CONTEXT_WINDOW is not set (Groq's docs: 128k for Llama 3.x).
 DEFAULT_GROQ_CONTEXT_WINDOW = 131072
+#: Groq's OpenAI-compatible API root (llama_index.llms.groq.Groq's default).
+GROQ_API_BASE = "https://api.groq.com/openai/v1"
 #: OpenAI's API root, used for model names llama-index does not know yet.
 OPENAI_API_BASE = "https://api.openai.com/v1"
 #: Context window in tokens assumed for such an OpenAI model when LLM_CONTEXT_WINDOW is not set.
 DEFAULT_OPENAI_CONTEXT_WINDOW = 128000
-#: SDK retries per request: 2 retries means at most 3 HTTP attempts.
-SDK_MAX_RETRIES = 2
+#: SDK retries per request: none, so that Parley's controller is the only layer that retries.
+SDK_MAX_RETRIES = 0
+#: Most HTTP attempts for one message, all layers together.
+MAX_ATTEMPTS = 3
+#: A rate limit whose retry-after is at most this many seconds is retried once, automatically.
+SHORT_RATE_LIMIT_WAIT = 10.0
+#: Pause before retrying a connection failure or server error, in seconds, by attempt number.
+BACKOFF_SECONDS = (0.5, 1.0)
 
 
 class ProviderConfigError(ValueError):
@@ -52,6 +61,7 @@ class LLMConfig:
         max_tokens: most tokens in one reply.
         context_window: context window in tokens, or None for the provider's default.
         timeout: seconds before one HTTP request gives up.
+        system_prompt: the system message sent first, or None.
     """
 
     provider: str
@@ -62,6 +72,7 @@ class LLMConfig:
     max_tokens: int = 512
     context_window: int | None = None
     timeout: float = 60.0
+    system_prompt: str | None = None
 
     def __repr__(self) -> str:
         return f"LLMConfig(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -72,7 +83,12 @@ class LLMConfig:
         return f"{PROVIDER_LABELS.get(self.provider, self.provider).split(' (')[0]} · {self.model}"
 
 
-def config_from_settings(settings: Settings, local_base_url: str | None = None, local_context_window: int | None = None) -> LLMConfig:
+def config_from_settings(
+    settings: Settings,
+    local_base_url: str | None = None,
+    local_context_window: int | None = None,
+    system_prompt: str | None = None,
+) -> LLMConfig:
     """Make the LLMConfig for the active provider of ``settings``.
 
     Args:
@@ -80,23 +96,12 @@ def config_from_settings(settings: Settings, local_base_url: str | None = None, 
         local_base_url: base URL of the running local server (provider ``local`` only).
         local_context_window: its ``n_ctx`` in tokens.
 
-    Raises:
-        ProviderConfigError: a key or base URL that the provider needs is missing.
+    A missing key or base URL is not an error here: ``config_problem`` tells, and ``build_llm``
+    refuses, so that the page can still show the conversation and say how to fix it.
     """
     provider = settings.provider
     key = {"groq": settings.groq_api_key, "openai": settings.openai_api_key}.get(provider)
-    if provider in ("groq", "openai") and key is None:
-        name = "GROQ_API_KEY" if provider == "groq" else "OPENAI_API_KEY"
-        raise ProviderConfigError(
-            f"No API key for {PROVIDER_LABELS[provider]}. Set {name} in your environment or in "
-            f".streamlit/secrets.toml, or unset LLM_PROVIDER to use the local model."
-        )
     base_url = local_base_url if provider == "local" else settings.llm_base_url
-    if provider == "openai_like" and not base_url:
-        raise ProviderConfigError(
-            "LLM_PROVIDER is openai_like but LLM_BASE_URL is not set. Set it to your server's API "
-            "root, e.g. http://127.0.0.1:11434/v1 for Ollama."
-        )
     context_window = local_context_window if provider == "local" else settings.llm_context_window
     return LLMConfig(
         provider=provider,
@@ -107,15 +112,37 @@ def config_from_settings(settings: Settings, local_base_url: str | None = None, 
         max_tokens=settings.llm_max_tokens,
         context_window=context_window,
         timeout=settings.llm_timeout,
+        system_prompt=system_prompt,
     )
+
+
+def config_problem(config: LLMConfig) -> str | None:
+    """Return why ``config`` cannot be used (missing key or base URL), for the user, or None."""
+    if config.provider in ("groq", "openai") and not config.api_key:
+        name = "GROQ_API_KEY" if config.provider == "groq" else "OPENAI_API_KEY"
+        return (
+            f"No API key for {PROVIDER_LABELS[config.provider]}. Enter one in the sidebar (kept in this "
+            f"tab only), or set {name} in your environment or in .streamlit/secrets.toml and restart."
+        )
+    if config.provider == "openai_like" and not config.base_url:
+        return (
+            "No base URL for the OpenAI-compatible server. Enter it in the sidebar, or set LLM_BASE_URL, "
+            "e.g. http://127.0.0.1:11434/v1 for Ollama."
+        )
+    if config.provider not in PROVIDER_LABELS:
+        return f"Unknown provider {config.provider!r}: use local, groq, openai or openai_like."
+    return None
 
 
 def build_llm(config: LLMConfig) -> OpenAI:
     """Return the llama-index LLM for ``config``; no request is made.
 
     Raises:
-        ProviderConfigError: unknown provider, or no base URL for local/openai_like.
+        ProviderConfigError: ``config_problem`` found something missing (its sentence is the message).
     """
+    problem = config_problem(config)
+    if problem is not None:
+        raise ProviderConfigError(problem)
     common = dict(
         model=config.model,
         temperature=config.temperature,
@@ -147,8 +174,6 @@ def build_llm(config: LLMConfig) -> OpenAI:
                 **common,
             )
     if config.provider in ("local", "openai_like"):
-        if not config.base_url:
-            raise ProviderConfigError(f"No base URL for provider {config.provider!r}.")
         return OpenAILike(
             api_base=config.base_url,
             api_key=config.api_key or "not-needed",
@@ -157,7 +182,7 @@ def build_llm(config: LLMConfig) -> OpenAI:
             context_window=config.context_window or DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW,
             **common,
         )
-    raise ProviderConfigError(f"Unknown provider {config.provider!r}: use local, groq, openai or openai_like.")
+    raise AssertionError("unreachable: config_problem rejects unknown providers")
 
 
 def context_window_of(llm: OpenAI) -> int:
@@ -190,13 +215,15 @@ def explain_provider_error(exc: BaseException, config: LLMConfig) -> str:
     Returns:
         the sentence; it never contains the key in clear.
     """
+    if isinstance(exc, ProviderConfigError):
+        return str(exc)
     where = config.label
     url = config.base_url or f"the {where} API"
     if isinstance(exc, openai.AuthenticationError):
         return f"{where} rejected the API key ({mask_key(config.api_key)}). Check that the key is right and still active."
     if isinstance(exc, openai.RateLimitError):
-        retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
-        when = f"in {retry_after} s" if retry_after else "in a little while"
+        retry_after = _retry_after(exc)
+        when = f"in {retry_after:g} s" if retry_after is not None else "in a little while"
         return f"{where} is rate-limiting requests. Try again {when}."
     if isinstance(exc, openai.APITimeoutError):
         return f"{where} did not answer within {config.timeout:g} s. Retry may help."
@@ -208,7 +235,7 @@ def explain_provider_error(exc: BaseException, config: LLMConfig) -> str:
         return f"{where} had a server error ({exc.status_code}). Retry may help."
     if isinstance(exc, openai.APIStatusError):
         return f"{where} refused the request (HTTP {exc.status_code}): {_short(exc.message)}"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)):
         return f"The connection to {where} was cut off in the middle of the reply. Retry may help."
     return f"Something went wrong while asking {where}: {_short(str(exc)) or type(exc).__name__}."
 
@@ -217,3 +244,73 @@ def _short(text: str, limit: int = 200) -> str:
     """Return ``text`` on one line, cut to ``limit`` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def retry_delay(exc: BaseException, attempt: int) -> float | None:
+    """Decide whether a failed request that produced no text yet is tried again.
+
+    Args:
+        exc: what the attempt raised.
+        attempt: how many attempts were made so far (1 for the first).
+
+    Returns:
+        seconds to wait before the next attempt, or None to give up. Connection failures and
+        server errors (5xx) are retried up to MAX_ATTEMPTS with BACKOFF_SECONDS; a rate limit (429)
+        is retried once when its retry-after is at most SHORT_RATE_LIMIT_WAIT seconds; a timeout,
+        a rejected key or a bad request is not retried.
+    """
+    if attempt >= MAX_ATTEMPTS:
+        return None
+    if isinstance(exc, openai.RateLimitError):
+        wait = _retry_after(exc)
+        return wait if attempt == 1 and wait is not None and wait <= SHORT_RATE_LIMIT_WAIT else None
+    if isinstance(exc, openai.APITimeoutError):
+        return None
+    if isinstance(exc, (openai.APIConnectionError, openai.InternalServerError)):
+        return BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)]
+    return None
+
+
+def is_fallback_worthy(exc: BaseException) -> bool:
+    """True for failures where answering with the local model instead makes sense: connection or 5xx."""
+    return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError)) and not isinstance(
+        exc, openai.APITimeoutError
+    )
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """The retry-after header of an HTTP error, in seconds, or None if absent or not a number."""
+    value = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def list_models(base_url: str | None, api_key: str | None, timeout: float = 3.0) -> list[str]:
+    """Return the model ids from ``GET {base_url}/models`` (OpenAI protocol), sorted.
+
+    Args:
+        base_url: the API root, or None for OpenAI's.
+        api_key: the key, or None for servers that need none.
+        timeout: seconds to wait.
+
+    Raises:
+        openai.OpenAIError: the server did not answer, or refused (e.g. 401).
+    """
+    client = openai.OpenAI(base_url=base_url or OPENAI_API_BASE, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    return sorted(model.id for model in client.models.list())
+
+
+def check_provider(config: LLMConfig) -> str | None:
+    """Ask the provider's ``/models`` endpoint whether it answers; None when it does, else why not."""
+    try:
+        list_models(config.base_url or _default_base(config.provider), config.api_key, timeout=5.0)
+        return None
+    except openai.OpenAIError as exc:
+        return explain_provider_error(exc, config)
+
+
+def _default_base(provider: str) -> str | None:
+    """The API root of a cloud provider when no base URL is configured."""
+    return {"groq": GROQ_API_BASE, "openai": OPENAI_API_BASE}.get(provider)

@@ -16,19 +16,8 @@ import streamlit as st
 from controller.chatbot_with_memory import MemoryChat
 from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
 from utils.llm import LLMConfig
-from view.common import (
-    conversation_store,
-    flash,
-    llm_config_or_stop,
-    provider_caption,
-    render_messages,
-    settings_or_stop,
-    setup_page,
-    short_name,
-    show_flashes,
-    stream_turn,
-    widget_key,
-)
+from view.chat import chat_area, model_settings
+from view.common import conversation_store, flash, settings_or_stop, setup_page, short_name, show_flashes, widget_key
 
 SESSION_KEY = "memory_chat"
 SHOW_SAVE = "memory_show_save"
@@ -41,25 +30,26 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
     """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
-    config = llm_config_or_stop(settings)
+    with st.sidebar:
+        config = model_settings(settings)
     store = conversation_store(settings.conversations_file)
     chat: MemoryChat = st.session_state.get(SESSION_KEY) or make_chat(config, store)
     st.session_state[SESSION_KEY] = chat
     if chat.config != config:
         chat.set_config(config)
     with st.sidebar:
-        _sidebar(chat, store, config)
+        _sidebar(chat, store)
     st.title("Chatbot With Memory")
     st.caption(f"Conversation: **{chat.name}** (saved automatically)" if chat.name else "Unsaved conversation")
-    render_messages(chat.messages)
-    if prompt := st.chat_input("Message Parley"):
-        stream_turn(prompt, chat.stream_reply(prompt), config.model)
+
+    def show_save_error() -> None:
         if chat.save_error:
             st.error(chat.save_error)
 
+    chat_area(chat, config, settings, page="memory", after_turn=show_save_error)
 
-def _sidebar(chat: MemoryChat, store: ConversationStore, config: LLMConfig) -> None:
-    st.markdown(provider_caption(config))
+
+def _sidebar(chat: MemoryChat, store: ConversationStore) -> None:
     show_flashes()
     try:
         names = store.names()  # reads the file first, so a bad one is moved aside and reported now

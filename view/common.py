@@ -8,11 +8,10 @@ from pathlib import Path
 import streamlit as st
 from pydantic import ValidationError
 
-from controller.chat_session import ChatError
 from model.conversation_store import ConversationStore
 from model.message import Message
 from settings import PROVIDER_LABELS, Settings, load_settings
-from utils.llm import LLMConfig, ProviderConfigError, config_from_settings
+from utils.llm import LLMConfig
 from utils.local_server import LocalServer, LocalServerError
 
 #: Longest conversation name shown in full in the sidebar, in characters.
@@ -46,24 +45,21 @@ def conversation_store(path: Path) -> ConversationStore:
     return ConversationStore(path)
 
 
-def llm_config_or_stop(settings: Settings) -> LLMConfig:
-    """Return the active LLMConfig, starting the local server (with a spinner) when it is used.
+def local_server_or_stop(settings: Settings) -> LocalServer:
+    """The shared local model server, started with a spinner the first time.
 
-    On a missing model, a server that does not start, or a missing key, shows ``st.error``
-    with what to do, and stops the page.
+    On a missing model or a server that does not start, shows ``st.error`` with what to do and
+    stops the page.
     """
     try:
-        if settings.provider != "local":
-            return config_from_settings(settings)
         with st.spinner("Starting the local model (SmolLM2-135M-Instruct)… this takes a few seconds the first time."):
-            server = _local_server(
+            return _local_server(
                 settings.local_llm_port,
                 settings.local_model_path,
                 settings.local_context_window,
                 settings.local_server_start_timeout,
             )
-        return config_from_settings(settings, server.base_url, server.context_window)
-    except (LocalServerError, ProviderConfigError) as exc:
+    except LocalServerError as exc:
         st.error(str(exc))
         st.stop()
 
@@ -92,25 +88,6 @@ def render_messages(messages: list[Message]) -> None:
                 st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
             elif message.model:
                 st.caption(message.model)
-
-
-def stream_turn(prompt: str, reply, model: str) -> bool:
-    """Draw the user's ``prompt``, then stream ``reply`` (an iterator of text) into an assistant bubble
-    labelled, once it is complete, with ``model``.
-
-    Returns:
-        True if the reply finished; False if it failed (the error is shown with ``st.error``).
-    """
-    with st.chat_message("user"):
-        st.markdown(prompt)
-    with st.chat_message("assistant"):
-        try:
-            st.write_stream(reply)
-            st.caption(model)
-            return True
-        except ChatError as exc:
-            st.error(str(exc))
-            return False
 
 
 def flash(text: str, kind: str = "success") -> None:

@@ -1,8 +1,10 @@
-"""The Home page: what Parley is, the active provider and model, links to the chat pages."""
+"""The Home page: what Parley is, the active provider and model and whether it answers, links."""
 
 import streamlit as st
 
-from view.common import llm_config_or_stop, provider_caption, settings_or_stop, setup_page
+from utils.llm import check_provider, config_problem
+from view.chat import active_config
+from view.common import provider_caption, settings_or_stop, setup_page
 
 
 def render() -> None:
@@ -14,9 +16,18 @@ def render() -> None:
         "model running on this machine; with a Groq or OpenAI key, or any OpenAI-compatible "
         "server, it uses that instead. Your conversations stay in a file on this machine."
     )
-    config = llm_config_or_stop(settings_or_stop())
+    config = active_config(settings_or_stop())
     st.subheader("Active model")
     st.markdown(provider_caption(config))
+    problem = config_problem(config)
+    if problem is None:
+        with st.spinner("Checking that the provider answers…"):
+            problem = check_provider(config)
+    if problem is None:
+        st.success("The provider answers.", icon="✅")
+    else:
+        st.error(problem, icon="⚠️")
+    st.caption("Change the provider, model, temperature or system prompt in the sidebar of either chat page.")
     st.subheader("Start chatting")
     st.page_link("pages/1_Simple_Chat.py", label="Simple Chat", icon="💬")
     st.caption("A quick chat; nothing is saved.")

@@ -6,7 +6,8 @@ import streamlit as st
 
 from controller.simple_chat import SimpleChat
 from utils.llm import LLMConfig
-from view.common import llm_config_or_stop, provider_caption, render_messages, settings_or_stop, setup_page, stream_turn
+from view.chat import chat_area, model_settings
+from view.common import settings_or_stop, setup_page
 
 SESSION_KEY = "simple_chat"
 
@@ -14,18 +15,18 @@ SESSION_KEY = "simple_chat"
 def render(make_chat: Callable[[LLMConfig], SimpleChat]) -> None:
     """Draw the page; ``make_chat(config)`` makes this tab's controller the first time."""
     setup_page("Simple Chat")
-    st.title("Simple Chat")
-    config = llm_config_or_stop(settings_or_stop())
+    settings = settings_or_stop()
+    with st.sidebar:
+        config = model_settings(settings)
+        st.caption("Nothing on this page is saved.")
     chat: SimpleChat = st.session_state.get(SESSION_KEY) or make_chat(config)
     st.session_state[SESSION_KEY] = chat
     if chat.config != config:
         chat.set_config(config)
     with st.sidebar:
-        st.markdown(provider_caption(config))
-        st.caption("Nothing on this page is saved.")
         if st.button("Clear chat", disabled=not chat.messages):
             chat.messages.clear()
+            chat.budget = None
             st.rerun()
-    render_messages(chat.messages)
-    if prompt := st.chat_input("Message Parley"):
-        stream_turn(prompt, chat.stream_reply(prompt), config.model)
+    st.title("Simple Chat")
+    chat_area(chat, config, settings, page="simple")

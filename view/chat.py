@@ -1,0 +1,232 @@
+"""The chat parts both chat pages share: the model settings in the sidebar and the chat area
+(messages, streaming, errors with Retry and local fallback, and the context budget line).
+
+Model settings live in ``st.session_state`` (this tab only) and start from settings.py. A key
+typed here stays in the session: it is never written to conversations.json, logs or the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Callable, Iterator
+
+import streamlit as st
+
+from controller.chat_session import ChatError, ChatSession
+from settings import DEFAULT_MODELS, PROVIDER_LABELS, Settings
+from utils.llm import LLMConfig, config_from_settings, config_problem, list_models, mask_key
+from view.common import local_server_or_stop, render_messages
+
+#: System prompt presets offered in the sidebar (label → prompt).
+SYSTEM_PROMPT_PRESETS: dict[str, str] = {
+    "Helpful assistant": "You are Parley, a helpful assistant.",
+    "Concise": "You are a concise assistant. Answer in as few words as possible, without preamble.",
+    "Teacher": "You are a patient teacher. Explain step by step, with a short example.",
+    "No system prompt": "",
+}
+CUSTOM = "Custom"
+CHOICE = "model_choice"  # plain dict in session_state; survives page switches, unlike widget state
+SESSION_KEYS = "session_api_keys"  # provider → key typed in this tab
+
+
+def _choice(settings: Settings) -> dict:
+    """This tab's model choice, created from settings.py the first time."""
+    if CHOICE not in st.session_state:
+        preset = next((k for k, v in SYSTEM_PROMPT_PRESETS.items() if v == settings.llm_system_prompt), CUSTOM)
+        st.session_state[CHOICE] = {
+            "provider": settings.provider,
+            "model": settings.model,
+            "base_url": settings.llm_base_url or "",
+            "temperature": settings.llm_temperature,
+            "max_tokens": settings.llm_max_tokens,
+            "preset": preset,
+            "system_prompt": settings.llm_system_prompt,
+        }
+    return st.session_state[CHOICE]
+
+
+def active_config(settings: Settings) -> LLMConfig:
+    """The LLMConfig this tab uses now: settings.py, overridden by the sidebar choices.
+
+    Starts the local server (with a spinner) when the provider is local; stops the page with
+    ``st.error`` if it cannot start.
+    """
+    choice = _choice(settings)
+    provider = choice["provider"]
+    env_key = {"groq": settings.groq_api_key, "openai": settings.openai_api_key}.get(provider)
+    session_key = st.session_state.get(SESSION_KEYS, {}).get(provider)
+    if provider == "local":
+        server = local_server_or_stop(settings)
+        base_url, window = server.base_url, server.context_window
+    else:
+        base_url, window = choice["base_url"] or None, settings.llm_context_window
+    base = config_from_settings(settings, system_prompt=choice["system_prompt"] or None)
+    return replace(
+        base,
+        provider=provider,
+        model=choice["model"] or DEFAULT_MODELS[provider],
+        base_url=base_url,
+        api_key=session_key or (env_key.get_secret_value() if env_key else None),
+        temperature=choice["temperature"],
+        max_tokens=choice["max_tokens"],
+        context_window=window,
+    )
+
+
+def local_config(settings: Settings, like: LLMConfig) -> LLMConfig:
+    """The local model's config with ``like``'s limits and system prompt (for the fallback)."""
+    server = local_server_or_stop(settings)
+    return replace(
+        like, provider="local", model=DEFAULT_MODELS["local"], base_url=server.base_url,
+        api_key=None, context_window=server.context_window,
+    )
+
+
+def model_settings(settings: Settings) -> LLMConfig:
+    """Draw the "Model settings" section of the sidebar and return the resulting LLMConfig."""
+    choice = _choice(settings)
+    with st.expander("Model settings", expanded=False):
+        providers = list(PROVIDER_LABELS)
+        choice["provider"] = provider = st.selectbox(
+            "Provider", providers, index=providers.index(choice["provider"]),
+            format_func=lambda p: PROVIDER_LABELS[p].split(" (")[0] if p != "openai_like" else "OpenAI-compatible",
+            key="set_provider",
+        )
+        if provider == "openai_like":
+            choice["base_url"] = st.text_input(
+                "Base URL", value=choice["base_url"], placeholder="http://127.0.0.1:11434/v1", key="set_base_url"
+            ).strip()
+        if provider in ("groq", "openai"):
+            _key_field(settings, provider)
+        config = active_config(settings)
+        _model_field(choice, config)
+        choice["temperature"] = st.slider("Temperature", 0.0, 2.0, float(choice["temperature"]), 0.1, key="set_temperature")
+        choice["max_tokens"] = int(st.number_input(
+            "Max tokens per reply", 16, 32768, int(choice["max_tokens"]), 16, key="set_max_tokens"
+        ))
+        presets = [*SYSTEM_PROMPT_PRESETS, CUSTOM]
+        choice["preset"] = st.selectbox("System prompt", presets, index=presets.index(choice["preset"]), key="set_preset")
+        if choice["preset"] == CUSTOM:
+            choice["system_prompt"] = st.text_area("Custom system prompt", value=choice["system_prompt"], key="set_system_prompt")
+        else:
+            choice["system_prompt"] = SYSTEM_PROMPT_PRESETS[choice["preset"]]
+        st.caption("Changes apply from your next message, in this tab only.")
+    config = active_config(settings)
+    st.markdown(f"**{PROVIDER_LABELS[config.provider].split(' (')[0]}** · `{config.model}`")
+    problem = config_problem(config)
+    if problem:
+        st.error(problem)
+    return config
+
+
+def _key_field(settings: Settings, provider: str) -> None:
+    """The API key: from the environment (shown masked), or a password field kept in this tab."""
+    env_key = {"groq": settings.groq_api_key, "openai": settings.openai_api_key}[provider]
+    keys = st.session_state.setdefault(SESSION_KEYS, {})
+    if env_key is not None and provider not in keys:
+        st.caption(f"API key from the environment: `{mask_key(env_key.get_secret_value())}`")
+        return
+    typed = st.text_input(
+        f"{PROVIDER_LABELS[provider]} API key", type="password", key=f"set_key_{provider}",
+        help="Kept in this browser tab only; never saved.",
+    )
+    if typed.strip():
+        keys[provider] = typed.strip()
+    if provider in keys:
+        st.caption(f"Using the key you entered: `{mask_key(keys[provider])}`")
+
+
+def _model_field(choice: dict, config: LLMConfig) -> None:
+    """The model: a list from the provider's /models when it answers, else free text."""
+    models = _models_of(config)
+    current = choice["model"] or config.model
+    if models:
+        options = models if current in models else [current, *models]
+        choice["model"] = st.selectbox("Model", options, index=options.index(current), key=f"set_model_{config.provider}")
+    else:
+        choice["model"] = st.text_input("Model", value=current, key=f"set_model_text_{config.provider}").strip()
+
+
+def _models_of(config: LLMConfig) -> list[str]:
+    """Model ids from the provider's /models, asked once per provider, URL and key in this tab."""
+    if config_problem(config):
+        return []
+    fingerprint = hashlib.sha256(f"{config.provider}|{config.base_url}|{config.api_key}".encode()).hexdigest()
+    cache = st.session_state.setdefault("_models_cache", {})
+    if fingerprint not in cache:
+        try:
+            cache[fingerprint] = list_models(config.base_url or _api_root(config.provider), config.api_key)
+        except Exception:  # any failure: the user types the model name instead
+            cache[fingerprint] = []
+    return cache[fingerprint]
+
+
+def _api_root(provider: str) -> str | None:
+    from utils.llm import GROQ_API_BASE, OPENAI_API_BASE
+
+    return {"groq": GROQ_API_BASE, "openai": OPENAI_API_BASE}.get(provider)
+
+
+def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: str, after_turn: Callable[[], None] = lambda: None) -> None:
+    """Draw the conversation, the last failure (with Retry and fallback), the input and the budget line.
+
+    Args:
+        chat: this tab's controller for the page.
+        config: the model in use.
+        settings: for the local fallback.
+        page: a short page id, to keep this page's failure apart from the other's.
+        after_turn: called after each streamed reply (e.g. to show an auto-save error).
+    """
+    failure_key = f"{page}_failure"
+    render_messages(chat.messages)
+    failure = st.session_state.get(failure_key)
+    if failure is not None and chat.pending_user_text() is not None:
+        st.error(failure["message"])
+        retry_col, local_col = st.columns([1, 3])
+        if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
+            _stream(chat, chat.retry(), failure_key, config.model, after_turn)
+        elif failure["fallback"] and local_col.button("Answer with the local model instead", key=f"{page}_fallback"):
+            fallback = local_config(settings, config)
+            _stream(chat, chat.retry(fallback), failure_key, fallback.model, after_turn)
+    if prompt := st.chat_input("Message Parley"):
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        try:
+            reply = chat.stream_reply(prompt)
+        except ChatError as exc:  # refused before sending: give the text back
+            st.error(str(exc))
+            st.code(exc.refused_text or prompt, language=None, wrap_lines=True)
+            return
+        _stream(chat, reply, failure_key, config.model, after_turn)
+    _budget_line(chat)
+
+
+def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, model: str, after_turn: Callable[[], None]) -> None:
+    """Stream ``reply`` into an assistant bubble; remember a failure so Retry survives reruns."""
+    st.session_state.pop(failure_key, None)
+    with st.chat_message("assistant"):
+        try:
+            st.write_stream(reply)
+            st.caption(model)
+        except ChatError as exc:
+            st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
+            st.error(str(exc))
+    after_turn()
+    if failure_key in st.session_state:
+        st.rerun()  # draw the failure with its Retry button, under the kept message
+
+
+def _budget_line(chat: ChatSession) -> None:
+    """The context budget of the last request, under the chat."""
+    budget = chat.budget
+    if budget is None:
+        return
+    left_out = (
+        f"; {budget.left_out} older message{'s' if budget.left_out != 1 else ''} left out to fit the context window"
+        if budget.left_out else "; nothing left out"
+    )
+    st.caption(
+        f"Last request: {budget.sent_messages} messages, about {budget.sent_tokens:,} tokens "
+        f"of {budget.token_limit:,} available{left_out}."
+    )
