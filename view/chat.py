@@ -182,11 +182,15 @@ def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: st
     render_messages(chat.messages)
     failure = st.session_state.get(failure_key)
     if failure is not None and chat.pending_user_text() is not None:
-        st.error(failure["message"])
-        retry_col, local_col = st.columns([1, 3])
+        notice = st.empty()
+        notice.error(failure["message"])
+        actions = st.empty()
+        retry_col, local_col = actions.container().columns([1, 3])
         if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
+            notice.empty(), actions.empty()
             _stream(chat, chat.retry(), failure_key, config.model, after_turn)
         elif failure["fallback"] and local_col.button("Answer with the local model instead", key=f"{page}_fallback"):
+            notice.empty(), actions.empty()
             fallback = local_config(settings, config)
             _stream(chat, chat.retry(fallback), failure_key, fallback.model, after_turn)
     if prompt := st.chat_input("Message Parley"):

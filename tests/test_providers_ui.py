@@ -1,0 +1,161 @@
+"""The sidebar's model settings, errors with Retry on the page, keys never shown, and trimming (AppTest)."""
+
+import json
+import logging
+
+import pytest
+from llama_index.core.base.llms.types import MessageRole
+
+from tests.fault_server import FaultServer
+from tests.test_pages import MEMORY, SIMPLE, HOME, chat_texts, run, send
+from view.chat import SYSTEM_PROMPT_PRESETS
+
+FAKE_KEY = "gsk_FAKEKEY_must_never_leak_7c3e"
+
+
+@pytest.fixture
+def fault():
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+def everything_rendered(at, skip_key: str | None = None) -> str:
+    """Every element the page holds (labels, text, values), as the text of its protobuf."""
+
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    return "\n".join(
+        str(getattr(node, "proto", "")) + str(getattr(node, "value", ""))
+        for node in walk(at._tree)
+        if skip_key is None or getattr(node, "key", None) != skip_key
+    )
+
+
+def test_switching_provider_and_model_applies_to_the_next_message(app_env, local_server):
+    at = send(run(MEMORY), "First, on the local model.")
+    assert at.session_state["memory_chat"].messages[-1].model == "smollm2-135m-instruct"
+    at.selectbox(key="set_provider").select("openai_like").run()
+    at.text_input(key="set_base_url").input(local_server.base_url).run()
+    # the local server lists its model at /models; a free-text name is offered where none answers
+    assert at.selectbox(key="set_model_openai_like").options == ["smollm2-135m-instruct"]
+    send(at, "Second, through the OpenAI-compatible provider.")
+    chat = at.session_state["memory_chat"]
+    assert chat.config.provider == "openai_like" and chat.config.base_url == local_server.base_url
+    assert [m.content for m in chat.memory.get_all()][:1] == ["First, on the local model."]  # same memory
+    assert chat.messages[-1].role is MessageRole.ASSISTANT and chat.messages[-1].content.strip()
+
+
+def test_switching_system_prompt_and_limits_applies_to_the_next_message(app_env):
+    at = run(SIMPLE)
+    at.selectbox(key="set_preset").select("Concise").run()
+    at.number_input(key="set_max_tokens").set_value(32).run()
+    at.slider(key="set_temperature").set_value(0.0).run()
+    send(at, "Hi")
+    chat = at.session_state["simple_chat"]
+    assert chat.config.system_prompt == SYSTEM_PROMPT_PRESETS["Concise"]
+    assert (chat.config.max_tokens, chat.config.temperature) == (32, 0.0)
+    assert chat.history("x")[0].content == SYSTEM_PROMPT_PRESETS["Concise"]
+    assert chat.llm.max_tokens == 32
+
+
+def test_custom_system_prompt_reaches_the_memory_agent(app_env):
+    at = run(MEMORY)
+    at.selectbox(key="set_preset").select("Custom").run()
+    at.text_area(key="set_system_prompt").input("You are a pirate.").run()
+    send(at, "Hello")
+    chat = at.session_state["memory_chat"]
+    assert chat.agent.agent_worker.prefix_messages[0].content == "You are a pirate."
+
+
+def test_failure_shows_error_keeps_message_and_retry_sends_it_again(app_env, fault, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "openai_like")
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
+    monkeypatch.setenv("LLM_MODEL", "fault-model")
+    app_env.write_text(json.dumps({"kept": []}), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=[b.key for b in at.sidebar.button if b.key and b.key.startswith("load-")][0]).click().run()
+    fault.mode = "500"
+    send(at, "Do not lose me")
+    assert any("server error (500)" in e.value for e in at.error)
+    assert ("user", "Do not lose me") in chat_texts(at)
+    assert json.loads(app_env.read_text(encoding="utf-8"))["kept"][0]["content"] == "Do not lose me"
+    assert fault.attempts == 3
+    labels = [b.label for b in at.button]
+    assert "Retry" in labels and "Answer with the local model instead" in labels
+    assert "Traceback" not in everything_rendered(at)
+    fault.mode = "ok"
+    at.button(key="memory_retry").click().run()
+    assert chat_texts(at)[-1] == ("assistant", "Hello from the fault server.")
+    assert not at.error
+
+
+def test_fallback_button_answers_with_the_local_model(app_env, fault, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "openai_like")
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
+    fault.mode = "500"
+    at = send(run(SIMPLE), "Anyone there?")
+    at.button(key="simple_fallback").click().run()
+    chat = at.session_state["simple_chat"]
+    assert chat.messages[-1].model == "smollm2-135m-instruct" and chat.messages[-1].content.strip()
+    assert chat.config.provider == "openai_like"
+
+
+def test_keys_never_reach_the_page_the_logs_or_the_file(app_env, fault, monkeypatch, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("GROQ_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
+    fault.mode = "401"
+    home = run(HOME)
+    at = send(run(MEMORY), "My key should stay secret")
+    next(b for b in at.sidebar.button if b.label == "Save").click().run()
+    at.sidebar.text_input(key="memory_save_name").input("secret test")
+    next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
+    assert any("rejected the API key (gsk_…7c3e)" in e.value for e in at.error)
+    out, err = capfd.readouterr()
+    for where, text in {
+        "home page": everything_rendered(home), "memory page": everything_rendered(at),
+        "logs": caplog.text + out + err, "conversations.json": app_env.read_text(encoding="utf-8"),
+    }.items():
+        assert FAKE_KEY not in text, f"the key leaked into the {where}"
+        assert "FAKEKEY_must_never" not in text, f"part of the key leaked into the {where}"
+
+
+def test_key_typed_in_the_sidebar_is_used_and_shown_masked(app_env, fault, monkeypatch):
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
+    at = run(MEMORY)
+    at.selectbox(key="set_provider").select("groq").run()
+    assert any("No API key" in e.value for e in at.sidebar.error)
+    at.text_input(key="set_key_groq").input(FAKE_KEY).run()
+    assert any("gsk_…7c3e" in c.value for c in at.sidebar.caption)
+    send(at, "hello")
+    assert at.session_state["memory_chat"].config.api_key == FAKE_KEY
+    assert chat_texts(at)[-1] == ("assistant", "Hello from the fault server.")
+    assert FAKE_KEY not in everything_rendered(at, skip_key="set_key_groq")
+
+
+def test_300_message_conversation_is_trimmed_and_still_answered(app_env):
+    long = {"long": [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"Message {i}: " + "the quick brown fox jumps " * 4}
+        for i in range(300)
+    ]}
+    app_env.write_text(json.dumps(long), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=[b.key for b in at.sidebar.button if b.key and b.key.startswith("load-")][0]).click().run()
+    send(at, "What was the last message about?")
+    chat = at.session_state["memory_chat"]
+    assert not at.error, [e.value for e in at.error]
+    assert chat.messages[-1].role is MessageRole.ASSISTANT and chat.messages[-1].content.strip()
+    assert 0 < chat.budget.left_out < 300
+    assert chat.budget.sent_tokens <= chat.budget.token_limit
+    assert any("older messages left out to fit the context window" in c.value for c in at.caption)
+
+
+def test_home_says_whether_the_provider_answers(app_env, fault, monkeypatch):
+    assert any("The provider answers" in s.value for s in run(HOME).success)
+    monkeypatch.setenv("LLM_PROVIDER", "openai_like")
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url.replace(str(fault.base_url.split(":")[-1].split("/")[0]), "9"))
+    assert any("Could not reach" in e.value for e in run(HOME).error)
