@@ -202,6 +202,10 @@ class MemoryChat(ChatSession):
         except (ChatError, GeneratorExit):
             self.rebuild()
             raise
+        # The agent moves the turn into its memory from its stream thread, after the stream has
+        # ended: a race with the next message. Fresh memory and agent from ``messages`` avoid it.
+        self.memory = build_memory(self.messages, self.llm, self.token_limit)
+        self.agent = build_agent(self.llm, self.memory, self.config.system_prompt)
 
     def _autosave(self) -> None:
         """Save under ``name`` if there is one; a failure is kept in ``save_error``, not raised."""
