@@ -108,3 +108,9 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     send(page, "Name three colours.")
     expect(page.get_by_test_id("stChatMessage").nth(1)).not_to_have_text(re.compile(r"^\s*$"))
     page.screenshot(path=DOCS / "simple_chat.png")
+
+    sidebar.get_by_text("Model settings").click()
+    expect(sidebar.get_by_text("Temperature")).to_be_visible()
+    expect(sidebar.get_by_text("Changes apply from your next message")).to_be_visible()
+    page.wait_for_timeout(1000)  # let the expander finish opening
+    page.screenshot(path=DOCS / "model_settings.png")
