@@ -284,7 +284,12 @@ class ConversationStore:
         """Run ``change`` on a fresh copy under the lock; it returns True to back up first."""
 
         def action() -> Conversations:
-            conversations = dict(self._read_locked())
+            # Under the lock no one else writes, so a cache whose (inode, mtime, size) still
+            # matches the file is what the file holds: no need to parse it again.
+            key = self._stat_key()
+            with self._cache_guard:
+                cached = self._cache.conversations if key is not None and key == self._cache.key else None
+            conversations = dict(cached if cached is not None else self._read_locked())
             if change(conversations):
                 self._backup()
             self._write(conversations)

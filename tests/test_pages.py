@@ -218,3 +218,13 @@ def test_restore_from_backup_brings_back_a_deleted_conversation(app_env):
     at.button(key="memory_restore").click().run()
     assert json.loads(app_env.read_text(encoding="utf-8")) == SEED
     assert any("Restored" in s.value for s in at.sidebar.success)
+
+
+def test_long_list_shows_the_newest_first_then_more_on_request(app_env):
+    many = {f"chat {i:02d}": [{"role": "user", "content": "x", "timestamp": f"2026-01-01T00:00:{i:02d}Z"}] for i in range(35)}
+    app_env.write_text(json.dumps(many), encoding="utf-8")
+    at = run(MEMORY)
+    loads = [k for k in sidebar_buttons(at) if k.startswith("load-")]
+    assert len(loads) == 30 and loads[0] == widget_key("load", "chat 34")
+    at.button(key="memory_show_more").click().run()
+    assert len([k for k in sidebar_buttons(at) if k.startswith("load-")]) == 35

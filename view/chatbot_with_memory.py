@@ -24,6 +24,9 @@ SHOW_SAVE = "memory_show_save"
 PENDING_OVERWRITE = "memory_pending_overwrite"
 PENDING_DELETE = "memory_pending_delete"
 IMPORT_GENERATION = "memory_import_generation"
+LIST_LIMIT = "memory_list_limit"
+#: Saved conversations listed at first, and added by each "Show more" (keeps a rerun fast with thousands).
+LIST_PAGE = 30
 
 
 def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> None:
@@ -77,8 +80,13 @@ def _sidebar(chat: MemoryChat, store: ConversationStore) -> None:
     pending = st.session_state.get(PENDING_DELETE)
     if pending in names:
         _confirm_delete(chat, pending)
-    for name in shown:
+    limit = st.session_state.get(LIST_LIMIT, LIST_PAGE)
+    for name in shown[:limit]:
         _conversation_popover(chat, store, name)
+    if len(shown) > limit:
+        if st.button(f"Show more ({len(shown) - limit} older)", key="memory_show_more"):
+            st.session_state[LIST_LIMIT] = limit + LIST_PAGE
+            st.rerun()
     _import_section(store)
     _restore_section(store)
 
@@ -106,15 +114,14 @@ def _conversation_popover(chat: MemoryChat, store: ConversationStore, name: str)
         new_name = st.text_input("New name", value=name, key=widget_key("new-name", name))
         if st.button("Rename", key=widget_key("rename", name)):
             _act(lambda: chat.rename(name, new_name), f"Renamed to “{short_name(new_name.strip())}”.")
-        messages = store.get(name) or []
-        left, right = st.columns(2)
+        left, right = st.columns(2)  # the files are made only when a button is clicked
         left.download_button(
-            "Markdown", export_markdown(name, messages), file_name=f"{_file_stem(name)}.md",
-            mime="text/markdown", key=widget_key("export-md", name), icon="⬇️",
+            "Markdown", lambda: export_markdown(name, store.get(name) or []), file_name=f"{_file_stem(name)}.md",
+            mime="text/markdown", key=widget_key("export-md", name), icon="⬇️", on_click="ignore",
         )
         right.download_button(
-            "JSON", export_json(name, messages), file_name=f"{_file_stem(name)}.json",
-            mime="application/json", key=widget_key("export-json", name), icon="⬇️",
+            "JSON", lambda: export_json(name, store.get(name) or []), file_name=f"{_file_stem(name)}.json",
+            mime="application/json", key=widget_key("export-json", name), icon="⬇️", on_click="ignore",
         )
 
 
