@@ -26,11 +26,18 @@ chromium:
 	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { $(SUDO) apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-color-emoji; }
 
+$(VENV)/.bench-deps: requirements-bench.txt $(VENV)/.test-deps
+	$(PIP) install -r requirements-bench.txt
+	touch $@
+
 run: $(VENV)/.deps
 	$(VENV)/bin/streamlit run Home.py
 
 test: $(VENV)/.test-deps chromium
 	$(VENV)/bin/python -m pytest
+
+bench: $(VENV)/.bench-deps chromium
+	$(VENV)/bin/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache

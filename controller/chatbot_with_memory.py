@@ -14,9 +14,11 @@ counted first; the memory then keeps the newest messages that fit, and the rest 
 
 from __future__ import annotations
 
+from queue import Empty
 from typing import Iterator
 
 from llama_index.agent.openai import OpenAIAgent
+from llama_index.core.chat_engine.types import StreamingAgentChatResponse
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.llms.openai import OpenAI
 
@@ -106,6 +108,32 @@ def build_agent(llm: OpenAI, memory: ChatMemoryBuffer, system_prompt: str | None
     return OpenAIAgent.from_tools(tools=[], llm=llm, memory=memory, system_prompt=system_prompt or None)
 
 
+def drain(response: StreamingAgentChatResponse, poll: float = 0.05) -> Iterator[str]:
+    """Yield the text deltas of an agent's streamed response as they arrive.
+
+    llama-index's own ``response_gen`` waits for the next delta in a ``time.sleep(0)`` loop,
+    which keeps a core busy; on 2 cores that slowed the local model's stream by about a quarter
+    (bench/RESULTS.md). This reads the same queue with blocking waits of ``poll`` seconds.
+
+    Raises:
+        Exception: whatever the agent's stream thread raised (provider errors), once it is seen.
+    """
+    while True:
+        try:
+            delta = response.queue.get(timeout=poll)
+        except Empty:
+            if response.exception is not None:
+                raise response.exception
+            if response.is_done and response.queue.empty():
+                return
+            continue
+        if response.exception is not None:
+            raise response.exception
+        if delta:
+            response.unformatted_response += delta
+            yield delta
+
+
 def before_pending(messages: list[Message], pending: str | None) -> list[Message]:
     """The messages before the last user message when that one is still waiting for a reply."""
     if pending is None:
@@ -192,7 +220,7 @@ class MemoryChat(ChatSession):
         def start() -> Iterator[str]:
             if self.agent is None:
                 build_llm(self.config)  # raises the ProviderConfigError that says what is missing
-            return self.agent.stream_chat(text).response_gen
+            return drain(self.agent.stream_chat(text))
 
         def before_retry() -> None:  # the failed attempt's task never reached the memory
             self.agent = build_agent(self.llm, self.memory, self.config.system_prompt)

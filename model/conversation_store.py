@@ -88,10 +88,23 @@ def parse_conversations(raw: object) -> tuple[Conversations, list[str]]:
     return conversations, problems
 
 
+def dump_messages(messages: list[Message]) -> str:
+    """Serialise one conversation's messages to JSON text (one line, non-ASCII kept)."""
+    return json.dumps([m.to_dict() for m in messages], ensure_ascii=False)
+
+
 def dump_conversations(conversations: Conversations) -> str:
-    """Serialise conversations to the conversations.json text (UTF-8, indented, non-ASCII kept)."""
-    data = {name: [m.to_dict() for m in messages] for name, messages in conversations.items()}
-    return json.dumps(data, ensure_ascii=False, indent=2)
+    """Serialise conversations to the conversations.json text: one line per conversation.
+
+    Not indented: Python's C JSON encoder only runs without ``indent``, several times faster.
+    """
+    return _join({name: dump_messages(messages) for name, messages in conversations.items()})
+
+
+def _join(fragments: dict[str, str]) -> str:
+    """``{"name": [messages...], ...}`` from already serialised message lists."""
+    body = ",\n".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in fragments.items())
+    return "{\n" + body + "\n}\n"
 
 
 def last_activity(messages: list[Message]) -> str:
@@ -119,6 +132,9 @@ class ConversationStore:
         self._cache = _Snapshot(None, {})
         self._cache_guard = threading.Lock()
         self._notices: list[str] = []
+        # name → (the message list, its JSON): a save re-serialises only the lists that changed.
+        # The store never changes a list in place (it replaces it), and Messages are frozen.
+        self._fragments: dict[str, tuple[list[Message], str]] = {}
 
     # ----- reading -------------------------------------------------------------------------
     def _stat_key(self) -> tuple[int, int, int] | None:
@@ -241,6 +257,17 @@ class ConversationStore:
                 f"cannot be created). {_UNCHANGED}"
             ) from exc
 
+    def _serialise(self, conversations: Conversations) -> str:
+        """The file's text, reusing the JSON of every conversation list that did not change."""
+        fragments: dict[str, str] = {}
+        for name, messages in conversations.items():
+            cached = self._fragments.get(name)
+            if cached is None or cached[0] is not messages:
+                cached = (messages, dump_messages(messages))
+            fragments[name] = cached[1]
+        self._fragments = {name: (conversations[name], text) for name, text in fragments.items()}
+        return _join(fragments)
+
     def _write(self, conversations: Conversations) -> None:
         """Atomically replace the file with ``conversations`` (caller holds the lock)."""
         folder = self.path.parent
@@ -248,7 +275,7 @@ class ConversationStore:
         try:
             fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-                tmp.write(dump_conversations(conversations))
+                tmp.write(self._serialise(conversations))
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, self.path)

@@ -26,9 +26,9 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Message:
-    """One chat message.
+    """One chat message (immutable: the store shares Message objects between lists).
 
     Attributes:
         role: who wrote it, a llama-index ``MessageRole`` (user, assistant or system).

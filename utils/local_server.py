@@ -149,12 +149,16 @@ class LocalServer:
             return cls(port=port, context_window=context_window)
         model = find_local_model(model_path)
         port = port or free_port()
-        threads = str(max(1, os.cpu_count() or 1))
+        # Generation leaves one core to the app and the browser: on 2 cores, a llama.cpp thread
+        # that the browser's rendering preempts stalls every token (bench/RESULTS.md). Prompt
+        # processing, which comes before any rendering, uses every core.
+        cores = os.cpu_count() or 1
+        threads, batch_threads = str(max(1, cores - 1)), str(cores)
         command = [
             sys.executable, "-m", "utils.local_server",
             "--model", str(model), "--model_alias", LOCAL_MODEL_ALIAS,
             "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", str(context_window), "--n_threads", threads, "--n_threads_batch", threads,
+            "--n_ctx", str(context_window), "--n_threads", threads, "--n_threads_batch", batch_threads,
         ]
         process = subprocess.Popen(
             command,

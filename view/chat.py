@@ -8,6 +8,7 @@ typed here stays in the session: it is never written to conversations.json, logs
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import replace
 from typing import Callable, Iterator
 
@@ -26,6 +27,8 @@ SYSTEM_PROMPT_PRESETS: dict[str, str] = {
     "No system prompt": "",
 }
 CUSTOM = "Custom"
+#: Shortest time between two redraws of a streaming reply, in seconds (see ``coalesce``).
+STREAM_REDRAW_SECONDS = 0.05
 CHOICE = "model_choice"  # plain dict in session_state; survives page switches, unlike widget state
 SESSION_KEYS = "session_api_keys"  # provider → key typed in this tab
 
@@ -211,7 +214,7 @@ def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, model: st
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
         try:
-            st.write_stream(reply)
+            st.write_stream(coalesce(reply))
             st.caption(model)
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
@@ -219,6 +222,32 @@ def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, model: st
     after_turn()
     if failure_key in st.session_state:
         st.rerun()  # draw the failure with its Retry button, under the kept message
+
+
+def coalesce(deltas: Iterator[str], interval: float = STREAM_REDRAW_SECONDS) -> Iterator[str]:
+    """Join text deltas that arrive within ``interval`` seconds into one chunk.
+
+    Each chunk ``st.write_stream`` gets is a redraw of the whole reply in the browser; at 100+
+    tokens/s the browser fell behind the model (half its speed, bench/RESULTS.md). The first
+    delta is passed on at once, so the time to first token is unchanged. Closing this generator
+    closes ``deltas`` too, so an interrupted reply is kept as incomplete at once.
+    """
+    pending: list[str] = []
+    last = 0.0
+    try:
+        for delta in deltas:
+            pending.append(delta)
+            now = time.monotonic()
+            if now - last >= interval:
+                yield "".join(pending)
+                pending.clear()
+                last = now
+        if pending:
+            yield "".join(pending)
+    finally:
+        close = getattr(deltas, "close", None)
+        if close is not None:
+            close()
 
 
 def _budget_line(chat: ChatSession) -> None:

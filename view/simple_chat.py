@@ -23,10 +23,10 @@ def render(make_chat: Callable[[LLMConfig], SimpleChat]) -> None:
     st.session_state[SESSION_KEY] = chat
     if chat.config != config:
         chat.set_config(config)
-    with st.sidebar:
+    st.title("Simple Chat")
+    chat_area(chat, config, settings, page="simple")
+    with st.sidebar:  # drawn after the turn, so it knows whether there is anything to clear
         if st.button("Clear chat", disabled=not chat.messages):
             chat.messages.clear()
             chat.budget = None
             st.rerun()
-    st.title("Simple Chat")
-    chat_area(chat, config, settings, page="simple")
