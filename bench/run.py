@@ -261,6 +261,25 @@ def bench_scale(server: LocalServer, counts: tuple[int, ...]) -> dict[int, dict]
     return results
 
 
+def profile_save(server: LocalServer, count: int) -> str:
+    """pyinstrument's view of one (warm) save into the ``count``-conversation file, as text."""
+    from pyinstrument import Profiler
+
+    path = DATA / f"conversations-{count}.json"
+    store = ConversationStore(path)
+    config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=server.base_url, context_window=server.context_window)
+    chat = MemoryChat(config, store)
+    chat.load("Conversation 00001")
+    chat.messages.append(Message.user("warm the cache"))
+    chat._autosave()
+    chat.messages.append(Message.user("profiled turn"))
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    chat._autosave()
+    profiler.stop()
+    return profiler.output_text(unicode=False, color=False, short_mode=True)
+
+
 def bench_load_1000_messages(server: LocalServer) -> float:
     """Load one conversation of 1,000 messages and rebuild its memory and agent, in ms."""
     from bench.data import make_conversations
@@ -376,6 +395,7 @@ def main() -> None:
         print("store and page at scale", flush=True)
         scale = bench_scale(server, (0, 10, 100, 1000, 5000))
         load_1000 = bench_load_1000_messages(server)
+        profile = profile_save(server, 5000)
         print(f"load 1,000 messages: {load_1000:.1f} ms", flush=True)
     finally:
         server.stop()
@@ -383,14 +403,14 @@ def main() -> None:
     cold = bench_cold_start_and_rss()
     print(cold, flush=True)
     plot(scale, APP_DIR / "bench" / "growth.png")
-    write_results(streaming, browser, scale, load_1000, cold, time.monotonic() - started)
+    write_results(streaming, browser, scale, load_1000, cold, profile, time.monotonic() - started)
 
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_results(streaming, browser, scale, load_1000, cold, elapsed) -> None:
+def write_results(streaming, browser, scale, load_1000, cold, profile, elapsed) -> None:
     packages = ", ".join(f"{p} {version(p)}" for p in (
         "streamlit", "llama-index-core", "llama-index-agent-openai", "llama-index-llms-openai",
         "llama-index-llms-openai-like", "openai", "llama-cpp-python", "playwright"))
@@ -447,6 +467,36 @@ def write_results(streaming, browser, scale, load_1000, cold, elapsed) -> None:
         load = f"{r['load_ms']:.1f}" if r["load_ms"] is not None else "—"
         first = f"{r['first_save_ms']:.1f}" if r["first_save_ms"] is not None else "—"
         lines.append(f"| {count:,} | {r['bytes'] / 1e6:.1f} MB | {r['rerun_ms']:.1f} | {save} | {first} | {load} |")
+    big = scale[5000]
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- **Why streaming keeps up.** Three design choices, each found by measuring: (1) llama-index's",
+        "  `StreamingAgentChatResponse.response_gen` waits for tokens in a `time.sleep(0)` loop that keeps a",
+        "  core busy; on 2 cores it cut the controller path to ~0.76 of the raw stream. `controller.chatbot_with_memory.drain`",
+        "  reads the same queue with blocking waits. (2) Each chunk given to `st.write_stream` is a redraw of the whole",
+        "  reply in the browser; `view.chat.coalesce` joins the tokens of each 50 ms into one chunk (the first token",
+        "  passes at once). (3) The local server generates with `nproc - 1` threads (prompt processing uses all):",
+        "  with both cores, every time the app or the browser took a core, llama.cpp's threads stalled at their",
+        "  barrier, and the browser saw ~0.5-0.8 of the raw speed. One core left free costs raw speed (~100 → ~73",
+        "  tokens/s here) but the browser now sees ~0.99 of it.",
+        f"- **5,000 conversations ({big['bytes'] / 1e6:.0f} MB): saving one turn takes {big['save_ms']:.0f} ms"
+        + (", over the 100 ms target set for 1,000.**" if big["save_ms"] > 100 else ", within the 100 ms set for 1,000, but growing.**"),
+        "  Save time grows with the file because the design keeps one JSON file that is rewritten whole on every",
+        "  save. Parley already keeps each conversation's serialised bytes and re-serialises only the one that",
+        f"  changed, so what is left is writing {big['bytes'] / 1e6:.0f} MB and the fsync (profile below). The first save",
+        f"  after a start serialises every conversation ({big['first_save_ms']:.0f} ms at 5,000). A file per conversation",
+        "  (or SQLite) would make a save independent of the number of conversations; proposed in the closing note.",
+        "- **Rerun time** stays flat because the store caches the parsed file by (inode, mtime, size) and the sidebar",
+        "  lists 30 conversations at a time (\"Show more\" adds 30); export files are made only when clicked.",
+        "",
+        "### Profile: one warm save into the 5,000-conversation file (pyinstrument)",
+        "",
+        "```",
+        *profile.strip().splitlines()[:40],
+        "```",
+    ]
     lines += ["", "## Raw figures", "", "```json", json.dumps(
         {"streaming": streaming, "browser": browser, "scale": scale, "load_1000_messages_ms": load_1000, "cold": cold},
         indent=2, default=str), "```", ""]

@@ -98,13 +98,23 @@ def dump_conversations(conversations: Conversations) -> str:
 
     Not indented: Python's C JSON encoder only runs without ``indent``, several times faster.
     """
-    return _join({name: dump_messages(messages) for name, messages in conversations.items()})
+    return b"".join(_pieces([_entry(name, messages) for name, messages in conversations.items()])).decode("utf-8")
 
 
-def _join(fragments: dict[str, str]) -> str:
-    """``{"name": [messages...], ...}`` from already serialised message lists."""
-    body = ",\n".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in fragments.items())
-    return "{\n" + body + "\n}\n"
+def _entry(name: str, messages: list[Message]) -> bytes:
+    """One conversation as the UTF-8 bytes of ``"name": [messages...]``."""
+    return f"{json.dumps(name, ensure_ascii=False)}: {dump_messages(messages)}".encode("utf-8")
+
+
+def _pieces(entries: list[bytes]) -> list[bytes]:
+    """The whole file as a list of byte strings, ``{`` entries separated by ``,`` then ``}``."""
+    pieces = [b"{\n"]
+    for i, entry in enumerate(entries):
+        if i:
+            pieces.append(b",\n")
+        pieces.append(entry)
+    pieces.append(b"\n}\n")
+    return pieces
 
 
 def last_activity(messages: list[Message]) -> str:
@@ -132,9 +142,9 @@ class ConversationStore:
         self._cache = _Snapshot(None, {})
         self._cache_guard = threading.Lock()
         self._notices: list[str] = []
-        # name → (the message list, its JSON): a save re-serialises only the lists that changed.
-        # The store never changes a list in place (it replaces it), and Messages are frozen.
-        self._fragments: dict[str, tuple[list[Message], str]] = {}
+        # name → (the message list, its file entry as bytes): a save re-serialises only the lists
+        # that changed. The store never changes a list in place (it replaces it); Messages are frozen.
+        self._fragments: dict[str, tuple[list[Message], bytes]] = {}
 
     # ----- reading -------------------------------------------------------------------------
     def _stat_key(self) -> tuple[int, int, int] | None:
@@ -257,16 +267,16 @@ class ConversationStore:
                 f"cannot be created). {_UNCHANGED}"
             ) from exc
 
-    def _serialise(self, conversations: Conversations) -> str:
-        """The file's text, reusing the JSON of every conversation list that did not change."""
-        fragments: dict[str, str] = {}
+    def _serialise(self, conversations: Conversations) -> list[bytes]:
+        """The file's bytes in pieces, reusing the entry of every conversation list that did not change."""
+        fragments: dict[str, tuple[list[Message], bytes]] = {}
         for name, messages in conversations.items():
             cached = self._fragments.get(name)
             if cached is None or cached[0] is not messages:
-                cached = (messages, dump_messages(messages))
-            fragments[name] = cached[1]
-        self._fragments = {name: (conversations[name], text) for name, text in fragments.items()}
-        return _join(fragments)
+                cached = (messages, _entry(name, messages))
+            fragments[name] = cached
+        self._fragments = fragments
+        return _pieces([entry for _, entry in fragments.values()])
 
     def _write(self, conversations: Conversations) -> None:
         """Atomically replace the file with ``conversations`` (caller holds the lock)."""
@@ -274,8 +284,8 @@ class ConversationStore:
         tmp_name = None
         try:
             fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-                tmp.write(self._serialise(conversations))
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.writelines(self._serialise(conversations))
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, self.path)

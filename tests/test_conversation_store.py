@@ -216,3 +216,15 @@ def test_any_unicode_or_long_name_round_trips(tmp_path, name):
     ConversationStore(path).save(f"  {name}  ", [Message.user("hi")])
     assert list(json.loads(path.read_text(encoding="utf-8"))) == [name]
     assert ConversationStore(path).get(name)[0].content == "hi"
+
+
+def test_lock_held_elsewhere_times_out_with_a_clear_message_and_no_change(tmp_path):
+    from filelock import FileLock
+
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
+    store = ConversationStore(path, lock_timeout=0.2)
+    with FileLock(str(path) + ".lock"):  # another window is writing
+        with pytest.raises(StoreError, match="busy"):
+            store.save("x", [Message.user("y")])
+    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE

@@ -305,12 +305,12 @@ def list_models(base_url: str | None, api_key: str | None, timeout: float = 3.0)
 def check_provider(config: LLMConfig) -> str | None:
     """Ask the provider's ``/models`` endpoint whether it answers; None when it does, else why not."""
     try:
-        list_models(config.base_url or _default_base(config.provider), config.api_key, timeout=5.0)
+        list_models(config.base_url or default_base_url(config.provider), config.api_key, timeout=5.0)
         return None
     except openai.OpenAIError as exc:
         return explain_provider_error(exc, config)
 
 
-def _default_base(provider: str) -> str | None:
-    """The API root of a cloud provider when no base URL is configured."""
+def default_base_url(provider: str) -> str | None:
+    """The API root of a cloud provider (groq, openai) when no base URL is configured, else None."""
     return {"groq": GROQ_API_BASE, "openai": OPENAI_API_BASE}.get(provider)

@@ -16,7 +16,7 @@ import streamlit as st
 
 from controller.chat_session import ChatError, ChatSession
 from settings import DEFAULT_MODELS, PROVIDER_LABELS, Settings
-from utils.llm import LLMConfig, config_from_settings, config_problem, list_models, mask_key
+from utils.llm import LLMConfig, config_from_settings, config_problem, default_base_url, list_models, mask_key
 from view.common import local_server_or_stop, render_messages
 
 #: System prompt presets offered in the sidebar (label → prompt).
@@ -159,16 +159,10 @@ def _models_of(config: LLMConfig) -> list[str]:
     cache = st.session_state.setdefault("_models_cache", {})
     if fingerprint not in cache:
         try:
-            cache[fingerprint] = list_models(config.base_url or _api_root(config.provider), config.api_key)
+            cache[fingerprint] = list_models(config.base_url or default_base_url(config.provider), config.api_key)
         except Exception:  # any failure: the user types the model name instead
             cache[fingerprint] = []
     return cache[fingerprint]
-
-
-def _api_root(provider: str) -> str | None:
-    from utils.llm import GROQ_API_BASE, OPENAI_API_BASE
-
-    return {"groq": GROQ_API_BASE, "openai": OPENAI_API_BASE}.get(provider)
 
 
 def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: str, after_turn: Callable[[], None] = lambda: None) -> None:

@@ -1,0 +1,38 @@
+"""The layering rules: model/ and controller/ never import streamlit; model/ never imports a
+provider LLM (llama_index.llms); every st.* call lives in view/; pages stay thin."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP_DIR = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder", ["model", "controller", "utils"])
+def test_no_streamlit_outside_view(folder):
+    for path in (APP_DIR / folder).glob("*.py"):
+        assert not any(m.split(".")[0] == "streamlit" for m in imported_modules(path)), path
+
+
+def test_model_does_not_import_provider_llms():
+    for path in (APP_DIR / "model").glob("*.py"):
+        assert not any(m.startswith("llama_index.llms") for m in imported_modules(path)), path
+
+
+@pytest.mark.parametrize("page", ["Home.py", *[f"pages/{p.name}" for p in sorted((APP_DIR / "pages").glob("*.py"))]])
+def test_pages_are_thin_and_call_no_st(page):
+    path = APP_DIR / page
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 40
+    assert "streamlit" not in " ".join(imported_modules(path))
