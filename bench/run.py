@@ -448,7 +448,7 @@ def write_results(streaming, browser, scale, load_1000, cold, profile, elapsed) 
         f"Packages: {packages}.",
         "",
         f"Every figure is the median of {RUNS} runs; each is measured side by side with its baseline, interleaved,",
-        f"in the same run. Streaming uses the local SmolLM2-135M-Instruct server, greedy decoding (temperature 0, so",
+        "in the same run. Streaming uses the local SmolLM2-135M-Instruct server, greedy decoding (temperature 0, so",
         f"the seed does not matter), the same prompt and max tokens ({MAX_TOKENS}) on both sides.",
         "",
         "| figure | measured | target | |",

@@ -79,6 +79,35 @@ class ChatSession:
                 return None
         return None
 
+    def set_config(self, config: LLMConfig) -> None:
+        """Use ``config`` from the next message on (subclasses rebuild their model here)."""
+        self.config = config
+
+    def retry(self, fallback: LLMConfig | None = None) -> Iterator[str]:
+        """Send the last user message again (after a failure), optionally to ``fallback`` instead.
+
+        Args:
+            fallback: another model (the local one) for this reply only; None uses ``config``.
+
+        Raises:
+            ChatError: there is no message waiting for a reply, or the provider failed again.
+        """
+        text = self.pending_user_text()
+        if text is None:
+            raise ChatError("There is no message waiting for a reply.")
+        original = self.config
+        if fallback is not None:
+            self.set_config(fallback)
+        try:
+            yield from self._resend(text)
+        finally:
+            if fallback is not None:
+                self.set_config(original)
+
+    def _resend(self, text: str) -> Iterator[str]:
+        """Yield the reply to ``text``, the pending user message already in ``messages``."""
+        raise NotImplementedError
+
     def _relay(
         self,
         start: Callable[[], Iterable[str]],

@@ -193,28 +193,11 @@ class MemoryChat(ChatSession):
         self._autosave()
         return self._turn(text)
 
-    def retry(self, fallback: LLMConfig | None = None) -> Iterator[str]:
-        """Send the last user message again (after a failure), optionally to ``fallback`` instead.
-
-        Args:
-            fallback: another model (the local one) for this reply only; None uses ``config``.
-
-        Raises:
-            ChatError: there is no message waiting for a reply, or the provider failed again.
-        """
-        text = self.pending_user_text()
-        if text is None:
-            raise ChatError("There is no message waiting for a reply.")
-        original = self.config
-        self.config = fallback or original
+    def _resend(self, text: str) -> Iterator[str]:
+        """Memory from the messages before the pending ``text``, then the agent's reply to it."""
         self.rebuild(before_pending(self.messages, text))
-        try:
-            self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
-            yield from self._turn(text)
-        finally:
-            if fallback is not None:
-                self.config = original
-                self.rebuild()
+        self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
+        yield from self._turn(text)
 
     def _turn(self, text: str) -> Iterator[str]:
         def start() -> Iterator[str]:

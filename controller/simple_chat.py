@@ -56,23 +56,9 @@ class SimpleChat(ChatSession):
             raise
         return self._stream(history)
 
-    def retry(self, fallback: LLMConfig | None = None) -> Iterator[str]:
-        """Send the last user message again, optionally to ``fallback`` for this reply only.
-
-        Raises:
-            ChatError: there is no message waiting for a reply, or the provider failed again.
-        """
-        text = self.pending_user_text()
-        if text is None:
-            raise ChatError("There is no message waiting for a reply.")
-        original = self.config
-        if fallback is not None:
-            self.set_config(fallback)
-        try:
-            yield from self._stream(self.history(text))
-        finally:
-            if fallback is not None:
-                self.set_config(original)
+    def _resend(self, text: str) -> Iterator[str]:
+        """The reply to the pending ``text``, with the history before it."""
+        yield from self._stream(self.history(text))
 
     def _stream(self, history: list[ChatMessage]) -> Iterator[str]:
         def start() -> Iterator[str]:

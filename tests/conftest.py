@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fault_server import FaultServer
 from utils.local_server import LocalServer, free_port
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -48,6 +49,14 @@ def app_env(local_server, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CONVERSATIONS_FILE", str(conversations))
     monkeypatch.setenv("LLM_MAX_TOKENS", TEST_MAX_TOKENS)
     return conversations
+
+
+@pytest.fixture
+def fault():
+    """The fault-injection OpenAI server (tests/fault_server.py), mode "ok" until a test sets it."""
+    server = FaultServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

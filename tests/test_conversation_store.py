@@ -159,7 +159,6 @@ def test_search_matches_names_and_message_text_ignoring_case(tmp_path):
 
 
 def test_export_json_imports_back_unchanged(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
     messages = [Message.user("Hi 👋"), Message.assistant("Hello", model="m")]
     text = export_json("Greeting", messages)
     assert parse_import(text) == {"Greeting": messages}

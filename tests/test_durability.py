@@ -10,7 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 from llama_index.core.base.llms.types import MessageRole
 
 from model.conversation_store import ConversationStore

@@ -10,20 +10,12 @@ from controller.chat_session import ChatError
 from controller.chatbot_with_memory import MemoryChat
 from controller.simple_chat import SimpleChat
 from model.conversation_store import ConversationStore
-from tests.fault_server import FaultServer
 from utils.llm import MAX_ATTEMPTS, LLMConfig
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
 
 KEY = "sk-fake-test-key-never-shown-4242"
 PROVIDERS = {"groq": "llama-3.3-70b-versatile", "openai": "gpt-4o-mini", "openai_like": "fault-model"}
 TEXT = "Please keep this message"
-
-
-@pytest.fixture
-def fault():
-    server = FaultServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=list(PROVIDERS))

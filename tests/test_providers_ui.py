@@ -3,21 +3,12 @@
 import json
 import logging
 
-import pytest
 from llama_index.core.base.llms.types import MessageRole
 
-from tests.fault_server import FaultServer
 from tests.test_pages import MEMORY, SIMPLE, HOME, chat_texts, run, send
 from view.chat import SYSTEM_PROMPT_PRESETS
 
 FAKE_KEY = "gsk_FAKEKEY_must_never_leak_7c3e"
-
-
-@pytest.fixture
-def fault():
-    server = FaultServer().start()
-    yield server
-    server.stop()
 
 
 def everything_rendered(at, skip_key: str | None = None) -> str:
