@@ -58,6 +58,7 @@ class Settings(BaseSettings):
         llm_timeout: seconds to wait for the provider before giving up on a request.
         local_server_start_timeout: seconds to wait for the local server to load the model.
         llm_system_prompt: the system prompt a new tab starts with ("" for none).
+        knowledge_base_dir: folder of the knowledge bases (relative paths are under the app folder).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0)
     local_server_start_timeout: float = Field(default=120.0, gt=0)
     llm_system_prompt: str = "You are Parley, a helpful assistant."
+    knowledge_base_dir: Path = Path("knowledge_bases")
 
     @field_validator("llm_model", "llm_base_url", "groq_api_key", "openai_api_key", mode="before")
     @classmethod
@@ -84,10 +86,10 @@ class Settings(BaseSettings):
         """Treat an empty string (``GROQ_API_KEY=``) as not set."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("conversations_file")
+    @field_validator("conversations_file", "knowledge_base_dir")
     @classmethod
     def _under_app_dir(cls, value: Path) -> Path:
-        """Resolve a relative conversations path against the app folder, not the shell's cwd."""
+        """Resolve a relative path against the app folder, not the shell's cwd."""
         return value if value.is_absolute() else APP_DIR / value
 
     @classmethod

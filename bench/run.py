@@ -396,6 +396,10 @@ def main() -> None:
         scale = bench_scale(server, (0, 10, 100, 1000, 5000))
         load_1000 = bench_load_1000_messages(server)
         profile = profile_save(server, 5000)
+        print("knowledge bases", flush=True)
+        from bench import kb as kb_bench
+
+        knowledge = kb_bench.run(server.base_url, server.context_window)
         print(f"load 1,000 messages: {load_1000:.1f} ms", flush=True)
     finally:
         server.stop()
@@ -403,14 +407,14 @@ def main() -> None:
     cold = bench_cold_start_and_rss()
     print(cold, flush=True)
     plot(scale, APP_DIR / "bench" / "growth.png")
-    write_results(streaming, browser, scale, load_1000, cold, profile, time.monotonic() - started)
+    write_results(streaming, browser, scale, load_1000, cold, profile, knowledge, time.monotonic() - started)
 
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_results(streaming, browser, scale, load_1000, cold, profile, elapsed) -> None:
+def write_results(streaming, browser, scale, load_1000, cold, profile, knowledge, elapsed) -> None:
     packages = ", ".join(f"{p} {version(p)}" for p in (
         "streamlit", "llama-index-core", "llama-index-agent-openai", "llama-index-llms-openai",
         "llama-index-llms-openai-like", "openai", "llama-cpp-python", "playwright"))
@@ -467,6 +471,20 @@ def write_results(streaming, browser, scale, load_1000, cold, profile, elapsed) 
         load = f"{r['load_ms']:.1f}" if r["load_ms"] is not None else "—"
         first = f"{r['first_save_ms']:.1f}" if r["first_save_ms"] is not None else "—"
         lines.append(f"| {count:,} | {r['bytes'] / 1e6:.1f} MB | {r['rerun_ms']:.1f} | {save} | {first} | {load} |")
+    lines += [
+        "",
+        "## Knowledge bases",
+        "",
+        "Each generated file holds one made-up fact (\"The colour of the Zorblaxquin Dlevor is 412-Tamsinra.\") in",
+        "filler text and makes one chunk; embeddings are all-MiniLM-L6-v2 on the CPU. Retrieval and recall@3 are",
+        "over 100 fact questions; an answer is retrieval plus a streamed reply of at most 32 tokens from the local",
+        "model (median of 5).",
+        "",
+        "| chunks | indexing | retrieval only (median) | end-to-end answer (median) | recall@3 |",
+        "|---|---|---|---|---|",
+        *[f"| {k:,} | {v['chunks_per_s']:.0f} chunks/s ({v['index_seconds']:.0f} s) | {v['retrieval_ms']:.0f} ms | "
+          f"{v['answer_ms']:.0f} ms | {v['recall_at_3']:.2f} |" for k, v in knowledge.items()],
+    ]
     big = scale[5000]
     lines += [
         "",
@@ -498,7 +516,8 @@ def write_results(streaming, browser, scale, load_1000, cold, profile, elapsed) 
         "```",
     ]
     lines += ["", "## Raw figures", "", "```json", json.dumps(
-        {"streaming": streaming, "browser": browser, "scale": scale, "load_1000_messages_ms": load_1000, "cold": cold},
+        {"streaming": streaming, "browser": browser, "scale": scale, "load_1000_messages_ms": load_1000, "cold": cold,
+         "knowledge_bases": knowledge},
         indent=2, default=str), "```", ""]
     (APP_DIR / "bench" / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

@@ -18,7 +18,10 @@ from queue import Empty
 from typing import Iterator
 
 from llama_index.agent.openai import OpenAIAgent
+from llama_index.core.chat_engine import CondensePlusContextChatEngine
 from llama_index.core.chat_engine.types import StreamingAgentChatResponse
+from llama_index.core.postprocessor import SimilarityPostprocessor
+from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.llms.openai import OpenAI
 
@@ -132,6 +135,27 @@ def drain(response: StreamingAgentChatResponse, poll: float = 0.05) -> Iterator[
         if delta:
             response.unformatted_response += delta
             yield delta
+
+
+def build_context_chat_engine(
+    retriever: BaseRetriever, llm: OpenAI, memory: ChatMemoryBuffer, system_prompt: str | None, threshold: float
+) -> CondensePlusContextChatEngine:
+    """Return llama-index's CondensePlusContextChatEngine answering from ``retriever``'s chunks.
+
+    The question is not condensed by the model first (``skip_condense``): retrieval uses the
+    user's own words, which works with the small local model that rewrites questions poorly.
+
+    Args:
+        retriever: the knowledge base's retriever (top-k chunks).
+        llm: the model that answers.
+        memory: the conversation so far.
+        system_prompt: put before the context, or None.
+        threshold: chunks scoring below this cosine similarity are dropped.
+    """
+    return CondensePlusContextChatEngine.from_defaults(
+        retriever=retriever, llm=llm, memory=memory, system_prompt=system_prompt or None,
+        skip_condense=True, node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=threshold)],
+    )
 
 
 def before_pending(messages: list[Message], pending: str | None) -> list[Message]:
@@ -289,4 +313,6 @@ class MemoryChat(ChatSession):
         self.rebuild()
 
 
-__all__ = ["ChatError", "MemoryChat", "build_agent", "build_memory", "fit_memory", "memory_token_limit"]
+__all__ = [
+    "ChatError", "MemoryChat", "build_agent", "build_context_chat_engine", "build_memory", "fit_memory", "memory_token_limit",
+]

@@ -2,7 +2,8 @@
 
 A message is stored in conversations.json as ``{"role": ..., "content": ...}``, the seed
 (bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
-``incomplete`` (true when a reply was cut off) and ``model`` (the model that gave a reply). Unknown keys are ignored on read.
+``incomplete`` (true when a reply was cut off), ``model`` (the model that gave a reply),
+``knowledge_base`` and ``sources`` (knowledge-base chats). Unknown keys are ignored on read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Message:
         timestamp: ISO 8601 UTC time it was written, or None for messages from older files.
         incomplete: True when this is an assistant reply that was cut off before it ended.
         model: for an assistant reply, the model that gave it (e.g. ``smollm2-135m-instruct``).
+        knowledge_base: the knowledge base a knowledge-base chat used, or None.
+        sources: for a knowledge-base reply, the retrieved chunks it was given, each a dict with
+            ``file_name``, ``where`` (page or row, may be ""), ``score`` (cosine similarity) and ``text``.
     """
 
     role: MessageRole
@@ -43,6 +47,8 @@ class Message:
     timestamp: str | None = None
     incomplete: bool = False
     model: str | None = None
+    knowledge_base: str | None = None
+    sources: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
@@ -53,6 +59,10 @@ class Message:
             data["incomplete"] = True
         if self.model is not None:
             data["model"] = self.model
+        if self.knowledge_base is not None:
+            data["knowledge_base"] = self.knowledge_base
+        if self.sources:
+            data["sources"] = [dict(s) for s in self.sources]
         return data
 
     @classmethod
@@ -82,6 +92,8 @@ class Message:
             timestamp=timestamp if isinstance(timestamp, str) else None,
             incomplete=data.get("incomplete") is True,
             model=model if isinstance(model, str) else None,
+            knowledge_base=data.get("knowledge_base") if isinstance(data.get("knowledge_base"), str) else None,
+            sources=tuple(s for s in data.get("sources") or () if isinstance(s, dict)) if isinstance(data.get("sources"), list) else (),
         )
 
     def to_chat_message(self) -> ChatMessage:

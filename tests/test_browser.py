@@ -36,14 +36,16 @@ def send(page: Page, text: str) -> None:
     expect(page.get_by_test_id("stChatMessage")).to_have_count(before + 2, timeout=TIMEOUT_MS)
     reply = page.get_by_test_id("stChatMessage").nth(before + 1)
     # The model's name is written under a reply once it is complete.
-    expect(reply.get_by_test_id("stCaptionContainer")).to_have_text("smollm2-135m-instruct", timeout=TIMEOUT_MS)
+    expect(reply.get_by_test_id("stCaptionContainer").first).to_have_text("smollm2-135m-instruct", timeout=TIMEOUT_MS)
     wait_idle(page)
 
 
 @pytest.fixture
 def app_env(app_env, monkeypatch):
-    """Longer replies than the other tests, so the screenshots in docs/ show a real exchange."""
+    """Longer replies than the other tests, so the screenshots in docs/ show a real exchange;
+    knowledge bases in the test's own folder."""
     monkeypatch.setenv("LLM_MAX_TOKENS", "120")
+    monkeypatch.setenv("KNOWLEDGE_BASE_DIR", str(app_env.parent / "kbs"))
     return app_env
 
 
@@ -114,3 +116,33 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     expect(sidebar.get_by_text("Changes apply from your next message")).to_be_visible()
     page.wait_for_timeout(1000)  # let the expander finish opening
     page.screenshot(path=DOCS / "model_settings.png")
+
+
+def test_knowledge_base_create_upload_ask_sources_delete(app_env, monkeypatch, tmp_path, streamlit_app, browser_page):
+    from tests.kb_files import FACTS, all_files
+
+    page = browser_page
+    files = dict(all_files())
+    for name in ("valves.txt", "crew.csv"):
+        (tmp_path / name).write_bytes(files[name])
+    page.goto(f"{streamlit_app}/Knowledge_Base", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Knowledge Base", exact=True, level=1)).to_be_visible(timeout=TIMEOUT_MS)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stPopoverButton").filter(has_text="New knowledge base").click()
+    page.get_by_label("Name of the new knowledge base").fill("Plant docs")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(sidebar.get_by_text("Created the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files([tmp_path / "valves.txt", tmp_path / "crew.csv"])
+    sidebar.get_by_role("button", name="Index 2 file(s)", exact=True).click()
+    expect(sidebar.get_by_text("Indexed 2 file(s)")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    send(page, FACTS["valves.txt"][0])
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    reply.get_by_text("Sources").click()
+    expect(reply.get_by_text("valves.txt").first).to_be_visible()
+    page.wait_for_timeout(500)
+    page.screenshot(path=DOCS / "knowledge_base.png")
+    sidebar.get_by_role("button", name="Delete knowledge base", exact=True).click()
+    sidebar.get_by_role("button", name="Yes, delete it", exact=True).click()
+    expect(sidebar.get_by_text("Deleted the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)

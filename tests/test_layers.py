@@ -36,3 +36,10 @@ def test_pages_are_thin_and_call_no_st(page):
     path = APP_DIR / page
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 40
     assert "streamlit" not in " ".join(imported_modules(path))
+
+
+def test_no_cuda_build_was_pulled_in():
+    from importlib.metadata import distributions, version
+
+    assert version("torch").endswith("+cpu") or "cpu" in version("torch")
+    assert not [d.metadata["Name"] for d in distributions() if d.metadata["Name"].lower().startswith("nvidia-")]

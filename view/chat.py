@@ -17,7 +17,7 @@ import streamlit as st
 from controller.chat_session import ChatError, ChatSession
 from settings import DEFAULT_MODELS, PROVIDER_LABELS, Settings
 from utils.llm import LLMConfig, config_from_settings, config_problem, default_base_url, list_models, mask_key
-from view.common import local_server_or_stop, render_messages
+from view.common import local_server_or_stop, message_footer, render_messages
 
 #: System prompt presets offered in the sidebar (label → prompt).
 SYSTEM_PROMPT_PRESETS: dict[str, str] = {
@@ -185,11 +185,11 @@ def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: st
         retry_col, local_col = actions.container().columns([1, 3])
         if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
             notice.empty(), actions.empty()
-            _stream(chat, chat.retry(), failure_key, config.model, after_turn)
+            _stream(chat, chat.retry(), failure_key, after_turn)
         elif failure["fallback"] and local_col.button("Answer with the local model instead", key=f"{page}_fallback"):
             notice.empty(), actions.empty()
             fallback = local_config(settings, config)
-            _stream(chat, chat.retry(fallback), failure_key, fallback.model, after_turn)
+            _stream(chat, chat.retry(fallback), failure_key, after_turn)
     if prompt := st.chat_input("Message Parley"):
         with st.chat_message("user"):
             st.markdown(prompt)
@@ -199,17 +199,17 @@ def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: st
             st.error(str(exc))
             st.code(exc.refused_text or prompt, language=None, wrap_lines=True)
             return
-        _stream(chat, reply, failure_key, config.model, after_turn)
+        _stream(chat, reply, failure_key, after_turn)
     _budget_line(chat)
 
 
-def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, model: str, after_turn: Callable[[], None]) -> None:
+def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, after_turn: Callable[[], None]) -> None:
     """Stream ``reply`` into an assistant bubble; remember a failure so Retry survives reruns."""
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
         try:
             st.write_stream(coalesce(reply))
-            st.caption(model)
+            message_footer(chat.messages[-1])
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
             st.error(str(exc))

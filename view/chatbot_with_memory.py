@@ -41,7 +41,7 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
     if chat.config != config:
         chat.set_config(config)
     with st.sidebar:
-        _sidebar(chat, store)
+        conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")
     st.caption(f"Conversation: **{chat.name}** (saved automatically)" if chat.name else "Unsaved conversation")
 
@@ -52,7 +52,8 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
     chat_area(chat, config, settings, page="memory", after_turn=show_save_error)
 
 
-def _sidebar(chat: MemoryChat, store: ConversationStore) -> None:
+def conversation_sidebar(chat: MemoryChat, store: ConversationStore) -> None:
+    """The saved-conversations part of the sidebar: New chat, Save, search, the list, import, restore."""
     show_flashes()
     try:
         names = store.names()  # reads the file first, so a bad one is moved aside and reported now

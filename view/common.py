@@ -80,14 +80,29 @@ def widget_key(prefix: str, name: str) -> str:
 
 
 def render_messages(messages: list[Message]) -> None:
-    """Draw each message as a chat bubble; an incomplete reply is marked as such."""
+    """Draw each message as a chat bubble, with its footer (model, incomplete mark, sources)."""
     for message in messages:
         with st.chat_message(message.role.value):
             st.markdown(message.content)
-            if message.incomplete:
-                st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
-            elif message.model:
-                st.caption(message.model)
+            message_footer(message)
+
+
+def message_footer(message: Message) -> None:
+    """Under a reply: the model that gave it, whether it is incomplete, and its "Sources"."""
+    if message.role.value != "assistant":
+        return
+    if message.incomplete:
+        st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
+    elif message.model:
+        st.caption(message.model)
+    elif message.knowledge_base:
+        st.caption(f"Nothing in “{message.knowledge_base}” passed the similarity threshold; no model was asked.")
+    if message.sources:
+        with st.expander("Sources"):
+            for number, source in enumerate(message.sources, start=1):
+                where = f" · {source['where']}" if source.get("where") else ""
+                st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
+                st.text(source["text"][:1500])
 
 
 def flash(text: str, kind: str = "success") -> None:

@@ -1,0 +1,352 @@
+"""Knowledge bases: named collections of files, indexed with llama-index and chatted with.
+
+Each knowledge base lives in ``KNOWLEDGE_BASE_DIR/<id>/``: ``index/`` is the persisted
+``VectorStoreIndex`` (``StorageContext.persist``) and ``manifest.json`` lists its files with
+their SHA-256, chunk count and document ids. A file whose bytes did not change is not embedded
+again; a changed file replaces its old chunks. At start an index is loaded from disk, not
+re-embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeWithScore
+
+from controller.chat_session import ChatError
+from controller.chatbot_with_memory import (
+    MemoryChat,
+    before_pending,
+    build_context_chat_engine,
+    build_memory,
+    fit_memory,
+)
+from model.conversation_store import ConversationStore
+from model.message import Message
+from utils.documents import DocumentError, load_document
+from utils.llm import LLMConfig, build_llm
+
+#: What a knowledge-base chat answers when no chunk passes the similarity threshold.
+NOTHING_FOUND = "I found nothing about this in the knowledge base."
+#: Chunk size and overlap in tokens for SentenceSplitter.
+CHUNK_SIZE, CHUNK_OVERLAP = 256, 32
+MANIFEST = "manifest.json"
+#: Chunks embedded together; progress is reported after each batch.
+EMBED_BATCH = 256
+
+
+class KnowledgeBaseError(Exception):
+    """A knowledge-base action failed; ``str(error)`` is a sentence for the user."""
+
+
+@dataclass
+class FileEntry:
+    """One indexed file: its SHA-256 (hex), number of chunks, and the ids of its documents."""
+
+    sha256: str
+    chunks: int
+    doc_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What adding files did: files indexed, files skipped as unchanged, chunks made, problems."""
+
+    indexed: list[str]
+    unchanged: list[str]
+    chunks: int
+    problems: list[str]
+
+
+class KnowledgeBase:
+    """One knowledge base: its files, its vector index on disk, and retrieval.
+
+    Args:
+        folder: where it is persisted.
+        name: its display name.
+        embed_model: the llama-index embedding model (utils.embeddings.build_embed_model).
+    """
+
+    def __init__(self, folder: Path, name: str, embed_model) -> None:
+        self.folder, self.name, self.embed_model = folder, name, embed_model
+        self._lock = threading.Lock()
+        manifest = folder / MANIFEST
+        data = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {"name": name, "files": {}}
+        self.files: dict[str, FileEntry] = {n: FileEntry(**e) for n, e in data["files"].items()}
+        if (folder / "index" / "docstore.json").exists():
+            storage = StorageContext.from_defaults(persist_dir=str(folder / "index"))
+            self.index = load_index_from_storage(storage, embed_model=embed_model)
+        else:
+            self.index = VectorStoreIndex(nodes=[], embed_model=embed_model)
+
+    @property
+    def chunk_count(self) -> int:
+        """Chunks in the index, over all files."""
+        return sum(e.chunks for e in self.files.values())
+
+    def add_files(
+        self, files: list[tuple[str, bytes]], progress: Callable[[int, int, int], None] = lambda done, total, chunks: None
+    ) -> AddReport:
+        """Index ``(file name, bytes)`` pairs; the rest still index when one fails.
+
+        Args:
+            files: the files to add; a name already present is replaced if its bytes changed.
+            progress: called after each file with (files done, files in all, chunks so far).
+
+        Returns:
+            an AddReport; ``problems`` holds one sentence per file that could not be indexed.
+        """
+        indexed, unchanged, problems, chunks = [], [], [], 0
+        splitter = SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
+        pending: list = []  # nodes not embedded yet: embedding in batches is ~10x faster than one by one
+
+        def flush(done: int) -> None:
+            if pending:
+                self.index.insert_nodes(list(pending))
+                pending.clear()
+            progress(done, len(files), chunks)
+
+        with self._lock:
+            for done, (name, data) in enumerate(files, start=1):
+                digest = hashlib.sha256(data).hexdigest()
+                old = self.files.get(name)
+                if old is not None and old.sha256 == digest:
+                    unchanged.append(name)
+                else:
+                    try:
+                        documents = load_document(name, data)
+                    except DocumentError as exc:
+                        problems.append(str(exc))
+                        continue
+                    if old is not None:
+                        flush(done - 1)
+                        self._delete_docs(old.doc_ids)
+                    for i, document in enumerate(documents):
+                        document.id_ = f"{digest[:16]}-{i}"
+                    nodes = splitter.get_nodes_from_documents(documents)
+                    pending.extend(nodes)
+                    self.files[name] = FileEntry(digest, len(nodes), [d.id_ for d in documents])
+                    indexed.append(name)
+                    chunks += len(nodes)
+                if len(pending) >= EMBED_BATCH or done == len(files):
+                    flush(done)
+            flush(len(files))
+            self._persist()
+        return AddReport(indexed, unchanged, chunks, problems)
+
+    def add_folder(self, folder: Path, progress: Callable[[int, int, int], None] = lambda d, t, c: None) -> AddReport:
+        """Index every file directly in ``folder`` (not its sub-folders), sorted by name.
+
+        Raises:
+            KnowledgeBaseError: the folder does not exist or cannot be read.
+        """
+        if not folder.is_dir():
+            raise KnowledgeBaseError(f"{folder} is not a folder on this machine.")
+        try:
+            files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]
+        except OSError as exc:
+            raise KnowledgeBaseError(f"Could not read {folder}: {exc.strerror or exc}.") from exc
+        return self.add_files(files, progress)
+
+    def remove_file(self, name: str) -> None:
+        """Remove file ``name`` and its chunks from the knowledge base (a missing name is ignored)."""
+        with self._lock:
+            entry = self.files.pop(name, None)
+            if entry is not None:
+                self._delete_docs(entry.doc_ids)
+                self._persist()
+
+    def retrieve(self, query: str, top_k: int, threshold: float) -> list[NodeWithScore]:
+        """Return up to ``top_k`` chunks for ``query`` whose cosine similarity is ≥ ``threshold``, best first."""
+        if not self.files:
+            return []
+        nodes = self.index.as_retriever(similarity_top_k=top_k).retrieve(query)
+        return [n for n in nodes if (n.score or 0.0) >= threshold]
+
+    def _delete_docs(self, doc_ids: list[str]) -> None:
+        for doc_id in doc_ids:
+            self.index.delete_ref_doc(doc_id, delete_from_docstore=True)
+
+    def _persist(self) -> None:
+        """Write the index and the manifest; the manifest is replaced atomically, last."""
+        self.index.storage_context.persist(persist_dir=str(self.folder / "index"))
+        data = {"name": self.name, "files": {n: asdict(e) for n, e in self.files.items()}}
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False, indent=1)
+        os.replace(tmp, self.folder / MANIFEST)
+
+
+class KnowledgeBases:
+    """The knowledge bases under one folder (KNOWLEDGE_BASE_DIR), opened once and shared.
+
+    Args:
+        root: the folder; created when the first knowledge base is.
+        embed_model_factory: makes the embedding model, called once on first need (it takes
+            seconds to load).
+    """
+
+    def __init__(self, root: Path, embed_model_factory: Callable[[], object]) -> None:
+        self.root = root
+        self._factory = embed_model_factory
+        self._embed_model = None
+        self._open: dict[str, KnowledgeBase] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def embed_model(self):
+        """The embedding model, loaded on first use."""
+        with self._lock:
+            if self._embed_model is None:
+                self._embed_model = self._factory()
+            return self._embed_model
+
+    def _folder(self, name: str) -> Path:
+        return self.root / hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
+
+    def names(self) -> list[str]:
+        """Names of the existing knowledge bases, sorted."""
+        if not self.root.is_dir():
+            return []
+        names = []
+        for manifest in self.root.glob(f"*/{MANIFEST}"):
+            try:
+                names.append(json.loads(manifest.read_text(encoding="utf-8"))["name"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return sorted(names, key=str.casefold)
+
+    def create(self, name: str) -> KnowledgeBase:
+        """Create an empty knowledge base called ``name`` (trimmed).
+
+        Raises:
+            KnowledgeBaseError: the name is blank or taken, or the folder cannot be written.
+        """
+        name = name.strip()
+        if not name:
+            raise KnowledgeBaseError("Please enter a name for the knowledge base.")
+        if name in self.names():
+            raise KnowledgeBaseError(f"A knowledge base called {name!r} already exists.")
+        folder = self._folder(name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            kb = KnowledgeBase(folder, name, self.embed_model)
+            kb._persist()
+        except OSError as exc:
+            raise KnowledgeBaseError(f"Could not create the knowledge base in {folder}: {exc.strerror or exc}.") from exc
+        self._open[name] = kb
+        return kb
+
+    def open(self, name: str) -> KnowledgeBase:
+        """Return the knowledge base ``name``, loading it from disk the first time.
+
+        Raises:
+            KnowledgeBaseError: there is no such knowledge base.
+        """
+        if name not in self._open:
+            folder = self._folder(name)
+            if not (folder / MANIFEST).exists():
+                raise KnowledgeBaseError(f"There is no knowledge base called {name!r}.")
+            self._open[name] = KnowledgeBase(folder, name, self.embed_model)
+        return self._open[name]
+
+    def delete(self, name: str) -> None:
+        """Delete knowledge base ``name`` and its files on disk (the indexed copies only)."""
+        self._open.pop(name, None)
+        shutil.rmtree(self._folder(name), ignore_errors=True)
+
+
+def source_of(node: NodeWithScore) -> dict:
+    """A retrieved chunk as stored in a Message's ``sources``: file name, page or row, score, text."""
+    meta = node.node.metadata
+    if "page" in meta:
+        where = f"page {meta['page']}"
+    elif "row" in meta:
+        where = f"{meta['sheet']}, row {meta['row']}" if "sheet" in meta else f"row {meta['row']}"
+    else:
+        where = ""
+    return {"file_name": meta.get("file_name", "?"), "where": where, "score": round(float(node.score or 0.0), 4),
+            "text": node.node.get_content()}
+
+
+class KnowledgeChat(MemoryChat):
+    """A conversation that answers from a knowledge base, saved like the memory page's.
+
+    Every turn retrieves the top-k chunks above the threshold; with none, the reply is
+    NOTHING_FOUND and no model is asked. Otherwise llama-index's CondensePlusContextChatEngine
+    answers from those chunks with the conversation as memory, and the reply keeps its sources.
+
+    Args:
+        config: provider, model, limits and system prompt.
+        store: where named conversations are saved.
+        kb: the knowledge base, or None until one is chosen.
+        top_k: chunks retrieved per question.
+        threshold: least cosine similarity a chunk needs.
+    """
+
+    def __init__(self, config: LLMConfig, store: ConversationStore, kb: KnowledgeBase | None = None,
+                 top_k: int = 3, threshold: float = 0.3) -> None:
+        self.kb, self.top_k, self.threshold = kb, top_k, threshold
+        super().__init__(config, store)
+
+    def stream_reply(self, text: str) -> Iterator[str]:
+        """Add and auto-save the user's ``text``, then yield the reply's deltas.
+
+        Raises:
+            ChatError: no knowledge base is chosen, the message is too long, or the provider failed.
+        """
+        if self.kb is None:
+            raise ChatError("Choose or create a knowledge base in the sidebar first.", refused_text=text)
+        self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
+        self.messages.append(replace(Message.user(text), knowledge_base=self.kb.name))
+        self._autosave()
+        return self._turn(text)
+
+    def _resend(self, text: str) -> Iterator[str]:
+        self.rebuild(before_pending(self.messages, text))
+        self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
+        yield from self._turn(text)
+
+    def _turn(self, text: str) -> Iterator[str]:
+        kb = self.kb
+        found = kb.retrieve(text, self.top_k, self.threshold) if kb is not None else []
+        if not found:
+            reply = Message.assistant(NOTHING_FOUND)
+            self.messages.append(replace(reply, knowledge_base=kb.name if kb else None))
+            self._autosave()
+            yield NOTHING_FOUND
+            return
+        sources: list[dict] = []
+
+        def start() -> Iterator[str]:
+            llm = build_llm(self.config)
+            history = before_pending(self.messages, text)
+            memory = build_memory(history, llm, self.token_limit)
+            fit_memory(memory, text, self.config.system_prompt, self.token_limit)
+            retriever = kb.index.as_retriever(similarity_top_k=self.top_k)
+            engine = build_context_chat_engine(retriever, llm, memory, self.config.system_prompt, self.threshold)
+            response = engine.stream_chat(text)
+            sources[:] = [source_of(n) for n in response.source_nodes]
+            return response.response_gen
+
+        def mark(message: Message) -> None:
+            self.messages[-1] = replace(message, knowledge_base=kb.name, sources=tuple(sources))
+            self._autosave()
+
+        try:
+            yield from self._relay(start, on_message=mark)
+        except (ChatError, GeneratorExit):
+            self.rebuild()
+            raise
+        self.rebuild()
+

@@ -1,0 +1,185 @@
+"""Knowledge bases on real embeddings (all-MiniLM-L6-v2 from its wheel) and the real local model."""
+
+import json
+
+import pytest
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.embedding import EmbeddingStartEvent
+
+from controller.knowledge_base import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, KnowledgeChat
+from model.conversation_store import ConversationStore
+from tests.kb_files import FACTS, all_files
+from utils.documents import DocumentError, load_document
+from utils.embeddings import build_embed_model
+from utils.llm import LLMConfig
+from utils.local_server import LOCAL_MODEL_ALIAS
+
+
+@pytest.fixture(scope="module")
+def embed_model():
+    return build_embed_model()
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, embed_model):
+    root = tmp_path_factory.mktemp("kbs")
+    kbs = KnowledgeBases(root, lambda: embed_model)
+    kb = kbs.create("Facts")
+    report = kb.add_files(all_files())
+    return root, kb, report
+
+
+class EmbeddingCounter(BaseEventHandler):
+    """Counts texts sent to the embedding model (llama-index instrumentation events)."""
+
+    texts: int = 0
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EmbeddingCounter"
+
+    def handle(self, event, **kwargs) -> None:
+        if isinstance(event, EmbeddingStartEvent):
+            self.texts += 1
+
+
+@pytest.fixture
+def embedding_calls():
+    counter = EmbeddingCounter()
+    dispatcher = get_dispatcher()
+    dispatcher.add_event_handler(counter)
+    yield counter
+    dispatcher.event_handlers.remove(counter)
+
+
+def test_every_type_indexes(indexed):
+    _, kb, report = indexed
+    assert sorted(report.indexed) == sorted(FACTS) and not report.problems
+    assert all(kb.files[name].chunks >= 1 for name in FACTS)
+
+
+@pytest.mark.parametrize("file_name", list(FACTS))
+def test_each_fact_is_retrieved_first_from_the_right_file(indexed, file_name):
+    _, kb, _ = indexed
+    question, words = FACTS[file_name]
+    found = kb.retrieve(question, top_k=3, threshold=0.0)
+    assert found[0].node.metadata["file_name"] == file_name
+    assert words in found[0].node.get_content()
+
+
+def test_pdf_and_spreadsheet_chunks_say_where_they_came_from(indexed):
+    _, kb, _ = indexed
+    pdf = kb.retrieve(FACTS["manual.pdf"][0], 1, 0.0)[0].node.metadata
+    assert pdf["page"] == 2
+    row = kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.metadata
+    assert (row["sheet"], row["row"]) == ("Stock", 3)
+    assert "item: Glimmer lanterns; warehouse: C; count: 318" in kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.get_content()
+
+
+def test_answer_on_the_local_model_cites_the_right_file(indexed, local_server, tmp_path):
+    _, kb, _ = indexed
+    config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=local_server.base_url, max_tokens=40,
+                       context_window=local_server.context_window)
+    chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb)
+    chat.save_as("kb")
+    reply = "".join(chat.stream_reply(FACTS["valves.txt"][0]))
+    assert reply.strip() and reply != NOTHING_FOUND
+    last = chat.messages[-1]
+    assert last.sources[0]["file_name"] == "valves.txt" and last.model == LOCAL_MODEL_ALIAS
+    saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["kb"]
+    assert saved[-1]["knowledge_base"] == "Facts" and saved[-1]["sources"][0]["file_name"] == "valves.txt"
+
+
+def test_off_topic_question_says_nothing_found_without_asking_the_model(indexed, tmp_path, fault):
+    _, kb, _ = indexed
+    fault.mode = "500"  # if the model were asked, this would fail
+    config = LLMConfig(provider="openai_like", model="m", base_url=fault.base_url)
+    chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb, threshold=0.5)
+    assert "".join(chat.stream_reply("What is the best recipe for chocolate cake?")) == NOTHING_FOUND
+    assert fault.attempts == 0 and chat.messages[-1].content == NOTHING_FOUND
+
+
+def test_restart_loads_from_disk_and_embeds_nothing_again(indexed, embed_model, embedding_calls):
+    root, kb, _ = indexed
+    again = KnowledgeBases(root, lambda: embed_model)
+    assert again.names() == ["Facts"]
+    reopened = again.open("Facts")
+    assert reopened.chunk_count == kb.chunk_count
+    report = reopened.add_files(all_files())  # the same bytes: nothing to embed
+    assert sorted(report.unchanged) == sorted(FACTS) and report.chunks == 0
+    assert embedding_calls.texts == 0
+    assert reopened.retrieve(FACTS["crew.csv"][0], 1, 0.0)[0].node.metadata["file_name"] == "crew.csv"
+    assert embedding_calls.texts == 1  # only the question
+
+
+def test_corrupt_pdf_and_empty_file_get_messages_and_the_rest_still_index(tmp_path, embed_model):
+    kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Mixed")
+    report = kb.add_files([
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf"),
+        ("empty.txt", b""),
+        ("image.png", b"\x89PNG..."),
+        ("valves.txt", dict(all_files())["valves.txt"]),
+    ])
+    assert report.indexed == ["valves.txt"]
+    assert len(report.problems) == 3
+    assert any("broken.pdf" in p and "could not be read" in p for p in report.problems)
+    assert any("empty.txt" in p and "empty" in p for p in report.problems)
+    assert any("image.png" in p and "not supported" in p for p in report.problems)
+
+
+def test_changed_file_replaces_its_chunks_and_remove_deletes_them(tmp_path, embed_model):
+    kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Change")
+    kb.add_files([("note.txt", b"The Plimsoll gauge reads 7 bar.")])
+    kb.add_files([("note.txt", b"The Plimsoll gauge reads 9 bar.")])
+    found = kb.retrieve("What does the Plimsoll gauge read?", 5, 0.0)
+    assert [n.node.get_content() for n in found] == ["The Plimsoll gauge reads 9 bar."]
+    kb.remove_file("note.txt")
+    assert kb.retrieve("What does the Plimsoll gauge read?", 5, 0.0) == [] and kb.files == {}
+
+
+def test_names_are_checked(tmp_path, embed_model):
+    kbs = KnowledgeBases(tmp_path, lambda: embed_model)
+    with pytest.raises(KnowledgeBaseError, match="enter a name"):
+        kbs.create("  ")
+    kbs.create("Same")
+    with pytest.raises(KnowledgeBaseError, match="already exists"):
+        kbs.create("Same")
+    kbs.delete("Same")
+    assert kbs.names() == []
+
+
+def test_unsupported_type_is_named():
+    with pytest.raises(DocumentError, match="not supported"):
+        load_document("x.exe", b"MZ")
+
+
+KB_PAGE = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "pages" / "3_Knowledge_Base.py")
+
+
+def test_page_create_upload_ask_sources_delete(app_env, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("KNOWLEDGE_BASE_DIR", str(tmp_path / "kbs"))
+    files = dict(all_files())
+    at = AppTest.from_file(KB_PAGE, default_timeout=180).run()
+    assert not at.exception
+    at.text_input(key="kb_new_name").input("Plant docs")
+    at.button(key="kb_create").click().run()
+    assert at.selectbox(key="kb_select").value == "Plant docs"
+    at.file_uploader(key="kb_upload_0").set_value([
+        ("valves.txt", files["valves.txt"], "text/plain"),
+        ("inventory.xlsx", files["inventory.xlsx"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ]).run()
+    at.button(key="kb_index").click().run()
+    assert any("Indexed 2 file(s)" in s.value for s in at.sidebar.success)
+    at.chat_input[0].set_value(FACTS["valves.txt"][0]).run()
+    assert not at.exception and not at.error
+    reply = at.chat_message[1]
+    assert reply.markdown[0].value.strip()
+    sources = [e for e in reply.expander if e.label == "Sources"]
+    assert sources and "valves.txt" in sources[0].markdown[0].value
+    at.button(key="kb_delete").click().run()
+    at.button(key="kb_confirm_delete").click().run()
+    assert any("Deleted the knowledge base" in s.value for s in at.sidebar.success)
+    assert not list((tmp_path / "kbs").glob("*/manifest.json"))

@@ -1,0 +1,159 @@
+"""The Knowledge Base page: make knowledge bases from your files and chat with them, with sources.
+
+Sidebar: model settings; the knowledge base (choose, create, delete); its files (upload several,
+add a server folder, remove one) with progress while indexing; retrieval settings (top k,
+similarity threshold); and the saved conversations, as on the memory page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+from controller.knowledge_base import KnowledgeBaseError, KnowledgeBases, KnowledgeChat
+from model.conversation_store import ConversationStore
+from settings import Settings
+from utils.documents import SUPPORTED_TYPES
+from utils.embeddings import EmbeddingModelError, build_embed_model
+from utils.llm import LLMConfig
+from view.chat import chat_area, model_settings
+from view.chatbot_with_memory import conversation_sidebar
+from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
+
+SESSION_KEY = "kb_chat"
+CHOSEN = "kb_chosen"
+PENDING_KB_DELETE = "kb_pending_delete"
+UPLOAD_GENERATION = "kb_upload_generation"
+
+
+@st.cache_resource(show_spinner=False)
+def knowledge_bases(root: Path) -> KnowledgeBases:
+    """The knowledge bases under ``root``, shared by all tabs (the embedding model loads once)."""
+    return KnowledgeBases(root, build_embed_model)
+
+
+def render(make_chat: Callable[[LLMConfig, ConversationStore], KnowledgeChat]) -> None:
+    """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
+    setup_page("Knowledge Base", "📚")
+    settings = settings_or_stop()
+    with st.sidebar:
+        config = model_settings(settings)
+    store = conversation_store(settings.conversations_file)
+    kbs = knowledge_bases(settings.knowledge_base_dir)
+    chat: KnowledgeChat = st.session_state.get(SESSION_KEY) or make_chat(config, store)
+    st.session_state[SESSION_KEY] = chat
+    if chat.config != config:
+        chat.set_config(config)
+    st.title("Knowledge Base")
+    with st.sidebar:
+        show_flashes()
+        try:
+            _knowledge_base_section(chat, kbs, settings)
+        except EmbeddingModelError as exc:
+            st.error(str(exc))
+            st.stop()
+        st.divider()
+        conversation_sidebar(chat, store)
+    if chat.kb is None:
+        st.info("Create or choose a knowledge base in the sidebar, add your files, then ask about them.")
+    else:
+        st.caption(f"Answering from **{chat.kb.name}**: {len(chat.kb.files)} file(s), {chat.kb.chunk_count} chunk(s). "
+                   f"Top {chat.top_k} chunks with similarity ≥ {chat.threshold:.2f}.")
+    chat_area(chat, config, settings, page="kb")
+
+
+def _knowledge_base_section(chat: KnowledgeChat, kbs: KnowledgeBases, settings: Settings) -> None:
+    st.header("Knowledge base")
+    names = kbs.names()
+    chosen = st.session_state.get(CHOSEN)
+    if chosen not in names:
+        chosen = names[0] if names else None
+    if names:
+        chosen = st.selectbox("Knowledge base", names, index=names.index(chosen), key="kb_select")
+    st.session_state[CHOSEN] = chosen
+    with st.spinner("Loading the knowledge base…"):
+        chat.kb = kbs.open(chosen) if chosen else None
+    with st.popover("New knowledge base", icon="➕", use_container_width=True):
+        new_name = st.text_input("Name of the new knowledge base", key="kb_new_name")
+        if st.button("Create", key="kb_create"):
+            try:
+                with st.spinner("Loading the embedding model…"):
+                    created = kbs.create(new_name)
+            except KnowledgeBaseError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state[CHOSEN] = created.name
+                flash(f"Created the knowledge base “{created.name}”.")
+                st.rerun()
+    if chat.kb is None:
+        return
+    _files_section(chat, kbs)
+    chat.top_k = st.slider("Top k chunks", 1, 10, chat.top_k, key="kb_top_k")
+    chat.threshold = st.slider("Similarity threshold", 0.0, 1.0, float(chat.threshold), 0.05, key="kb_threshold",
+                               help="Chunks less similar to the question than this are not used (cosine similarity).")
+    if st.session_state.get(PENDING_KB_DELETE) == chat.kb.name:
+        st.warning(f"Delete the knowledge base “{chat.kb.name}” and its index? Your original files are not touched.")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", type="primary", key="kb_confirm_delete"):
+            name = chat.kb.name
+            kbs.delete(name)
+            chat.kb = None
+            st.session_state.pop(PENDING_KB_DELETE, None)
+            flash(f"Deleted the knowledge base “{name}”.")
+            st.rerun()
+        if no.button("Cancel", key="kb_cancel_delete"):
+            st.session_state.pop(PENDING_KB_DELETE, None)
+            st.rerun()
+    elif st.button("Delete knowledge base", key="kb_delete"):
+        st.session_state[PENDING_KB_DELETE] = chat.kb.name
+        st.rerun()
+
+
+def _files_section(chat: KnowledgeChat, kbs: KnowledgeBases) -> None:
+    kb = chat.kb
+    generation = st.session_state.get(UPLOAD_GENERATION, 0)
+    uploads = st.file_uploader(
+        "Add files", type=[t.lstrip(".") for t in SUPPORTED_TYPES], accept_multiple_files=True,
+        key=f"kb_upload_{generation}",
+    )
+    if uploads and st.button(f"Index {len(uploads)} file(s)", type="primary", key="kb_index"):
+        _index(lambda progress: kb.add_files([(u.name, u.getvalue()) for u in uploads], progress))
+        st.session_state[UPLOAD_GENERATION] = generation + 1
+        st.rerun()
+    folder = st.text_input("Or a folder on this machine", placeholder="/home/me/notes", key="kb_folder")
+    if st.button("Add folder", key="kb_add_folder", disabled=not folder.strip()):
+        _index(lambda progress: kb.add_folder(Path(folder.strip()).expanduser(), progress))
+        st.rerun()
+    with st.expander(f"Files ({len(kb.files)}, {kb.chunk_count} chunks)"):
+        if not kb.files:
+            st.caption("No files yet.")
+        for name, entry in sorted(kb.files.items()):
+            left, right = st.columns([3, 1])
+            left.markdown(f"{name}  \n:gray[{entry.chunks} chunk(s)]")
+            if right.button("Remove", key=widget_key("kb-remove", name)):
+                kb.remove_file(name)
+                flash(f"Removed {name}.")
+                st.rerun()
+
+
+def _index(run) -> None:
+    """Run an indexing action with a progress bar, then queue what happened for after the rerun."""
+    bar = st.progress(0.0, text="Indexing…")
+
+    def progress(done: int, total: int, chunks: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Indexed {done} of {total} file(s), {chunks} chunk(s)")
+
+    try:
+        with st.spinner("Embedding… the first time also loads the embedding model."):
+            report = run(progress)
+    except KnowledgeBaseError as exc:
+        flash(str(exc), "error")
+        return
+    parts = [f"Indexed {len(report.indexed)} file(s) into {report.chunks} chunk(s)."]
+    if report.unchanged:
+        parts.append(f"Unchanged, not embedded again: {', '.join(report.unchanged)}.")
+    flash(" ".join(parts))
+    for problem in report.problems:
+        flash(problem, "error")
