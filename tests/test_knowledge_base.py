@@ -77,18 +77,19 @@ def test_pdf_and_spreadsheet_chunks_say_where_they_came_from(indexed):
     assert "item: Glimmer lanterns; warehouse: C; count: 318" in kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.get_content()
 
 
-def test_answer_on_the_local_model_cites_the_right_file(indexed, local_server, tmp_path):
+@pytest.mark.parametrize("file_name", list(FACTS))
+def test_answer_on_the_local_model_cites_the_right_file(indexed, local_server, tmp_path, file_name):
     _, kb, _ = indexed
-    config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=local_server.base_url, max_tokens=40,
+    config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=local_server.base_url, max_tokens=24,
                        context_window=local_server.context_window)
     chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb)
     chat.save_as("kb")
-    reply = "".join(chat.stream_reply(FACTS["valves.txt"][0]))
+    reply = "".join(chat.stream_reply(FACTS[file_name][0]))
     assert reply.strip() and reply != NOTHING_FOUND
     last = chat.messages[-1]
-    assert last.sources[0]["file_name"] == "valves.txt" and last.model == LOCAL_MODEL_ALIAS
+    assert last.sources[0]["file_name"] == file_name and last.model == LOCAL_MODEL_ALIAS
     saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["kb"]
-    assert saved[-1]["knowledge_base"] == "Facts" and saved[-1]["sources"][0]["file_name"] == "valves.txt"
+    assert saved[-1]["knowledge_base"] == "Facts" and saved[-1]["sources"][0]["file_name"] == file_name
 
 
 def test_off_topic_question_says_nothing_found_without_asking_the_model(indexed, tmp_path, fault):
@@ -136,6 +137,20 @@ def test_changed_file_replaces_its_chunks_and_remove_deletes_them(tmp_path, embe
     assert [n.node.get_content() for n in found] == ["The Plimsoll gauge reads 9 bar."]
     kb.remove_file("note.txt")
     assert kb.retrieve("What does the Plimsoll gauge read?", 5, 0.0) == [] and kb.files == {}
+
+
+def test_add_folder_indexes_its_files(tmp_path, embed_model):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    files = dict(all_files())
+    for name in ("valves.txt", "crew.csv"):
+        (folder / name).write_bytes(files[name])
+    kb = KnowledgeBases(tmp_path / "kbs", lambda: embed_model).create("Folder")
+    seen = []
+    report = kb.add_folder(folder, progress=lambda done, total, chunks: seen.append((done, total)))
+    assert sorted(report.indexed) == ["crew.csv", "valves.txt"] and seen[-1] == (2, 2)
+    with pytest.raises(KnowledgeBaseError, match="not a folder"):
+        kb.add_folder(tmp_path / "missing")
 
 
 def test_names_are_checked(tmp_path, embed_model):
