@@ -498,7 +498,12 @@ def write_results(streaming, browser, scale, load_1000, cold, profile, knowledge
         "  passes at once). (3) The local server generates with `nproc - 1` threads (prompt processing uses all):",
         "  with both cores, every time the app or the browser took a core, llama.cpp's threads stalled at their",
         "  barrier, and the browser saw ~0.5-0.8 of the raw speed. One core left free costs raw speed (~100 → ~73",
-        "  tokens/s here) but the browser now sees ~0.99 of it.",
+        "  tokens/s here) but the browser now sees ~0.95 of it.",
+        "- **Torch stays out of the app process.** llama-index's OpenAILike imports `transformers`, which imports",
+        "  torch when it is installed (it is, for the knowledge base's embeddings): +5 s on every start and +300 MB,",
+        "  and Streamlit's file watcher then rescanned torch's thousands of modules on each rerun (browser at 0.65",
+        "  of the raw stream, +300 ms to first text, cold start 16 s). The app now sets `USE_TORCH=0` for itself,",
+        "  runs the embedding model in a worker process (`utils.embeddings`), and turns the file watcher off.",
         f"- **5,000 conversations ({big['bytes'] / 1e6:.0f} MB): saving one turn takes {big['save_ms']:.0f} ms"
         + (", over the 100 ms target set for 1,000.**" if big["save_ms"] > 100 else ", within the 100 ms set for 1,000, but growing.**"),
         "  Save time grows with the file because the design keeps one JSON file that is rewritten whole on every",
