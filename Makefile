@@ -9,17 +9,17 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test bench chromium screenshots clean
+.PHONY: run test bench lock chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
-	$(PIP) install -r requirements.txt
+$(VENV)/.deps: requirements.txt constraints.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt -c constraints.txt
 	touch $@
 
 $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
-	$(PIP) install -r requirements-test.txt
+	$(PIP) install -r requirements-test.txt -c constraints.txt
 	touch $@
 
 chromium:
@@ -27,8 +27,15 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-color-emoji; }
 
 $(VENV)/.bench-deps: requirements-bench.txt $(VENV)/.test-deps
-	$(PIP) install -r requirements-bench.txt
+	$(PIP) install -r requirements-bench.txt -c constraints.txt
 	touch $@
+
+# Re-freeze constraints.txt after changing requirements*.txt (builds a throwaway venv).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -r requirements-bench.txt
+	{ head -2 constraints.txt; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 run: $(VENV)/.deps
 	$(VENV)/bin/streamlit run Home.py

@@ -212,10 +212,15 @@ class MemoryChat(ChatSession):
                 the provider failed: the user's message stays in ``messages`` and in the saved
                 file, and the agent is rebuilt from ``messages`` so memory and messages agree.
         """
+        message = self._user_message(text)
         self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
-        self.messages.append(Message.user(text))
+        self.messages.append(message)
         self._autosave()
         return self._turn(text)
+
+    def _user_message(self, text: str) -> Message:
+        """The Message stored for the user's ``text`` (subclasses add their marks or refuse)."""
+        return Message.user(text)
 
     def _resend(self, text: str) -> Iterator[str]:
         """Memory from the messages before the pending ``text``, then the agent's reply to it."""

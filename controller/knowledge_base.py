@@ -299,23 +299,15 @@ class KnowledgeChat(MemoryChat):
         self.kb, self.top_k, self.threshold = kb, top_k, threshold
         super().__init__(config, store)
 
-    def stream_reply(self, text: str) -> Iterator[str]:
-        """Add and auto-save the user's ``text``, then yield the reply's deltas.
+    def _user_message(self, text: str) -> Message:
+        """The user's message, marked with the knowledge base.
 
         Raises:
-            ChatError: no knowledge base is chosen, the message is too long, or the provider failed.
+            ChatError: no knowledge base is chosen yet (nothing is added; ``refused_text`` holds it).
         """
         if self.kb is None:
             raise ChatError("Choose or create a knowledge base in the sidebar first.", refused_text=text)
-        self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
-        self.messages.append(replace(Message.user(text), knowledge_base=self.kb.name))
-        self._autosave()
-        return self._turn(text)
-
-    def _resend(self, text: str) -> Iterator[str]:
-        self.rebuild(before_pending(self.messages, text))
-        self.budget = fit_memory(self.memory, text, self.config.system_prompt, self.token_limit)
-        yield from self._turn(text)
+        return replace(Message.user(text), knowledge_base=self.kb.name)
 
     def _turn(self, text: str) -> Iterator[str]:
         kb = self.kb

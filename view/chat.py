@@ -77,6 +77,15 @@ def active_config(settings: Settings) -> LLMConfig:
     )
 
 
+def tab_chat(key: str, make: Callable[[], ChatSession], config: LLMConfig) -> ChatSession:
+    """This tab's controller for a page, made with ``make()`` the first time, using ``config`` from now on."""
+    chat = st.session_state.get(key) or make()
+    st.session_state[key] = chat
+    if chat.config != config:
+        chat.set_config(config)
+    return chat
+
+
 def local_config(settings: Settings, like: LLMConfig) -> LLMConfig:
     """The local model's config with ``like``'s limits and system prompt (for the fallback)."""
     server = local_server_or_stop(settings)

@@ -16,7 +16,7 @@ import streamlit as st
 from controller.chatbot_with_memory import MemoryChat
 from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
 from utils.llm import LLMConfig
-from view.chat import chat_area, model_settings
+from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, flash, settings_or_stop, setup_page, short_name, show_flashes, widget_key
 
 SESSION_KEY = "memory_chat"
@@ -36,10 +36,7 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
     with st.sidebar:
         config = model_settings(settings)
     store = conversation_store(settings.conversations_file)
-    chat: MemoryChat = st.session_state.get(SESSION_KEY) or make_chat(config, store)
-    st.session_state[SESSION_KEY] = chat
-    if chat.config != config:
-        chat.set_config(config)
+    chat: MemoryChat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     with st.sidebar:
         conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")

@@ -18,7 +18,7 @@ from settings import Settings
 from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
 from utils.llm import LLMConfig
-from view.chat import chat_area, model_settings
+from view.chat import chat_area, model_settings, tab_chat
 from view.chatbot_with_memory import conversation_sidebar
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
 
@@ -42,10 +42,7 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], KnowledgeChat]) -
         config = model_settings(settings)
     store = conversation_store(settings.conversations_file)
     kbs = knowledge_bases(settings.knowledge_base_dir)
-    chat: KnowledgeChat = st.session_state.get(SESSION_KEY) or make_chat(config, store)
-    st.session_state[SESSION_KEY] = chat
-    if chat.config != config:
-        chat.set_config(config)
+    chat: KnowledgeChat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     st.title("Knowledge Base")
     with st.sidebar:
         show_flashes()

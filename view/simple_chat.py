@@ -6,7 +6,7 @@ import streamlit as st
 
 from controller.simple_chat import SimpleChat
 from utils.llm import LLMConfig
-from view.chat import chat_area, model_settings
+from view.chat import chat_area, model_settings, tab_chat
 from view.common import settings_or_stop, setup_page
 
 SESSION_KEY = "simple_chat"
@@ -19,10 +19,7 @@ def render(make_chat: Callable[[LLMConfig], SimpleChat]) -> None:
     with st.sidebar:
         config = model_settings(settings)
         st.caption("Nothing on this page is saved.")
-    chat: SimpleChat = st.session_state.get(SESSION_KEY) or make_chat(config)
-    st.session_state[SESSION_KEY] = chat
-    if chat.config != config:
-        chat.set_config(config)
+    chat: SimpleChat = tab_chat(SESSION_KEY, lambda: make_chat(config), config)
     st.title("Simple Chat")
     chat_area(chat, config, settings, page="simple")
     with st.sidebar:  # drawn after the turn, so it knows whether there is anything to clear
