@@ -80,7 +80,10 @@ class Settings(BaseSettings):
     llm_system_prompt: str = "You are Parley, a helpful assistant."
     knowledge_base_dir: Path = Path("knowledge_bases")
 
-    @field_validator("llm_model", "llm_base_url", "groq_api_key", "openai_api_key", mode="before")
+    @field_validator(
+        "llm_model", "llm_base_url", "groq_api_key", "openai_api_key", "local_llm_port", "local_model_path", "llm_context_window",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat an empty string (``GROQ_API_KEY=``) as not set."""

@@ -10,10 +10,11 @@ from controller.chat_session import ChatError
 from controller.chatbot_with_memory import MemoryChat
 from controller.simple_chat import SimpleChat
 from model.conversation_store import ConversationStore
+from tests.fake_keys import OPENAI, fake
 from utils.llm import MAX_ATTEMPTS, LLMConfig
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
 
-KEY = "sk-fake-test-key-never-shown-4242"
+KEY = fake(OPENAI, "fake-test-key-never-shown-4242")
 PROVIDERS = {"groq": "llama-3.3-70b-versatile", "openai": "gpt-4o-mini", "openai_like": "fault-model"}
 TEXT = "Please keep this message"
 
@@ -56,7 +57,7 @@ def named_chat(tmp_path, fault, provider):
 def test_key_rejected_401(named_chat, fault):
     chat, store = named_chat("401")
     error = fail_once(chat)
-    assert "rejected the API key" in str(error) and "sk-f…4242" in str(error) and KEY not in str(error)
+    assert "rejected the API key" in str(error) and f"{KEY[:4]}…4242" in str(error) and KEY not in str(error)
     assert fault.attempts == 1 and not error.can_fall_back
     assert_kept(chat, store)
 

@@ -13,6 +13,7 @@ from controller.chatbot_with_memory import MemoryChat, memory_token_limit
 from controller.simple_chat import SimpleChat
 from model.conversation_store import ConversationStore
 from model.message import Message
+from tests.fake_keys import OPENAI, fake
 from utils.llm import LLMConfig, build_llm
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
 
@@ -104,7 +105,7 @@ def test_reply_cut_off_by_the_reader_is_saved_as_incomplete(local_config, store)
 )
 def test_each_provider_class_streams_over_real_http(local_server, store, provider, model, cls):
     config = LLMConfig(
-        provider=provider, model=model, base_url=local_server.base_url, api_key="sk-test-not-a-real-key-0000", max_tokens=30
+        provider=provider, model=model, base_url=local_server.base_url, api_key=fake(OPENAI, "test-not-a-real-key-0000"), max_tokens=30
     )
     assert type(build_llm(config)) is cls
     chat = MemoryChat(config, store)

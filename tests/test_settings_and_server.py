@@ -12,6 +12,7 @@ import pytest
 
 import settings as settings_module
 from settings import Settings
+from tests.fake_keys import GROQ, OPENAI, fake
 from utils.llm import ProviderConfigError, build_llm, config_from_settings, config_problem, mask_key
 from utils.local_server import LocalServer, LocalServerError, find_local_model
 
@@ -33,25 +34,27 @@ def test_no_key_means_local(clean_env):
 
 
 def test_groq_key_selects_groq_then_openai(clean_env):
-    clean_env.setenv("OPENAI_API_KEY", "sk-aaaaaaaaaaaaaaaa")
+    clean_env.setenv("OPENAI_API_KEY", fake(OPENAI, "aaaaaaaaaaaaaaaa"))
     assert Settings().provider == "openai"
-    clean_env.setenv("GROQ_API_KEY", "gsk_bbbbbbbbbbbbbbbb")
+    clean_env.setenv("GROQ_API_KEY", fake(GROQ, "bbbbbbbbbbbbbbbb"))
     assert (Settings().provider, Settings().model) == ("groq", "llama-3.3-70b-versatile")
 
 
 def test_secrets_toml_is_read_after_the_environment(clean_env, tmp_path):
-    (tmp_path / "secrets.toml").write_text('GROQ_API_KEY = "gsk_from_secrets_1234"\nLLM_MODEL = "from-toml"\n')
+    key = fake(GROQ, "from_secrets_1234")
+    (tmp_path / "secrets.toml").write_text(f'GROQ_API_KEY = "{key}"\nLLM_MODEL = "from-toml"\n')
     s = Settings()
-    assert s.provider == "groq" and s.groq_api_key.get_secret_value() == "gsk_from_secrets_1234"
+    assert s.provider == "groq" and s.groq_api_key.get_secret_value() == key
     clean_env.setenv("LLM_MODEL", "from-env")
     assert Settings().model == "from-env"
 
 
 def test_keys_never_show_in_repr(clean_env):
-    clean_env.setenv("GROQ_API_KEY", "gsk_supersecretvalue9876")
+    secret = fake(GROQ, "supersecretvalue9876")
+    clean_env.setenv("GROQ_API_KEY", secret)
     s = Settings()
     assert "supersecret" not in repr(s) and "supersecret" not in repr(config_from_settings(s))
-    assert mask_key("gsk_supersecretvalue9876") == "gsk_…9876"
+    assert mask_key(secret) == f"{GROQ}…9876"
 
 
 def test_chosen_provider_without_key_says_how_to_set_one(clean_env):

@@ -198,7 +198,7 @@ def context_window_of(llm: OpenAI) -> int:
 
 
 def mask_key(key: str | None) -> str:
-    """Return a key shown safely: its first 4 and last 4 characters, e.g. ``gsk_…a1b2``."""
+    """Return a key shown safely: its first 4 and last 4 characters joined by "…"."""
     if not key:
         return "(none)"
     return f"{key[:4]}…{key[-4:]}" if len(key) > 12 else "…" * 3

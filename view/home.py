@@ -2,9 +2,15 @@
 
 import streamlit as st
 
-from utils.llm import check_provider, config_problem
+from utils.llm import LLMConfig, check_provider, config_problem
 from view.chat import active_config
 from view.common import provider_caption, settings_or_stop, setup_page
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _provider_problem(config: LLMConfig) -> str | None:
+    """``check_provider`` asked at most every 30 s per config, not on every rerun of Home."""
+    return check_provider(config)
 
 
 def render() -> None:
@@ -22,7 +28,7 @@ def render() -> None:
     problem = config_problem(config)
     if problem is None:
         with st.spinner("Checking that the provider answers…"):
-            problem = check_provider(config)
+            problem = _provider_problem(config)
     if problem is None:
         st.success("The provider answers.", icon="✅")
     else:
