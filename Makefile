@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test bench lock chromium clean
+.PHONY: run test lint bench screenshots lock chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,19 @@ lock:
 run: $(VENV)/.deps
 	$(VENV)/bin/streamlit run Home.py
 
-test: $(VENV)/.test-deps chromium
+# The gates run before pytest: lint and format (ruff, configured in pyproject.toml) and types
+# (mypy on the layers below the views).
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.test-deps chromium lint
 	$(VENV)/bin/python -m pytest
+
+# Refresh the README's screenshots in docs/ on purpose (tests write theirs to a temp folder).
+screenshots: $(VENV)/.test-deps chromium
+	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run

@@ -6,6 +6,7 @@ they never show up in a repr, a log line or the page.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,9 @@ from pydantic_settings import (
 )
 
 APP_DIR = Path(__file__).resolve().parent
-SECRETS_FILE = APP_DIR / ".streamlit" / "secrets.toml"
+#: The secrets file read after the environment; PARLEY_SECRETS_FILE names another (the tests point
+#: it at an empty file of their own, so that a developer's real keys are never used by a test).
+DEFAULT_SECRETS_FILE = APP_DIR / ".streamlit" / "secrets.toml"
 
 Provider = Literal["local", "groq", "openai", "openai_like"]
 
@@ -59,6 +62,16 @@ class Settings(BaseSettings):
         local_server_start_timeout: seconds to wait for the local server to load the model.
         llm_system_prompt: the system prompt a new tab starts with ("" for none).
         knowledge_base_dir: folder of the knowledge bases (relative paths are under the app folder).
+        local_llm_threads: threads the local server generates with; None lets
+            ``utils.local_server.generation_threads`` choose (``make bench`` measures the choices).
+        stream_redraw_interval: shortest time between two redraws of a streaming reply in the
+            browser, in seconds (0 redraws on every delta).
+        parley_api_port: the chat server's port on 127.0.0.1 (``make serve``).
+        parley_api_keys: the chat server's API keys, comma-separated; None makes one at start.
+        parley_session_ttl: lifetime of a websocket session token, in seconds.
+        parley_api_max_body: largest request body the chat server reads, in bytes (larger: 413).
+        parley_api_max_concurrent: model calls the chat server runs at once; the rest wait in order.
+        parley_api_max_queue: model calls that may wait; past that the server answers 429.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -79,9 +92,24 @@ class Settings(BaseSettings):
     local_server_start_timeout: float = Field(default=120.0, gt=0)
     llm_system_prompt: str = "You are Parley, a helpful assistant."
     knowledge_base_dir: Path = Path("knowledge_bases")
+    local_llm_threads: int | None = Field(default=None, ge=1)
+    stream_redraw_interval: float = Field(default=0.05, ge=0.0, le=2.0)
+    parley_api_port: int = Field(default=8000, ge=1, le=65535)
+    parley_api_keys: SecretStr | None = None
+    parley_session_ttl: float = Field(default=3600.0, gt=0)
+    parley_api_max_body: int = Field(default=1_000_000, ge=1024)
+    parley_api_max_concurrent: int = Field(default=4, ge=1)
+    parley_api_max_queue: int = Field(default=32, ge=0)
 
     @field_validator(
-        "llm_model", "llm_base_url", "groq_api_key", "openai_api_key", "local_llm_port", "local_model_path", "llm_context_window",
+        "llm_model",
+        "llm_base_url",
+        "groq_api_key",
+        "openai_api_key",
+        "local_llm_port",
+        "local_model_path",
+        "llm_context_window",
+        "local_llm_threads",
         mode="before",
     )
     @classmethod
@@ -105,7 +133,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Sources in priority order: constructor arguments, environment, secrets.toml."""
-        return (init_settings, env_settings, _LowerKeysToml(settings_cls, toml_file=SECRETS_FILE))
+        return (init_settings, env_settings, _LowerKeysToml(settings_cls, toml_file=secrets_file()))
 
     @property
     def provider(self) -> Provider:
@@ -122,9 +150,22 @@ class Settings(BaseSettings):
         return "local"
 
     @property
+    def api_keys(self) -> list[str]:
+        """The chat server's API keys from PARLEY_API_KEYS (comma-separated, blanks dropped)."""
+        raw = self.parley_api_keys.get_secret_value() if self.parley_api_keys is not None else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
     def model(self) -> str:
         """The model id in use: LLM_MODEL, or the provider's default."""
         return self.llm_model or DEFAULT_MODELS[self.provider]
+
+
+def secrets_file() -> Path:
+    """Return the secrets file to read: PARLEY_SECRETS_FILE if set (and not blank), else
+    ``.streamlit/secrets.toml`` in the app folder. A missing file reads as empty."""
+    override = os.environ.get("PARLEY_SECRETS_FILE", "").strip()
+    return Path(override) if override else DEFAULT_SECRETS_FILE
 
 
 class _LowerKeysToml(TomlConfigSettingsSource):

@@ -9,10 +9,37 @@ import json
 import random
 from pathlib import Path
 
-WORDS = (
-    "the a model message token stream reply chat local server memory context window budget save load "
-    "delete conversation parley question answer river mountain bread dragon garden music light code"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "message",
+    "token",
+    "stream",
+    "reply",
+    "chat",
+    "local",
+    "server",
+    "memory",
+    "context",
+    "window",
+    "budget",
+    "save",
+    "load",
+    "delete",
+    "conversation",
+    "parley",
+    "question",
+    "answer",
+    "river",
+    "mountain",
+    "bread",
+    "dragon",
+    "garden",
+    "music",
+    "light",
+    "code",
+]
 
 
 def make_conversations(count: int, messages_each: int = 50, seed: int = 1234) -> dict[str, list[dict]]:

@@ -15,9 +15,39 @@ from utils.embeddings import build_embed_model
 from utils.llm import LLMConfig
 from utils.local_server import LOCAL_MODEL_ALIAS
 
-SYLLABLES = "zor blax quin dle vor pex bril moor tam sin glim mer plim soll kest ra nol ve dru sk".split()
-PROPERTIES = ["opening pressure", "colour", "blade count", "founder", "call sign", "serial number", "home port", "weight"]
-FILLER = ("Routine notes: the team checked the lights, cleaned the floors and logged the room temperature. ")
+SYLLABLES = [
+    "zor",
+    "blax",
+    "quin",
+    "dle",
+    "vor",
+    "pex",
+    "bril",
+    "moor",
+    "tam",
+    "sin",
+    "glim",
+    "mer",
+    "plim",
+    "soll",
+    "kest",
+    "ra",
+    "nol",
+    "ve",
+    "dru",
+    "sk",
+]
+PROPERTIES = [
+    "opening pressure",
+    "colour",
+    "blade count",
+    "founder",
+    "call sign",
+    "serial number",
+    "home port",
+    "weight",
+]
+FILLER = "Routine notes: the team checked the lights, cleaned the floors and logged the room temperature. "
 
 
 def made_up_name(rng: random.Random) -> str:
@@ -56,8 +86,14 @@ def run(server_base_url: str, context_window: int, runs: int = 5) -> dict:
             found = kb.retrieve(question, 3, 0.0)
             retrieval.append((time.perf_counter() - t) * 1000)
             hits += any(n.node.metadata["file_name"] == name for n in found)
-        config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=server_base_url, max_tokens=32,
-                           temperature=0.0, context_window=context_window)
+        config = LLMConfig(
+            provider="local",
+            model=LOCAL_MODEL_ALIAS,
+            base_url=server_base_url,
+            max_tokens=32,
+            temperature=0.0,
+            context_window=context_window,
+        )
         chat = KnowledgeChat(config, ConversationStore(Path(tempfile.mkdtemp()) / "c.json"), kb, threshold=0.0)
         answers = []
         for _, _, question in sample[:runs]:

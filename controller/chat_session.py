@@ -11,8 +11,8 @@ A failure before any text arrived is retried as ``utils.llm.retry_delay`` says (
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from model.message import Message
 from utils.llm import LLMConfig, explain_provider_error, is_fallback_worthy, retry_delay
@@ -82,6 +82,14 @@ class ChatSession:
     def set_config(self, config: LLMConfig) -> None:
         """Use ``config`` from the next message on (subclasses rebuild their model here)."""
         self.config = config
+
+    def stream_reply(self, text: str) -> Iterator[str]:
+        """Add the user's ``text`` and return the reply's text deltas as they arrive (subclasses).
+
+        Raises:
+            ChatError: ``text`` was refused (nothing is added), or, while iterating, the provider failed.
+        """
+        raise NotImplementedError
 
     def retry(self, fallback: LLMConfig | None = None) -> Iterator[str]:
         """Send the last user message again (after a failure), optionally to ``fallback`` instead.

@@ -15,22 +15,20 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeWithScore
 
+from controller.agent import build_context_chat_engine, build_memory
 from controller.chat_session import ChatError
-from controller.chatbot_with_memory import (
-    MemoryChat,
-    before_pending,
-    build_context_chat_engine,
-    build_memory,
-    fit_memory,
-)
+from controller.context import before_pending, fit_memory
+from controller.saved_chat import SavedChat
 from model.conversation_store import ConversationStore
 from model.message import Message
 from utils.documents import DocumentError, load_document
@@ -77,11 +75,13 @@ class KnowledgeBase:
         embed_model: the llama-index embedding model (utils.embeddings.build_embed_model).
     """
 
-    def __init__(self, folder: Path, name: str, embed_model) -> None:
+    def __init__(self, folder: Path, name: str, embed_model: BaseEmbedding) -> None:
         self.folder, self.name, self.embed_model = folder, name, embed_model
         self._lock = threading.Lock()
         manifest = folder / MANIFEST
-        data = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {"name": name, "files": {}}
+        data: dict[str, Any] = (
+            json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {"name": name, "files": {}}
+        )
         self.files: dict[str, FileEntry] = {n: FileEntry(**e) for n, e in data["files"].items()}
         if (folder / "index" / "docstore.json").exists():
             storage = StorageContext.from_defaults(persist_dir=str(folder / "index"))
@@ -95,7 +95,9 @@ class KnowledgeBase:
         return sum(e.chunks for e in self.files.values())
 
     def add_files(
-        self, files: list[tuple[str, bytes]], progress: Callable[[int, int, int], None] = lambda done, total, chunks: None
+        self,
+        files: list[tuple[str, bytes]],
+        progress: Callable[[int, int, int], None] = lambda done, total, chunks: None,
     ) -> AddReport:
         """Index ``(file name, bytes)`` pairs; the rest still index when one fails.
 
@@ -196,16 +198,16 @@ class KnowledgeBases:
             seconds to load).
     """
 
-    def __init__(self, root: Path, embed_model_factory: Callable[[], object]) -> None:
+    def __init__(self, root: Path, embed_model_factory: Callable[[], BaseEmbedding]) -> None:
         self.root = root
         self._factory = embed_model_factory
-        self._embed_model = None
+        self._embed_model: BaseEmbedding | None = None
         self._open: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
     @property
-    def embed_model(self):
-        """The embedding model, loaded on first use."""
+    def embed_model(self) -> BaseEmbedding:
+        """The embedding model, loaded on first use (seconds: it starts the embedding process)."""
         with self._lock:
             if self._embed_model is None:
                 self._embed_model = self._factory()
@@ -243,7 +245,9 @@ class KnowledgeBases:
             kb = KnowledgeBase(folder, name, self.embed_model)
             kb._persist()
         except OSError as exc:
-            raise KnowledgeBaseError(f"Could not create the knowledge base in {folder}: {exc.strerror or exc}.") from exc
+            raise KnowledgeBaseError(
+                f"Could not create the knowledge base in {folder}: {exc.strerror or exc}."
+            ) from exc
         self._open[name] = kb
         return kb
 
@@ -275,11 +279,15 @@ def source_of(node: NodeWithScore) -> dict:
         where = f"{meta['sheet']}, row {meta['row']}" if "sheet" in meta else f"row {meta['row']}"
     else:
         where = ""
-    return {"file_name": meta.get("file_name", "?"), "where": where, "score": round(float(node.score or 0.0), 4),
-            "text": node.node.get_content()}
+    return {
+        "file_name": meta.get("file_name", "?"),
+        "where": where,
+        "score": round(float(node.score or 0.0), 4),
+        "text": node.node.get_content(),
+    }
 
 
-class KnowledgeChat(MemoryChat):
+class KnowledgeChat(SavedChat):
     """A conversation that answers from a knowledge base, saved like the memory page's.
 
     Every turn retrieves the top-k chunks above the threshold; with none, the reply is
@@ -294,8 +302,14 @@ class KnowledgeChat(MemoryChat):
         threshold: least cosine similarity a chunk needs.
     """
 
-    def __init__(self, config: LLMConfig, store: ConversationStore, kb: KnowledgeBase | None = None,
-                 top_k: int = 3, threshold: float = 0.3) -> None:
+    def __init__(
+        self,
+        config: LLMConfig,
+        store: ConversationStore,
+        kb: KnowledgeBase | None = None,
+        top_k: int = 3,
+        threshold: float = 0.3,
+    ) -> None:
         self.kb, self.top_k, self.threshold = kb, top_k, threshold
         super().__init__(config, store)
 
@@ -310,14 +324,20 @@ class KnowledgeChat(MemoryChat):
         return replace(Message.user(text), knowledge_base=self.kb.name)
 
     def _turn(self, text: str) -> Iterator[str]:
-        kb = self.kb
-        found = kb.retrieve(text, self.top_k, self.threshold) if kb is not None else []
-        if not found:
+        """Yield the reply to ``text`` from the knowledge base's chunks, or NOTHING_FOUND without a model.
+
+        Raises:
+            ChatError: the provider failed (the memory is rebuilt from ``messages``).
+        """
+        chosen = self.kb
+        found = chosen.retrieve(text, self.top_k, self.threshold) if chosen is not None else []
+        if chosen is None or not found:
             reply = Message.assistant(NOTHING_FOUND)
-            self.messages.append(replace(reply, knowledge_base=kb.name if kb else None))
+            self.messages.append(replace(reply, knowledge_base=chosen.name if chosen else None))
             self._autosave()
             yield NOTHING_FOUND
             return
+        kb: KnowledgeBase = chosen
         sources: list[dict] = []
 
         def start() -> Iterator[str]:
@@ -341,4 +361,3 @@ class KnowledgeChat(MemoryChat):
             self.rebuild()
             raise
         self.rebuild()
-

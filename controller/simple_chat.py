@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
+from controller.agent import build_memory, make_llm
 from controller.chat_session import ChatError, ChatSession
-from controller.chatbot_with_memory import before_pending, build_memory, fit_memory, make_llm, memory_token_limit
+from controller.context import before_pending, fit_memory, prompt_token_limit
 from model.message import Message
-from utils.llm import DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW, LLMConfig, build_llm, context_window_of
+from utils.llm import LLMConfig, build_llm
 
 
 class SimpleChat(ChatSession):
@@ -27,8 +28,7 @@ class SimpleChat(ChatSession):
         """Use ``config`` from the next message on; the messages are kept."""
         self.config = config
         self.llm = make_llm(config)
-        window = context_window_of(self.llm) if self.llm else config.context_window or DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW
-        self.token_limit = memory_token_limit(window, config.max_tokens)
+        self.token_limit = prompt_token_limit(config, self.llm)
 
     def history(self, text: str) -> list[ChatMessage]:
         """Return what is sent for the pending ``text``: system prompt, the history that fits, ``text``.
@@ -38,7 +38,11 @@ class SimpleChat(ChatSession):
         earlier = before_pending(self.messages, self.pending_user_text())
         memory = build_memory(earlier, self.llm, self.token_limit)
         self.budget = fit_memory(memory, text, self.config.system_prompt, self.token_limit)
-        prefix = [ChatMessage(role=MessageRole.SYSTEM, content=self.config.system_prompt)] if self.config.system_prompt else []
+        prefix = (
+            [ChatMessage(role=MessageRole.SYSTEM, content=self.config.system_prompt)]
+            if self.config.system_prompt
+            else []
+        )
         return prefix + memory.get() + [ChatMessage(role=MessageRole.USER, content=text)]
 
     def stream_reply(self, text: str) -> Iterator[str]:
@@ -62,9 +66,9 @@ class SimpleChat(ChatSession):
 
     def _stream(self, history: list[ChatMessage]) -> Iterator[str]:
         def start() -> Iterator[str]:
-            if self.llm is None:
-                build_llm(self.config)  # raises the ProviderConfigError that says what is missing
-            for chunk in self.llm.stream_chat(history):
+            # With no usable LLM, build_llm raises the ProviderConfigError that says what is missing.
+            llm = self.llm if self.llm is not None else build_llm(self.config)
+            for chunk in llm.stream_chat(history):
                 yield chunk.delta or ""
 
         return self._relay(start, on_message=lambda message: None)

@@ -7,6 +7,7 @@ Durability, for every write:
 1. a ``filelock`` lock on ``<file>.lock`` is held over the whole read-modify-write;
 2. the new content goes to a temp file in the same folder, flushed and fsynced;
 3. ``os.replace`` puts it over the file; 4. the folder is fsynced.
+Temp files of writers killed between 2 and 3 are removed by the next write, under the lock.
 
 A file that cannot be read as that format is never overwritten: it is moved aside as
 ``<file>.corrupt-<UTC timestamp>``, the conversations that can still be read from it are kept,
@@ -16,15 +17,17 @@ rename) a copy is kept as ``<file>.bak-<UTC timestamp>``; the newest ``backups``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock, Timeout
 
@@ -48,7 +51,7 @@ class _Snapshot:
 
 def _stamp() -> str:
     """Return a UTC timestamp safe for a file name, with microseconds: ``20261121T193000.123456Z``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def normalize_name(name: str) -> str:
@@ -103,7 +106,7 @@ def dump_conversations(conversations: Conversations) -> str:
 
 def _entry(name: str, messages: list[Message]) -> bytes:
     """One conversation as the UTF-8 bytes of ``"name": [messages...]``."""
-    return f"{json.dumps(name, ensure_ascii=False)}: {dump_messages(messages)}".encode("utf-8")
+    return f"{json.dumps(name, ensure_ascii=False)}: {dump_messages(messages)}".encode()
 
 
 def _pieces(entries: list[bytes]) -> list[bytes]:
@@ -185,7 +188,9 @@ class ConversationStore:
                     f"{self.path} cannot be read ({problems[0]}) and could not be moved aside: "
                     f"{exc.strerror or exc}. Nothing was changed."
                 ) from exc
-            kept = f" {len(conversations)} conversation(s) could be read from it and were kept." if conversations else ""
+            kept = (
+                f" {len(conversations)} conversation(s) could be read from it and were kept." if conversations else ""
+            )
             self._notices.append(
                 f"The saved conversations file could not be read ({'; '.join(problems)}). "
                 f"It was moved aside to {aside} and not changed.{kept}"
@@ -278,10 +283,30 @@ class ConversationStore:
         self._fragments = fragments
         return _pieces([entry for _, entry in fragments.values()])
 
+    def _remove_orphans(self) -> int:
+        """Delete temp files left by writers that died mid-save (caller holds the lock).
+
+        Every temp file is made under the lock and replaced or removed before it is released, so
+        one that exists while this process holds the lock belongs to a writer that was killed
+        (SIGKILL, power loss) between ``mkstemp`` and ``os.replace``.
+
+        Returns:
+            how many were removed; one that cannot be removed is left for the next write.
+        """
+        removed = 0
+        for orphan in self.path.parent.glob(f".{glob_escape(self.path.name)}.*.tmp"):
+            try:
+                orphan.unlink()
+                removed += 1
+            except OSError:
+                continue
+        return removed
+
     def _write(self, conversations: Conversations) -> None:
         """Atomically replace the file with ``conversations`` (caller holds the lock)."""
         folder = self.path.parent
         tmp_name = None
+        self._remove_orphans()
         try:
             fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as tmp:
@@ -299,10 +324,8 @@ class ConversationStore:
             raise StoreError(f"Could not save to {self.path}: {exc.strerror or exc}. {_UNCHANGED}") from exc
         finally:
             if tmp_name is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
-                except OSError:
-                    pass
 
     def _backup(self) -> None:
         """Copy the current file to ``.bak-<timestamp>`` and drop all but the newest N."""
@@ -310,7 +333,7 @@ class ConversationStore:
             return
         try:
             shutil.copy2(self.path, self.path.with_name(f"{self.path.name}.bak-{_stamp()}"))
-            for old in self.list_backups()[self.backups:]:
+            for old in self.list_backups()[self.backups :]:
                 old.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(

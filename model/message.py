@@ -8,9 +8,10 @@ A message is stored in conversations.json as ``{"role": ..., "content": ...}``, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
@@ -24,7 +25,7 @@ class InvalidMessageError(ValueError):
 
 def utc_now_iso() -> str:
     """Return the current UTC time as an ISO 8601 string with seconds, e.g. ``2026-11-21T19:30:00Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,7 +67,7 @@ class Message:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Message":
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
         """Build a Message from a conversations.json dict; unknown keys are ignored.
 
         Raises:
@@ -93,7 +94,9 @@ class Message:
             incomplete=data.get("incomplete") is True,
             model=model if isinstance(model, str) else None,
             knowledge_base=data.get("knowledge_base") if isinstance(data.get("knowledge_base"), str) else None,
-            sources=tuple(s for s in data.get("sources") or () if isinstance(s, dict)) if isinstance(data.get("sources"), list) else (),
+            sources=tuple(s for s in data.get("sources") or () if isinstance(s, dict))
+            if isinstance(data.get("sources"), list)
+            else (),
         )
 
     def to_chat_message(self) -> ChatMessage:
@@ -101,7 +104,7 @@ class Message:
         return ChatMessage(role=self.role, content=self.content)
 
     @classmethod
-    def from_chat_message(cls, message: ChatMessage, timestamp: str | None = None) -> "Message":
+    def from_chat_message(cls, message: ChatMessage, timestamp: str | None = None) -> Message:
         """Build a Message from a llama-index ``ChatMessage``; a None content becomes ``""``.
 
         Raises:
@@ -112,11 +115,11 @@ class Message:
         return cls(role=message.role, content=message.content or "", timestamp=timestamp)
 
     @classmethod
-    def user(cls, content: str) -> "Message":
+    def user(cls, content: str) -> Message:
         """Return a user message with the current UTC timestamp."""
         return cls(MessageRole.USER, content, utc_now_iso())
 
     @classmethod
-    def assistant(cls, content: str, incomplete: bool = False, model: str | None = None) -> "Message":
+    def assistant(cls, content: str, incomplete: bool = False, model: str | None = None) -> Message:
         """Return an assistant message from ``model`` with the current UTC timestamp."""
         return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete, model)

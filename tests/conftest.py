@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from settings import DEFAULT_SECRETS_FILE
 from tests.fault_server import FaultServer
 from utils.local_server import LocalServer, free_port
 
@@ -19,7 +20,19 @@ APP_DIR = Path(__file__).resolve().parent.parent
 #: Short replies keep the real-model tests quick; the length of a reply changes nothing they check.
 TEST_MAX_TOKENS = "40"
 #: Variables that would point Parley somewhere other than the test's local server.
-PROVIDER_VARS = ("LLM_PROVIDER", "LLM_MODEL", "LLM_BASE_URL", "GROQ_API_KEY", "OPENAI_API_KEY", "LOCAL_MODEL_PATH")
+PROVIDER_VARS = (
+    "LLM_PROVIDER",
+    "LLM_MODEL",
+    "LLM_BASE_URL",
+    "GROQ_API_KEY",
+    "OPENAI_API_KEY",
+    "LOCAL_MODEL_PATH",
+    "LLM_CONTEXT_WINDOW",
+    "LLM_TEMPERATURE",
+    "LLM_SYSTEM_PROMPT",
+    "LLM_TIMEOUT",
+    "LOCAL_LLM_THREADS",
+)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -28,6 +41,48 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+#: First line of the fake secrets file tests/test_isolation.py writes where none existed.
+FAKE_SECRETS_MARK = "# Written by tests/test_isolation.py while it runs; safe to delete."
+if DEFAULT_SECRETS_FILE.is_file() and DEFAULT_SECRETS_FILE.read_text(encoding="utf-8").startswith(FAKE_SECRETS_MARK):
+    DEFAULT_SECRETS_FILE.unlink()  # left by a test run that was killed
+
+
+def _checkout_status() -> list[str] | None:
+    """``git status --porcelain`` lines of the checkout (untracked, not ignored files included), or
+    None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"], cwd=APP_DIR, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return sorted(result.stdout.splitlines()) if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_left_as_found():
+    """After the whole run, the checkout holds no new or changed file (screenshots, conversations,
+    knowledge bases and secrets all go to temporary folders)."""
+    before = _checkout_status()
+    yield
+    after = _checkout_status()
+    if before is not None and after is not None:
+        changed = sorted(set(after) - set(before))
+        assert not changed, f"the tests left these changes in the checkout: {changed}"
+
+
+@pytest.fixture(autouse=True)
+def own_empty_secrets(tmp_path_factory, monkeypatch) -> Path:
+    """Every test reads its own empty secrets file, never .streamlit/secrets.toml with real keys.
+
+    Set in the environment, so the Streamlit processes and subprocesses that tests start inherit it.
+    """
+    path = tmp_path_factory.mktemp("secrets") / "secrets.toml"
+    path.write_text("", encoding="utf-8")
+    monkeypatch.setenv("PARLEY_SECRETS_FILE", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +103,7 @@ def app_env(local_server, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LOCAL_LLM_PORT", str(local_server.port))
     monkeypatch.setenv("CONVERSATIONS_FILE", str(conversations))
     monkeypatch.setenv("LLM_MAX_TOKENS", TEST_MAX_TOKENS)
+    monkeypatch.setenv("KNOWLEDGE_BASE_DIR", str(tmp_path / "kbs"))
     return conversations
 
 

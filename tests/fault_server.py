@@ -18,7 +18,10 @@ REPLY = ["Hello", " from", " the", " fault", " server."]
 
 def _chunk(content: str, finish: str | None = None) -> bytes:
     data = {
-        "id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 0, "model": "fault",
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fault",
         "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": finish}],
     }
     return f"data: {json.dumps(data)}\n\n".encode()
@@ -41,7 +44,7 @@ class FaultServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -69,7 +72,9 @@ class FaultServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                self._json(200, {"object": "list", "data": [{"id": "fault-model", "object": "model", "owned_by": "tests"}]})
+                self._json(
+                    200, {"object": "list", "data": [{"id": "fault-model", "object": "model", "owned_by": "tests"}]}
+                )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
@@ -79,14 +84,31 @@ class FaultServer:
                     fault.bodies.append(body)
                 mode = fault.mode
                 if mode == "401":
-                    self._json(401, {"error": {"message": "Invalid API Key", "type": "invalid_request_error", "code": "invalid_api_key"}})
+                    self._json(
+                        401,
+                        {
+                            "error": {
+                                "message": "Invalid API Key",
+                                "type": "invalid_request_error",
+                                "code": "invalid_api_key",
+                            }
+                        },
+                    )
                 elif mode == "429":
                     headers = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
                     self._json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}, headers)
                 elif mode == "500":
                     self._json(500, {"error": {"message": "Internal error", "type": "server_error"}})
                 elif mode == "context":
-                    self._json(400, {"error": {"message": "Requested tokens (9000) exceed context window of 4096", "type": "invalid_request_error"}})
+                    self._json(
+                        400,
+                        {
+                            "error": {
+                                "message": "Requested tokens (9000) exceed context window of 4096",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
                 elif mode == "stall":
                     time.sleep(fault.stall_seconds)
                     self._json(500, {"error": {"message": "too late"}})

@@ -27,7 +27,9 @@ def txt() -> bytes:
 
 
 def md() -> bytes:
-    return (f"# Garden notes\n\n{FILLER * 2}\n\n## Trees\n\nThe Quindle tree has teal flowers in spring.\n\n{FILLER * 2}").encode()
+    return (
+        f"# Garden notes\n\n{FILLER * 2}\n\n## Trees\n\nThe Quindle tree has teal flowers in spring.\n\n{FILLER * 2}"
+    ).encode()
 
 
 def pdf() -> bytes:
@@ -58,7 +60,11 @@ def csv_bytes() -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["pilot", "call sign", "aircraft"])
-    for row in [("Ana Silva", "FALCON-2", "Cessna"), ("Tamsin Okoro", "RAVEN-9", "Piper"), ("Li Wei", "OWL-4", "Beech")]:
+    for row in [
+        ("Ana Silva", "FALCON-2", "Cessna"),
+        ("Tamsin Okoro", "RAVEN-9", "Piper"),
+        ("Li Wei", "OWL-4", "Beech"),
+    ]:
         writer.writerow(row)
     return out.getvalue().encode()
 
@@ -77,8 +83,14 @@ def xlsx() -> bytes:
     return out.getvalue()
 
 
-MAKERS = {"valves.txt": txt, "garden.md": md, "manual.pdf": pdf, "history.docx": docx, "crew.csv": csv_bytes,
-          "inventory.xlsx": xlsx}
+MAKERS = {
+    "valves.txt": txt,
+    "garden.md": md,
+    "manual.pdf": pdf,
+    "history.docx": docx,
+    "crew.csv": csv_bytes,
+    "inventory.xlsx": xlsx,
+}
 
 
 @functools.lru_cache(maxsize=1)

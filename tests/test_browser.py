@@ -1,13 +1,15 @@
 """Browser test: Playwright drives Debian's Chromium against `streamlit run Home.py` on the real local model."""
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: Where screenshots go: a temporary folder, or PARLEY_SCREENSHOT_DIR (`make screenshots` sets it to docs/).
+SHOTS_DIR = os.environ.get("PARLEY_SCREENSHOT_DIR")
 TIMEOUT_MS = 90_000
 
 pytestmark = pytest.mark.browser
@@ -41,6 +43,12 @@ def send(page: Page, text: str) -> None:
 
 
 @pytest.fixture
+def shots(tmp_path) -> Path:
+    """The folder screenshots are written to; never docs/ unless `make screenshots` asks for it."""
+    return Path(SHOTS_DIR) if SHOTS_DIR else tmp_path
+
+
+@pytest.fixture
 def app_env(app_env, monkeypatch):
     """Longer replies than the other tests, so the screenshots in docs/ show a real exchange;
     knowledge bases in the test's own folder."""
@@ -49,12 +57,12 @@ def app_env(app_env, monkeypatch):
     return app_env
 
 
-def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit_app, browser_page):
+def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit_app, browser_page, shots):
     page = browser_page
     page.goto(streamlit_app, timeout=TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Parley")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("smollm2-135m-instruct")).to_be_visible(timeout=TIMEOUT_MS)
-    page.screenshot(path=DOCS / "home.png")
+    page.screenshot(path=shots / "home.png")
 
     page.get_by_test_id("stSidebarNav").get_by_text("Chatbot With Memory").click()
     expect(page.get_by_role("heading", name="Chatbot With Memory")).to_be_visible(timeout=TIMEOUT_MS)
@@ -69,7 +77,7 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     sidebar.get_by_role("button", name="Confirm Save", exact=True).click()
     expect(sidebar.get_by_text("Saved as “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
-    page.screenshot(path=DOCS / "chatbot_with_memory.png")
+    page.screenshot(path=shots / "chatbot_with_memory.png")
     assert "Meeting Ada" in json.loads(app_env.read_text(encoding="utf-8"))
 
     page.reload()
@@ -109,16 +117,18 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     expect(page.get_by_role("heading", name="Simple Chat")).to_be_visible(timeout=TIMEOUT_MS)
     send(page, "Name three colours.")
     expect(page.get_by_test_id("stChatMessage").nth(1)).not_to_have_text(re.compile(r"^\s*$"))
-    page.screenshot(path=DOCS / "simple_chat.png")
+    page.screenshot(path=shots / "simple_chat.png")
 
     sidebar.get_by_text("Model settings").click()
     expect(sidebar.get_by_text("Temperature")).to_be_visible()
     expect(sidebar.get_by_text("Changes apply from your next message")).to_be_visible()
     page.wait_for_timeout(1000)  # let the expander finish opening
-    page.screenshot(path=DOCS / "model_settings.png")
+    page.screenshot(path=shots / "model_settings.png")
 
 
-def test_knowledge_base_create_upload_ask_sources_delete(app_env, monkeypatch, tmp_path, streamlit_app, browser_page):
+def test_knowledge_base_create_upload_ask_sources_delete(
+    app_env, monkeypatch, tmp_path, streamlit_app, browser_page, shots
+):
     from tests.kb_files import FACTS, all_files
 
     page = browser_page
@@ -133,7 +143,9 @@ def test_knowledge_base_create_upload_ask_sources_delete(app_env, monkeypatch, t
     page.get_by_role("button", name="Create", exact=True).click()
     expect(sidebar.get_by_text("Created the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files([tmp_path / "valves.txt", tmp_path / "crew.csv"])
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(
+        [tmp_path / "valves.txt", tmp_path / "crew.csv"]
+    )
     sidebar.get_by_role("button", name="Index 2 file(s)", exact=True).click()
     expect(sidebar.get_by_text("Indexed 2 file(s)")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
@@ -142,7 +154,7 @@ def test_knowledge_base_create_upload_ask_sources_delete(app_env, monkeypatch, t
     reply.get_by_text("Sources").click()
     expect(reply.get_by_text("valves.txt").first).to_be_visible()
     page.wait_for_timeout(500)
-    page.screenshot(path=DOCS / "knowledge_base.png")
+    page.screenshot(path=shots / "knowledge_base.png")
     sidebar.get_by_role("button", name="Delete knowledge base", exact=True).click()
     sidebar.get_by_role("button", name="Yes, delete it", exact=True).click()
     expect(sidebar.get_by_text("Deleted the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)

@@ -79,9 +79,7 @@ def test_blank_names_are_refused(tmp_path, name):
     assert not (tmp_path / "c.json").exists()
 
 
-@pytest.mark.parametrize(
-    "content", ["", "{not json", '{"a": [{"role": "user", "content": "x"}', "[1, 2]"]
-)
+@pytest.mark.parametrize("content", ["", "{not json", '{"a": [{"role": "user", "content": "x"}', "[1, 2]"])
 def test_bad_file_is_moved_aside_not_overwritten(tmp_path, content):
     path = tmp_path / "conversations.json"
     path.write_text(content, encoding="utf-8")
@@ -186,9 +184,13 @@ def test_import_name_clash_keep_both_or_replace(tmp_path):
 
 @pytest.mark.parametrize(
     "content, reason",
-    [(b"not json", "not valid JSON"), (b"[1]", "not in the conversations format"),
-     (b'{"a": [{"role": "alien", "content": "x"}]}', "not in the conversations format"), (b"{}", "no conversations"),
-     (b"\xff\xfe", "not valid JSON")],
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1]", "not in the conversations format"),
+        (b'{"a": [{"role": "alien", "content": "x"}]}', "not in the conversations format"),
+        (b"{}", "no conversations"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
 )
 def test_import_rejects_invalid_files_and_changes_nothing(tmp_path, content, reason):
     path = tmp_path / "c.json"
@@ -223,7 +225,60 @@ def test_lock_held_elsewhere_times_out_with_a_clear_message_and_no_change(tmp_pa
     path = tmp_path / "conversations.json"
     path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
     store = ConversationStore(path, lock_timeout=0.2)
-    with FileLock(str(path) + ".lock"):  # another window is writing
-        with pytest.raises(StoreError, match="busy"):
-            store.save("x", [Message.user("y")])
+    with FileLock(str(path) + ".lock"), pytest.raises(StoreError, match="busy"):  # another window is writing
+        store.save("x", [Message.user("y")])
     assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+
+
+def test_restore_of_a_file_that_is_not_a_backup_is_refused(tmp_path):
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
+    store = ConversationStore(path)
+    elsewhere = tmp_path / "other.json"
+    elsewhere.write_text("{}", encoding="utf-8")
+    with pytest.raises(StoreError, match="is not a backup of conversations.json"):
+        store.restore_backup(elsewhere)
+    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+
+
+def test_restore_of_a_damaged_backup_is_refused_and_changes_nothing(tmp_path):
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
+    store = ConversationStore(path)
+    store.delete("My chat")  # makes a backup
+    backup = store.list_backups()[0]
+    backup.write_text('{"My chat": [{"role": "wizard", "content": 1}]}', encoding="utf-8")
+    before = path.read_text(encoding="utf-8")
+    with pytest.raises(StoreError, match="damaged") as caught:
+        store.restore_backup(backup)
+    assert "Nothing was changed" in str(caught.value)
+    assert path.read_text(encoding="utf-8") == before
+    backup.write_text("{ not json", encoding="utf-8")
+    with pytest.raises(StoreError, match="cannot be read"):
+        store.restore_backup(backup)
+    assert path.read_text(encoding="utf-8") == before
+
+
+def test_renaming_a_missing_conversation_says_so_and_changes_nothing(tmp_path):
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
+    store = ConversationStore(path)
+    with pytest.raises(StoreError, match="There is no saved conversation called 'Gone'"):
+        store.rename("Gone", "Anything")
+    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+    assert store.list_backups() == []
+
+
+def test_temp_files_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "conversations.json"
+    store = ConversationStore(path)
+    store.save("a", [Message.user("x")])
+    orphans = [tmp_path / f".conversations.json.dead{i}.tmp" for i in range(3)]
+    for orphan in orphans:
+        orphan.write_bytes(b"x" * 10_000)  # what a writer killed before os.replace leaves
+    unrelated = tmp_path / ".other.json.dead.tmp"
+    unrelated.write_bytes(b"keep me")
+    store.save("b", [Message.user("y")])
+    assert not any(orphan.exists() for orphan in orphans)
+    assert unrelated.read_bytes() == b"keep me"  # another store's temp file is not ours to remove
+    assert set(json.loads(path.read_text(encoding="utf-8"))) == {"a", "b"}

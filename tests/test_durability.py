@@ -1,4 +1,5 @@
-"""Conversations are never lost: SIGKILL during saves, two processes saving at once, a read-only folder."""
+"""Conversations are never lost: SIGKILL during saves (and no temp files left behind), two processes
+saving at once, a read-only folder."""
 
 import json
 import os
@@ -35,7 +36,7 @@ def test_sigkill_at_random_points_never_loses_a_returned_save(tmp_path):
     rng = random.Random(1234)
     acknowledged: set[int] = set()
     next_index = 0
-    for _ in range(KILLS):
+    for kill in range(KILLS):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child never returns into pytest
@@ -52,12 +53,20 @@ def test_sigkill_at_random_points_never_loses_a_returned_save(tmp_path):
             done = [int(line) for line in acks.read().splitlines() if line.strip()]
         acknowledged.update(done)
         next_index = max([next_index - 1, *done]) + 1
-        if path.exists():
+        if acknowledged:  # a returned save means the file exists from then on, whatever is killed later
             on_disk = json.loads(path.read_text(encoding="utf-8"))  # always parses
             missing = {f"c{i}" for i in acknowledged} - set(on_disk)
             assert not missing, f"saves that had returned were lost: {sorted(missing)[:5]}"
+        # Each write removes the temp files of killed writers first: at most the last victim's is left.
+        orphans = list(tmp_path.glob(".conversations.json.*.tmp"))
+        assert len(orphans) <= 1, f"{len(orphans)} orphaned temp files after {kill + 1} kills"
     assert len(acknowledged) > KILLS / 4, "too few saves completed for the test to mean anything"
     assert not list(tmp_path.glob("conversations.json.corrupt-*"))
+    ConversationStore(path).save("after the kills", [Message.user("one more")])
+    assert not list(tmp_path.glob(".conversations.json.*.tmp")), "the next write left an orphaned temp file"
+    file_size = path.stat().st_size
+    folder_size = sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file())
+    assert folder_size <= file_size + 1024, f"folder holds {folder_size} bytes for a {file_size}-byte file"
 
 
 def test_two_processes_adding_turns_at_once_lose_nothing(tmp_path):
@@ -75,8 +84,7 @@ def test_two_processes_adding_turns_at_once_lose_nothing(tmp_path):
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(path), name], cwd=APP_DIR)
-        for name in ("alpha", "beta")
+        subprocess.Popen([sys.executable, "-c", script, str(path), name], cwd=APP_DIR) for name in ("alpha", "beta")
     ]
     assert [p.wait(120) for p in procs] == [0, 0]
     on_disk = json.loads(path.read_text(encoding="utf-8"))
@@ -92,7 +100,11 @@ def _run_without_dac_override(code: str, *args: str) -> subprocess.CompletedProc
     """
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     return subprocess.run(
-        [*prefix, sys.executable, "-c", code, *args], cwd=APP_DIR, capture_output=True, text=True, timeout=300,
+        [*prefix, sys.executable, "-c", code, *args],
+        cwd=APP_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

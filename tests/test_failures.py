@@ -25,7 +25,9 @@ def provider(request) -> str:
 
 
 def config_for(provider: str, base_url: str, timeout: float = 2.0) -> LLMConfig:
-    return LLMConfig(provider=provider, model=PROVIDERS[provider], base_url=base_url, api_key=KEY, timeout=timeout, max_tokens=32)
+    return LLMConfig(
+        provider=provider, model=PROVIDERS[provider], base_url=base_url, api_key=KEY, timeout=timeout, max_tokens=32
+    )
 
 
 def fail_once(chat: MemoryChat) -> ChatError:
@@ -157,8 +159,13 @@ def test_retry_sends_the_kept_message_again(named_chat, fault):
 def test_fallback_answers_with_the_local_model_and_labels_it(named_chat, fault, local_server):
     chat, store = named_chat("500")
     assert fail_once(chat).can_fall_back
-    local = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=local_server.base_url, max_tokens=32,
-                      context_window=local_server.context_window)
+    local = LLMConfig(
+        provider="local",
+        model=LOCAL_MODEL_ALIAS,
+        base_url=local_server.base_url,
+        max_tokens=32,
+        context_window=local_server.context_window,
+    )
     reply = "".join(chat.retry(fallback=local))
     assert reply.strip()
     assert chat.messages[-1].model == LOCAL_MODEL_ALIAS
@@ -186,3 +193,12 @@ def test_one_huge_message_is_refused_not_sent_with_empty_history(tmp_path, fault
         chat.stream_reply(huge)
     assert caught.value.refused_text == huge
     assert fault.attempts == 0 and chat.messages == []
+
+
+def test_rate_limit_without_retry_after_is_not_retried_and_says_so(named_chat, fault):
+    chat, store = named_chat("429", retry_after=None)
+    error = fail_once(chat)
+    assert "rate-limiting" in str(error) and "Try again in a little while" in str(error)
+    assert fault.attempts == 1  # no wait was given, so Parley does not guess one
+    assert not error.can_fall_back
+    assert_kept(chat, store)

@@ -74,14 +74,22 @@ def test_pdf_and_spreadsheet_chunks_say_where_they_came_from(indexed):
     assert pdf["page"] == 2
     row = kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.metadata
     assert (row["sheet"], row["row"]) == ("Stock", 3)
-    assert "item: Glimmer lanterns; warehouse: C; count: 318" in kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.get_content()
+    assert (
+        "item: Glimmer lanterns; warehouse: C; count: 318"
+        in kb.retrieve(FACTS["inventory.xlsx"][0], 1, 0.0)[0].node.get_content()
+    )
 
 
 @pytest.mark.parametrize("file_name", list(FACTS))
 def test_answer_on_the_local_model_cites_the_right_file(indexed, local_server, tmp_path, file_name):
     _, kb, _ = indexed
-    config = LLMConfig(provider="local", model=LOCAL_MODEL_ALIAS, base_url=local_server.base_url, max_tokens=24,
-                       context_window=local_server.context_window)
+    config = LLMConfig(
+        provider="local",
+        model=LOCAL_MODEL_ALIAS,
+        base_url=local_server.base_url,
+        max_tokens=24,
+        context_window=local_server.context_window,
+    )
     chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb)
     chat.save_as("kb")
     reply = "".join(chat.stream_reply(FACTS[file_name][0]))
@@ -116,12 +124,14 @@ def test_restart_loads_from_disk_and_embeds_nothing_again(indexed, embed_model, 
 
 def test_corrupt_pdf_and_empty_file_get_messages_and_the_rest_still_index(tmp_path, embed_model):
     kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Mixed")
-    report = kb.add_files([
-        ("broken.pdf", b"%PDF-1.4 this is not really a pdf"),
-        ("empty.txt", b""),
-        ("image.png", b"\x89PNG..."),
-        ("valves.txt", dict(all_files())["valves.txt"]),
-    ])
+    report = kb.add_files(
+        [
+            ("broken.pdf", b"%PDF-1.4 this is not really a pdf"),
+            ("empty.txt", b""),
+            ("image.png", b"\x89PNG..."),
+            ("valves.txt", dict(all_files())["valves.txt"]),
+        ]
+    )
     assert report.indexed == ["valves.txt"]
     assert len(report.problems) == 3
     assert any("broken.pdf" in p and "could not be read" in p for p in report.problems)
@@ -182,10 +192,16 @@ def test_page_create_upload_ask_sources_delete(app_env, tmp_path, monkeypatch):
     at.text_input(key="kb_new_name").input("Plant docs")
     at.button(key="kb_create").click().run()
     assert at.selectbox(key="kb_select").value == "Plant docs"
-    at.file_uploader(key="kb_upload_0").set_value([
-        ("valves.txt", files["valves.txt"], "text/plain"),
-        ("inventory.xlsx", files["inventory.xlsx"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    ]).run()
+    at.file_uploader(key="kb_upload_0").set_value(
+        [
+            ("valves.txt", files["valves.txt"], "text/plain"),
+            (
+                "inventory.xlsx",
+                files["inventory.xlsx"],
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+        ]
+    ).run()
     at.button(key="kb_index").click().run()
     assert any("Indexed 2 file(s)" in s.value for s in at.sidebar.success)
     at.chat_input[0].set_value(FACTS["valves.txt"][0]).run()
@@ -198,3 +214,33 @@ def test_page_create_upload_ask_sources_delete(app_env, tmp_path, monkeypatch):
     at.button(key="kb_confirm_delete").click().run()
     assert any("Deleted the knowledge base" in s.value for s in at.sidebar.success)
     assert not list((tmp_path / "kbs").glob("*/manifest.json"))
+
+
+def _blank_pdf() -> bytes:
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.add_page()  # a page with no text on it, as a scanned image would be
+    return bytes(doc.output())
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("notes.txt", b"caf\xe9 au lait", "not UTF-8 text"),
+        ("notes.md", b"\xff\xfe# heading", "not UTF-8 text"),
+        ("crew.csv", b"pilot,sign\nJos\xe9,X-1\n", "not UTF-8 text"),
+        ("manual.pdf", b"%PDF-1.4 this is not really a pdf", "could not be read"),
+        ("scan.pdf", None, "no text was found"),
+        ("history.docx", b"PK\x03\x04 not a real zip", "could not be read"),
+        ("inventory.xlsx", b"this is not a workbook", "could not be read"),
+        ("empty.csv", b"  \n", "the file is empty"),
+        ("picture.png", b"\x89PNG\r\n", "not supported"),
+    ],
+)
+def test_every_reader_names_the_file_in_its_error(name, data, reason):
+    with pytest.raises(DocumentError) as caught:
+        load_document(name, _blank_pdf() if data is None else data)
+    message = str(caught.value)
+    assert message.startswith(f"{name}: ") and reason in message, message
+    assert message.count(name) == 1, message

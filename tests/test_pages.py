@@ -221,10 +221,44 @@ def test_restore_from_backup_brings_back_a_deleted_conversation(app_env):
 
 
 def test_long_list_shows_the_newest_first_then_more_on_request(app_env):
-    many = {f"chat {i:02d}": [{"role": "user", "content": "x", "timestamp": f"2026-01-01T00:00:{i:02d}Z"}] for i in range(35)}
+    many = {
+        f"chat {i:02d}": [{"role": "user", "content": "x", "timestamp": f"2026-01-01T00:00:{i:02d}Z"}]
+        for i in range(35)
+    }
     app_env.write_text(json.dumps(many), encoding="utf-8")
     at = run(MEMORY)
     loads = [k for k in sidebar_buttons(at) if k.startswith("load-")]
     assert len(loads) == 30 and loads[0] == widget_key("load", "chat 34")
     at.button(key="memory_show_more").click().run()
     assert len([k for k in sidebar_buttons(at) if k.startswith("load-")]) == 35
+
+
+def test_auto_save_failure_is_shown_and_the_turn_is_kept(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    app_env.unlink()
+    app_env.mkdir()  # the file can no longer be read or replaced
+    send(at, "Keep me even if saving fails")
+    assert any("Could not read" in e.value and str(app_env) in e.value for e in at.main.error), [
+        e.value for e in at.error
+    ]
+    assert not at.exception
+    chat = at.session_state["memory_chat"]
+    assert [m.content for m in chat.messages][2] == "Keep me even if saving fails"
+    assert chat.messages[3].role.value == "assistant" and chat.messages[3].content.strip()
+    assert chat_texts(at)[2] == ("user", "Keep me even if saving fails")
+
+
+def test_deleting_the_open_conversation_keeps_it_on_screen_unnamed(app_env):
+    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=widget_key("delete", "Meeting Ada")).click().run()
+    at.button(key=widget_key("confirm-delete", "Meeting Ada")).click().run()
+    assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))
+    assert at.session_state["memory_chat"].name is None
+    assert any(c.value == "Unsaved conversation" for c in at.main.caption)
+    assert chat_texts(at) == [("user", "Hi, my name is Ada."), ("assistant", "Nice to meet you, Ada!")]
+    send(at, "Still here?")
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other"]  # not saved back under the old name

@@ -6,7 +6,7 @@ import logging
 from llama_index.core.base.llms.types import MessageRole
 
 from tests.fake_keys import GROQ, fake
-from tests.test_pages import MEMORY, SIMPLE, HOME, chat_texts, run, send
+from tests.test_pages import HOME, MEMORY, SIMPLE, chat_texts, run, send
 from view.chat import SYSTEM_PROMPT_PRESETS
 
 FAKE_KEY = fake(GROQ, "FAKEKEY_must_never_leak_7c3e")
@@ -28,40 +28,49 @@ def everything_rendered(at, skip_key: str | None = None) -> str:
     )
 
 
-def test_switching_provider_and_model_applies_to_the_next_message(app_env, local_server):
+def test_switching_provider_and_model_applies_to_the_next_message(app_env, fault):
     at = send(run(MEMORY), "First, on the local model.")
-    assert at.session_state["memory_chat"].messages[-1].model == "smollm2-135m-instruct"
+    first_reply = at.session_state["memory_chat"].messages[-1]
+    assert first_reply.model == "smollm2-135m-instruct" and fault.attempts == 0
     at.selectbox(key="set_provider").select("openai_like").run()
-    at.text_input(key="set_base_url").input(local_server.base_url).run()
-    # the local server lists its model at /models; a free-text name is offered where none answers
-    assert at.selectbox(key="set_model_openai_like").options == ["smollm2-135m-instruct"]
+    at.text_input(key="set_base_url").input(fault.base_url).run()
+    # the models are listed from the server's /models (the current choice stays first)
+    assert at.selectbox(key="set_model_openai_like").options == ["smollm2-135m-instruct", "fault-model"]
+    at.selectbox(key="set_model_openai_like").select("fault-model").run()
     send(at, "Second, through the OpenAI-compatible provider.")
-    chat = at.session_state["memory_chat"]
-    assert chat.config.provider == "openai_like" and chat.config.base_url == local_server.base_url
-    assert [m.content for m in chat.memory.get_all()][:1] == ["First, on the local model."]  # same memory
-    assert chat.messages[-1].role is MessageRole.ASSISTANT and chat.messages[-1].content.strip()
+    sent = fault.bodies[-1]  # what the newly chosen server received
+    assert sent["model"] == "fault-model" and sent["stream"] is True
+    history = [(m["role"], m["content"]) for m in sent["messages"] if m["role"] != "system"]
+    assert history == [
+        ("user", "First, on the local model."),
+        ("assistant", first_reply.content),
+        ("user", "Second, through the OpenAI-compatible provider."),
+    ]  # the same conversation went on, now to the other provider
+    assert chat_texts(at)[-1] == ("assistant", "Hello from the fault server.")
 
 
-def test_switching_system_prompt_and_limits_applies_to_the_next_message(app_env):
+def test_switching_system_prompt_and_limits_applies_to_the_next_message(app_env, fault, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "openai_like")
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
     at = run(SIMPLE)
     at.selectbox(key="set_preset").select("Concise").run()
     at.number_input(key="set_max_tokens").set_value(32).run()
     at.slider(key="set_temperature").set_value(0.0).run()
     send(at, "Hi")
-    chat = at.session_state["simple_chat"]
-    assert chat.config.system_prompt == SYSTEM_PROMPT_PRESETS["Concise"]
-    assert (chat.config.max_tokens, chat.config.temperature) == (32, 0.0)
-    assert chat.history("x")[0].content == SYSTEM_PROMPT_PRESETS["Concise"]
-    assert chat.llm.max_tokens == 32
+    sent = fault.bodies[-1]
+    assert sent["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT_PRESETS["Concise"]}
+    assert (sent["max_tokens"], sent["temperature"]) == (32, 0.0)
+    assert sent["messages"][-1] == {"role": "user", "content": "Hi"}
 
 
-def test_custom_system_prompt_reaches_the_memory_agent(app_env):
+def test_custom_system_prompt_reaches_the_memory_agent(app_env, fault, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "openai_like")
+    monkeypatch.setenv("LLM_BASE_URL", fault.base_url)
     at = run(MEMORY)
     at.selectbox(key="set_preset").select("Custom").run()
     at.text_area(key="set_system_prompt").input("You are a pirate.").run()
     send(at, "Hello")
-    chat = at.session_state["memory_chat"]
-    assert chat.agent.agent_worker.prefix_messages[0].content == "You are a pirate."
+    assert fault.bodies[-1]["messages"][0] == {"role": "system", "content": "You are a pirate."}
 
 
 def test_failure_shows_error_keeps_message_and_retry_sends_it_again(app_env, fault, monkeypatch):
@@ -110,8 +119,10 @@ def test_keys_never_reach_the_page_the_logs_or_the_file(app_env, fault, monkeypa
     assert any(f"rejected the API key ({MASKED})" in e.value for e in at.error)
     out, err = capfd.readouterr()
     for where, text in {
-        "home page": everything_rendered(home), "memory page": everything_rendered(at),
-        "logs": caplog.text + out + err, "conversations.json": app_env.read_text(encoding="utf-8"),
+        "home page": everything_rendered(home),
+        "memory page": everything_rendered(at),
+        "logs": caplog.text + out + err,
+        "conversations.json": app_env.read_text(encoding="utf-8"),
     }.items():
         assert FAKE_KEY not in text, f"the key leaked into the {where}"
         assert "FAKEKEY_must_never" not in text, f"part of the key leaked into the {where}"
@@ -131,10 +142,15 @@ def test_key_typed_in_the_sidebar_is_used_and_shown_masked(app_env, fault, monke
 
 
 def test_300_message_conversation_is_trimmed_and_still_answered(app_env):
-    long = {"long": [
-        {"role": "user" if i % 2 == 0 else "assistant", "content": f"Message {i}: " + "the quick brown fox jumps " * 4}
-        for i in range(300)
-    ]}
+    long = {
+        "long": [
+            {
+                "role": "user" if i % 2 == 0 else "assistant",
+                "content": f"Message {i}: " + "the quick brown fox jumps " * 4,
+            }
+            for i in range(300)
+        ]
+    }
     app_env.write_text(json.dumps(long), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=[b.key for b in at.sidebar.button if b.key and b.key.startswith("load-")][0]).click().run()

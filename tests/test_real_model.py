@@ -9,7 +9,8 @@ from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
 
 from controller.chat_session import ChatError
-from controller.chatbot_with_memory import MemoryChat, memory_token_limit
+from controller.chatbot_with_memory import MemoryChat
+from controller.context import memory_token_limit
 from controller.simple_chat import SimpleChat
 from model.conversation_store import ConversationStore
 from model.message import Message
@@ -101,11 +102,19 @@ def test_reply_cut_off_by_the_reader_is_saved_as_incomplete(local_config, store)
 
 @pytest.mark.parametrize(
     "provider, model, cls",
-    [("groq", "llama-3.3-70b-versatile", Groq), ("openai", "gpt-4o-mini", OpenAI), ("openai_like", "any-model", OpenAILike)],
+    [
+        ("groq", "llama-3.3-70b-versatile", Groq),
+        ("openai", "gpt-4o-mini", OpenAI),
+        ("openai_like", "any-model", OpenAILike),
+    ],
 )
 def test_each_provider_class_streams_over_real_http(local_server, store, provider, model, cls):
     config = LLMConfig(
-        provider=provider, model=model, base_url=local_server.base_url, api_key=fake(OPENAI, "test-not-a-real-key-0000"), max_tokens=30
+        provider=provider,
+        model=model,
+        base_url=local_server.base_url,
+        api_key=fake(OPENAI, "test-not-a-real-key-0000"),
+        max_tokens=30,
     )
     assert type(build_llm(config)) is cls
     chat = MemoryChat(config, store)

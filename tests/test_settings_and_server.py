@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import settings as settings_module
 from settings import Settings
 from tests.fake_keys import GROQ, OPENAI, fake
 from utils.llm import ProviderConfigError, build_llm, config_from_settings, config_problem, mask_key
@@ -24,7 +23,7 @@ ALL_VARS = ("LLM_PROVIDER", "LLM_MODEL", "LLM_BASE_URL", "GROQ_API_KEY", "OPENAI
 def clean_env(monkeypatch, tmp_path):
     for name in ALL_VARS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(settings_module, "SECRETS_FILE", tmp_path / "secrets.toml")
+    monkeypatch.setenv("PARLEY_SECRETS_FILE", str(tmp_path / "secrets.toml"))
     return monkeypatch
 
 
@@ -121,3 +120,56 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("name", ["GROQ_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "LLM_MODEL"])
+def test_a_blank_variable_counts_as_unset(clean_env, name):
+    clean_env.setenv(name, "   ")
+    s = Settings()
+    assert (s.provider, s.model) == ("local", "smollm2-135m-instruct")
+
+
+@pytest.mark.parametrize("name", ["LOCAL_LLM_PORT", "LOCAL_MODEL_PATH", "LLM_CONTEXT_WINDOW", "LOCAL_LLM_THREADS"])
+def test_a_blank_number_or_path_counts_as_unset(clean_env, name):
+    clean_env.setenv(name, "")
+    assert getattr(Settings(), name.lower()) is None
+
+
+def test_llm_base_url_alone_chooses_the_openai_compatible_provider(clean_env):
+    clean_env.setenv("LLM_BASE_URL", "http://127.0.0.1:11434/v1")
+    s = Settings()
+    assert (s.provider, s.model) == ("openai_like", "default")
+    config = config_from_settings(s)
+    assert (config.provider, config.base_url, config_problem(config)) == (
+        "openai_like",
+        "http://127.0.0.1:11434/v1",
+        None,
+    )
+
+
+def test_a_server_that_never_becomes_ready_is_stopped_with_a_clear_error():
+    """Loading the model takes longer than the start timeout allows: the error says what to do,
+    and the half-started server does not keep running."""
+    before = _llama_servers()
+    with pytest.raises(LocalServerError, match=r"did not answer within 0\.3 s") as caught:
+        LocalServer.ensure(start_timeout=0.3, context_window=512)
+    assert "LOCAL_SERVER_START_TIMEOUT" in str(caught.value)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _llama_servers() - before:
+        time.sleep(0.2)
+    assert not _llama_servers() - before, "the server that did not start in time is still running"
+
+
+def _llama_servers() -> set[int]:
+    """PIDs of live local model servers (``python -m utils.local_server``) on this machine."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"utils.local_server" in cmdline and _alive(int(proc.name)):
+            pids.add(int(proc.name))
+    return pids

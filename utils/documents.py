@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from llama_index.core import Document
@@ -34,18 +35,24 @@ def load_document(name: str, data: bytes) -> list[Document]:
     """
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_TYPES:
-        raise DocumentError(f"{name}: files of type {suffix or '(none)'} are not supported; use {', '.join(SUPPORTED_TYPES)}.")
+        raise DocumentError(
+            f"{name}: files of type {suffix or '(none)'} are not supported; use {', '.join(SUPPORTED_TYPES)}."
+        )
     if not data.strip():
         raise DocumentError(f"{name}: the file is empty.")
     try:
         parts = _READERS[suffix](data)
-    except DocumentError:
-        raise
+    except DocumentError as exc:  # a reader's own sentence, which does not know the file's name
+        raise DocumentError(f"{name}: {exc}") from exc
     except Exception as exc:  # every reader's own errors: the file is damaged or not what it says
         raise DocumentError(f"{name}: the file could not be read ({type(exc).__name__}: {exc}).") from exc
     documents = [
-        Document(text=text, metadata={"file_name": name, **where}, excluded_embed_metadata_keys=list(where),
-                 excluded_llm_metadata_keys=list(where))
+        Document(
+            text=text,
+            metadata={"file_name": name, **where},
+            excluded_embed_metadata_keys=list(where),
+            excluded_llm_metadata_keys=list(where),
+        )
         for text, where in parts
         if text.strip()
     ]
@@ -58,7 +65,7 @@ def _text(data: bytes) -> list[tuple[str, dict]]:
     try:
         return [(data.decode("utf-8-sig"), {})]
     except UnicodeDecodeError as exc:
-        raise DocumentError("the file is not UTF-8 text.") from exc
+        raise DocumentError("the file is not UTF-8 text; save it as UTF-8 and add it again.") from exc
 
 
 def _pdf(data: bytes) -> list[tuple[str, dict]]:
@@ -74,12 +81,18 @@ def _docx(data: bytes) -> list[tuple[str, dict]]:
     return [(docx2txt.process(io.BytesIO(data)), {})]
 
 
-def _rows(header: list[str], rows, start: int, extra: dict) -> list[tuple[str, dict]]:
+def _rows(
+    header: Sequence[object], rows: Iterable[Sequence[object]], start: int, extra: dict
+) -> list[tuple[str, dict]]:
+    """Each spreadsheet row as ``"header: value; ..."`` with its row number (from ``start``) and ``extra``."""
     names = [str(h).strip() if h is not None and str(h).strip() else f"column {i + 1}" for i, h in enumerate(header)]
     out = []
     for number, row in enumerate(rows, start=start):
-        pairs = [f"{names[i] if i < len(names) else f'column {i + 1}'}: {value}" for i, value in enumerate(row)
-                 if value is not None and str(value).strip()]
+        pairs = [
+            f"{names[i] if i < len(names) else f'column {i + 1}'}: {value}"
+            for i, value in enumerate(row)
+            if value is not None and str(value).strip()
+        ]
         if pairs:
             out.append(("; ".join(pairs), {**extra, "row": number}))
     return out

@@ -95,7 +95,9 @@ class EmbeddingWorker:
         mine, theirs = socket.socketpair()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "utils.embeddings", str(theirs.fileno()), str(path), str(batch_size)],
-            cwd=Path(__file__).resolve().parent.parent, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parent.parent,
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
         )
         theirs.close()
         self._conn = Connection(mine.detach())

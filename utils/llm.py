@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 import openai
-
+from llama_index.core.llms import LLM
 from llama_index.llms.groq import Groq
 from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
@@ -62,6 +62,8 @@ class LLMConfig:
         context_window: context window in tokens, or None for the provider's default.
         timeout: seconds before one HTTP request gives up.
         system_prompt: the system message sent first, or None.
+        stop: sequences at which the model stops generating (OpenAI's ``stop``), or empty.
+        json_mode: True asks for a JSON object (OpenAI's ``response_format={"type": "json_object"}``).
     """
 
     provider: str
@@ -73,6 +75,8 @@ class LLMConfig:
     context_window: int | None = None
     timeout: float = 60.0
     system_prompt: str | None = None
+    stop: tuple[str, ...] = ()
+    json_mode: bool = False
 
     def __repr__(self) -> str:
         return f"LLMConfig(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -143,49 +147,75 @@ def build_llm(config: LLMConfig) -> OpenAI:
     problem = config_problem(config)
     if problem is not None:
         raise ProviderConfigError(problem)
-    common = dict(
+    extra = request_options(config)
+    if config.provider == "groq":
+        return Groq(
+            model=config.model,
+            api_key=config.api_key,
+            api_base=config.base_url or GROQ_API_BASE,
+            context_window=config.context_window or DEFAULT_GROQ_CONTEXT_WINDOW,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            timeout=config.timeout,
+            max_retries=SDK_MAX_RETRIES,
+            additional_kwargs=extra,
+        )
+    if config.provider == "openai":
+        llm = OpenAI(
+            model=config.model,
+            api_key=config.api_key,
+            api_base=config.base_url,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            timeout=config.timeout,
+            max_retries=SDK_MAX_RETRIES,
+            additional_kwargs=extra,
+        )
+        try:
+            llm.metadata  # noqa: B018 (llama-index knows only the model names in its table; raises otherwise)
+            return llm
+        except ValueError:  # a newer model: same API, so speak to it as OpenAI-compatible
+            return _openai_like(config, config.base_url or OPENAI_API_BASE, DEFAULT_OPENAI_CONTEXT_WINDOW)
+    if config.provider in ("local", "openai_like"):
+        return _openai_like(config, config.base_url, DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW)
+    raise AssertionError("unreachable: config_problem rejects unknown providers")
+
+
+def request_options(config: LLMConfig) -> dict[str, object]:
+    """The chat-completion fields beyond model, messages, temperature and max tokens that ``config``
+    asks for: ``stop`` (a list of strings) and ``response_format`` (JSON mode), per OpenAI's API."""
+    options: dict[str, object] = {}
+    if config.stop:
+        options["stop"] = list(config.stop)
+    if config.json_mode:
+        options["response_format"] = {"type": "json_object"}
+    return options
+
+
+def _openai_like(config: LLMConfig, base_url: str | None, default_context_window: int) -> OpenAILike:
+    """llama-index's OpenAILike for ``config`` at ``base_url``, as a chat and function-calling model.
+
+    Args:
+        config: the model, key and limits.
+        base_url: the API root (``.../v1``).
+        default_context_window: tokens assumed when ``config.context_window`` is None.
+    """
+    return OpenAILike(
         model=config.model,
+        api_base=base_url,
+        api_key=config.api_key or "not-needed",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        context_window=config.context_window or default_context_window,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         timeout=config.timeout,
         max_retries=SDK_MAX_RETRIES,
+        additional_kwargs=request_options(config),
     )
-    if config.provider == "groq":
-        extra = {"api_base": config.base_url} if config.base_url else {}
-        return Groq(
-            api_key=config.api_key,
-            context_window=config.context_window or DEFAULT_GROQ_CONTEXT_WINDOW,
-            **extra,
-            **common,
-        )
-    if config.provider == "openai":
-        extra = {"api_base": config.base_url} if config.base_url else {}
-        llm = OpenAI(api_key=config.api_key, **extra, **common)
-        try:
-            llm.metadata  # llama-index knows only the model names in its table
-            return llm
-        except ValueError:  # a newer model: same API, so speak to it as OpenAI-compatible
-            return OpenAILike(
-                api_base=config.base_url or OPENAI_API_BASE,
-                api_key=config.api_key,
-                is_chat_model=True,
-                is_function_calling_model=True,
-                context_window=config.context_window or DEFAULT_OPENAI_CONTEXT_WINDOW,
-                **common,
-            )
-    if config.provider in ("local", "openai_like"):
-        return OpenAILike(
-            api_base=config.base_url,
-            api_key=config.api_key or "not-needed",
-            is_chat_model=True,
-            is_function_calling_model=True,
-            context_window=config.context_window or DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW,
-            **common,
-        )
-    raise AssertionError("unreachable: config_problem rejects unknown providers")
 
 
-def context_window_of(llm: OpenAI) -> int:
+def context_window_of(llm: LLM) -> int:
     """Return the LLM's context window in tokens, from llama-index's metadata for it.
 
     For OpenAI models it comes from llama-index's table of model names; an unknown name gives
@@ -220,7 +250,9 @@ def explain_provider_error(exc: BaseException, config: LLMConfig) -> str:
     where = config.label
     url = config.base_url or f"the {where} API"
     if isinstance(exc, openai.AuthenticationError):
-        return f"{where} rejected the API key ({mask_key(config.api_key)}). Check that the key is right and still active."
+        return (
+            f"{where} rejected the API key ({mask_key(config.api_key)}). Check that the key is right and still active."
+        )
     if isinstance(exc, openai.RateLimitError):
         retry_after = _retry_after(exc)
         when = f"in {retry_after:g} s" if retry_after is not None else "in a little while"
@@ -298,7 +330,9 @@ def list_models(base_url: str | None, api_key: str | None, timeout: float = 3.0)
     Raises:
         openai.OpenAIError: the server did not answer, or refused (e.g. 401).
     """
-    client = openai.OpenAI(base_url=base_url or OPENAI_API_BASE, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    client = openai.OpenAI(
+        base_url=base_url or OPENAI_API_BASE, api_key=api_key or "not-needed", timeout=timeout, max_retries=0
+    )
     return sorted(model.id for model in client.models.list())
 
 

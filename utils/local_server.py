@@ -73,6 +73,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def generation_threads() -> int:
+    """Return the threads the local server generates with when LOCAL_LLM_THREADS is not set.
+
+    ``nproc - 1`` (at least 1): generation leaves one core to the app and the browser. On 2 cores
+    that delivers more tokens per second to the browser than both threads, although the raw rate
+    is lower (``make bench`` measures both, bench/RESULTS.md).
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def server_answers(base_url: str, timeout: float = 1.0) -> bool:
     """Return True if an OpenAI-compatible server answers ``GET {base_url}/models`` with HTTP 200.
 
@@ -132,7 +142,8 @@ class LocalServer:
         model_path: Path | None = None,
         context_window: int = 4096,
         start_timeout: float = 120.0,
-    ) -> "LocalServer":
+        threads: int | None = None,
+    ) -> LocalServer:
         """Reuse the server on ``port`` if one answers there, else start one and wait for it.
 
         Args:
@@ -140,6 +151,8 @@ class LocalServer:
             model_path: LOCAL_MODEL_PATH, or None for the bundled SmolLM2 GGUF.
             context_window: ``n_ctx`` in tokens for a server that is started.
             start_timeout: seconds to wait for the model to load.
+            threads: LOCAL_LLM_THREADS, threads that generate tokens; None for ``generation_threads()``.
+                Prompt processing always uses every core.
 
         Raises:
             LocalServerError: the model file is missing, the port is taken by something else,
@@ -149,16 +162,24 @@ class LocalServer:
             return cls(port=port, context_window=context_window)
         model = find_local_model(model_path)
         port = port or free_port()
-        # Generation leaves one core to the app and the browser: on 2 cores, a llama.cpp thread
-        # that the browser's rendering preempts stalls every token (bench/RESULTS.md). Prompt
-        # processing, which comes before any rendering, uses every core.
-        cores = os.cpu_count() or 1
-        threads, batch_threads = str(max(1, cores - 1)), str(cores)
         command = [
-            sys.executable, "-m", "utils.local_server",
-            "--model", str(model), "--model_alias", LOCAL_MODEL_ALIAS,
-            "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", str(context_window), "--n_threads", threads, "--n_threads_batch", batch_threads,
+            sys.executable,
+            "-m",
+            "utils.local_server",
+            "--model",
+            str(model),
+            "--model_alias",
+            LOCAL_MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(context_window),
+            "--n_threads",
+            str(threads or generation_threads()),
+            "--n_threads_batch",
+            str(os.cpu_count() or 1),
         ]
         process = subprocess.Popen(
             command,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import TypeVar
 
 import streamlit as st
 
@@ -27,7 +28,9 @@ SYSTEM_PROMPT_PRESETS: dict[str, str] = {
     "No system prompt": "",
 }
 CUSTOM = "Custom"
-#: Shortest time between two redraws of a streaming reply, in seconds (see ``coalesce``).
+ChatT = TypeVar("ChatT", bound=ChatSession)
+#: Shortest time between two redraws of a streaming reply, in seconds (see ``coalesce``);
+#: STREAM_REDRAW_INTERVAL sets it for the app.
 STREAM_REDRAW_SECONDS = 0.05
 CHOICE = "model_choice"  # plain dict in session_state; survives page switches, unlike widget state
 SESSION_KEYS = "session_api_keys"  # provider → key typed in this tab
@@ -77,9 +80,9 @@ def active_config(settings: Settings) -> LLMConfig:
     )
 
 
-def tab_chat(key: str, make: Callable[[], ChatSession], config: LLMConfig) -> ChatSession:
+def tab_chat(key: str, make: Callable[[], ChatT], config: LLMConfig) -> ChatT:
     """This tab's controller for a page, made with ``make()`` the first time, using ``config`` from now on."""
-    chat = st.session_state.get(key) or make()
+    chat: ChatT = st.session_state.get(key) or make()
     st.session_state[key] = chat
     if chat.config != config:
         chat.set_config(config)
@@ -90,8 +93,12 @@ def local_config(settings: Settings, like: LLMConfig) -> LLMConfig:
     """The local model's config with ``like``'s limits and system prompt (for the fallback)."""
     server = local_server_or_stop(settings)
     return replace(
-        like, provider="local", model=DEFAULT_MODELS["local"], base_url=server.base_url,
-        api_key=None, context_window=server.context_window,
+        like,
+        provider="local",
+        model=DEFAULT_MODELS["local"],
+        base_url=server.base_url,
+        api_key=None,
+        context_window=server.context_window,
     )
 
 
@@ -101,7 +108,9 @@ def model_settings(settings: Settings) -> LLMConfig:
     with st.expander("Model settings", expanded=False):
         providers = list(PROVIDER_LABELS)
         choice["provider"] = provider = st.selectbox(
-            "Provider", providers, index=providers.index(choice["provider"]),
+            "Provider",
+            providers,
+            index=providers.index(choice["provider"]),
             format_func=lambda p: PROVIDER_LABELS[p].split(" (")[0] if p != "openai_like" else "OpenAI-compatible",
             key="set_provider",
         )
@@ -113,14 +122,20 @@ def model_settings(settings: Settings) -> LLMConfig:
             _key_field(settings, provider)
         config = active_config(settings)
         _model_field(choice, config)
-        choice["temperature"] = st.slider("Temperature", 0.0, 2.0, float(choice["temperature"]), 0.1, key="set_temperature")
-        choice["max_tokens"] = int(st.number_input(
-            "Max tokens per reply", 16, 32768, int(choice["max_tokens"]), 16, key="set_max_tokens"
-        ))
+        choice["temperature"] = st.slider(
+            "Temperature", 0.0, 2.0, float(choice["temperature"]), 0.1, key="set_temperature"
+        )
+        choice["max_tokens"] = int(
+            st.number_input("Max tokens per reply", 16, 32768, int(choice["max_tokens"]), 16, key="set_max_tokens")
+        )
         presets = [*SYSTEM_PROMPT_PRESETS, CUSTOM]
-        choice["preset"] = st.selectbox("System prompt", presets, index=presets.index(choice["preset"]), key="set_preset")
+        choice["preset"] = st.selectbox(
+            "System prompt", presets, index=presets.index(choice["preset"]), key="set_preset"
+        )
         if choice["preset"] == CUSTOM:
-            choice["system_prompt"] = st.text_area("Custom system prompt", value=choice["system_prompt"], key="set_system_prompt")
+            choice["system_prompt"] = st.text_area(
+                "Custom system prompt", value=choice["system_prompt"], key="set_system_prompt"
+            )
         else:
             choice["system_prompt"] = SYSTEM_PROMPT_PRESETS[choice["preset"]]
         st.caption("Changes apply from your next message, in this tab only.")
@@ -140,7 +155,9 @@ def _key_field(settings: Settings, provider: str) -> None:
         st.caption(f"API key from the environment: `{mask_key(env_key.get_secret_value())}`")
         return
     typed = st.text_input(
-        f"{PROVIDER_LABELS[provider]} API key", type="password", key=f"set_key_{provider}",
+        f"{PROVIDER_LABELS[provider]} API key",
+        type="password",
+        key=f"set_key_{provider}",
         help="Kept in this browser tab only; never saved.",
     )
     if typed.strip():
@@ -155,7 +172,9 @@ def _model_field(choice: dict, config: LLMConfig) -> None:
     current = choice["model"] or config.model
     if models:
         options = models if current in models else [current, *models]
-        choice["model"] = st.selectbox("Model", options, index=options.index(current), key=f"set_model_{config.provider}")
+        choice["model"] = st.selectbox(
+            "Model", options, index=options.index(current), key=f"set_model_{config.provider}"
+        )
     else:
         choice["model"] = st.text_input("Model", value=current, key=f"set_model_text_{config.provider}").strip()
 
@@ -174,7 +193,9 @@ def _models_of(config: LLMConfig) -> list[str]:
     return cache[fingerprint]
 
 
-def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: str, after_turn: Callable[[], None] = lambda: None) -> None:
+def chat_area(
+    chat: ChatSession, config: LLMConfig, settings: Settings, page: str, after_turn: Callable[[], None] = lambda: None
+) -> None:
     """Draw the conversation, the last failure (with Retry and fallback), the input and the budget line.
 
     Args:
@@ -194,11 +215,11 @@ def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: st
         retry_col, local_col = actions.container().columns([1, 3])
         if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
             notice.empty(), actions.empty()
-            _stream(chat, chat.retry(), failure_key, after_turn)
+            _stream(chat, chat.retry(), failure_key, after_turn, settings.stream_redraw_interval)
         elif failure["fallback"] and local_col.button("Answer with the local model instead", key=f"{page}_fallback"):
             notice.empty(), actions.empty()
             fallback = local_config(settings, config)
-            _stream(chat, chat.retry(fallback), failure_key, after_turn)
+            _stream(chat, chat.retry(fallback), failure_key, after_turn, settings.stream_redraw_interval)
     if prompt := st.chat_input("Message Parley"):
         with st.chat_message("user"):
             st.markdown(prompt)
@@ -208,16 +229,19 @@ def chat_area(chat: ChatSession, config: LLMConfig, settings: Settings, page: st
             st.error(str(exc))
             st.code(exc.refused_text or prompt, language=None, wrap_lines=True)
             return
-        _stream(chat, reply, failure_key, after_turn)
+        _stream(chat, reply, failure_key, after_turn, settings.stream_redraw_interval)
     _budget_line(chat)
 
 
-def _stream(chat: ChatSession, reply: Iterator[str], failure_key: str, after_turn: Callable[[], None]) -> None:
-    """Stream ``reply`` into an assistant bubble; remember a failure so Retry survives reruns."""
+def _stream(
+    chat: ChatSession, reply: Iterator[str], failure_key: str, after_turn: Callable[[], None], interval: float
+) -> None:
+    """Stream ``reply`` into an assistant bubble, redrawn at most every ``interval`` seconds;
+    remember a failure so Retry survives reruns."""
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
         try:
-            st.write_stream(coalesce(reply))
+            st.write_stream(coalesce(reply, interval))
             message_footer(chat.messages[-1])
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
@@ -260,7 +284,8 @@ def _budget_line(chat: ChatSession) -> None:
         return
     left_out = (
         f"; {budget.left_out} older message{'s' if budget.left_out != 1 else ''} left out to fit the context window"
-        if budget.left_out else "; nothing left out"
+        if budget.left_out
+        else "; nothing left out"
     )
     st.caption(
         f"Last request: {budget.sent_messages} messages, about {budget.sent_tokens:,} tokens "

@@ -1,32 +1,19 @@
-"""The Chatbot With Memory page: agent chat plus a sidebar to save, load and delete conversations.
+"""The Chatbot With Memory page: agent chat plus a sidebar to save, load and delete conversations."""
 
-UI labels (DESIGN.md, relied on by tests): "Save", "Enter a name to save the conversation:",
-"Confirm Save", "Saved Conversations", and one popover per name holding "Load" and "Delete"
-("Delete" asks "Yes, delete" / "Cancel"), plus "Rename" and Markdown/JSON export. Below the list:
-"Import conversations" and "Restore from backup".
-"""
+from __future__ import annotations
 
-import re
-from datetime import datetime
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
 from controller.chatbot_with_memory import MemoryChat
-from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
+from model.conversation_store import ConversationStore
 from utils.llm import LLMConfig
 from view.chat import chat_area, model_settings, tab_chat
-from view.common import conversation_store, flash, settings_or_stop, setup_page, short_name, show_flashes, widget_key
+from view.common import conversation_store, settings_or_stop, setup_page
+from view.conversations import conversation_sidebar
 
 SESSION_KEY = "memory_chat"
-SHOW_SAVE = "memory_show_save"
-PENDING_OVERWRITE = "memory_pending_overwrite"
-PENDING_DELETE = "memory_pending_delete"
-IMPORT_GENERATION = "memory_import_generation"
-LIST_LIMIT = "memory_list_limit"
-#: Saved conversations listed at first, and added by each "Show more" (keeps a rerun fast with thousands).
-LIST_PAGE = 30
 
 
 def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> None:
@@ -36,7 +23,7 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
     with st.sidebar:
         config = model_settings(settings)
     store = conversation_store(settings.conversations_file)
-    chat: MemoryChat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
+    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     with st.sidebar:
         conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")
@@ -47,180 +34,3 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> N
             st.error(chat.save_error)
 
     chat_area(chat, config, settings, page="memory", after_turn=show_save_error)
-
-
-def conversation_sidebar(chat: MemoryChat, store: ConversationStore) -> None:
-    """The saved-conversations part of the sidebar: New chat, Save, search, the list, import, restore."""
-    show_flashes()
-    try:
-        names = store.names()  # reads the file first, so a bad one is moved aside and reported now
-    except StoreError as exc:
-        st.error(str(exc))
-        names = []
-    for notice in store.pop_notices():
-        st.warning(notice)
-    if chat.save_error:
-        st.error(chat.save_error)
-    if st.button("New chat", icon="➕", use_container_width=True):
-        chat.new_chat()
-        st.rerun()
-    if st.button("Save", icon="💾", use_container_width=True):
-        st.session_state[SHOW_SAVE] = True
-    if st.session_state.get(SHOW_SAVE):
-        _save_form(chat, store)
-    st.header("Saved Conversations")
-    query = st.text_input("Search conversations", placeholder="Search names and messages", key="memory_search")
-    shown = store.search(query) if query.strip() else names
-    if not names:
-        st.caption("No saved conversations yet.")
-    elif not shown:
-        st.caption("No saved conversation matches your search.")
-    pending = st.session_state.get(PENDING_DELETE)
-    if pending in names:
-        _confirm_delete(chat, pending)
-    limit = st.session_state.get(LIST_LIMIT, LIST_PAGE)
-    for name in shown[:limit]:
-        _conversation_popover(chat, store, name)
-    if len(shown) > limit:
-        if st.button(f"Show more ({len(shown) - limit} older)", key="memory_show_more"):
-            st.session_state[LIST_LIMIT] = limit + LIST_PAGE
-            st.rerun()
-    _import_section(store)
-    _restore_section(store)
-
-
-def _confirm_delete(chat: MemoryChat, name: str) -> None:
-    """The confirmation step of Delete, shown in the sidebar above the list."""
-    st.warning(f"Delete “{short_name(name)}”? A backup is kept.")
-    yes, no = st.columns(2)
-    if yes.button("Yes, delete", key=widget_key("confirm-delete", name), type="primary"):
-        st.session_state.pop(PENDING_DELETE, None)
-        _act(lambda: chat.delete(name), f"Deleted “{short_name(name)}”.")
-    if no.button("Cancel", key=widget_key("cancel-delete", name)):
-        st.session_state.pop(PENDING_DELETE, None)
-        st.rerun()
-
-
-def _conversation_popover(chat: MemoryChat, store: ConversationStore, name: str) -> None:
-    with st.popover(short_name(name), use_container_width=True, key=widget_key("conv", name)):
-        st.caption(name)
-        if st.button("Load", key=widget_key("load", name)):
-            _act(lambda: chat.load(name), f"Loaded “{short_name(name)}”.")
-        if st.button("Delete", key=widget_key("delete", name)):
-            st.session_state[PENDING_DELETE] = name
-            st.rerun()
-        new_name = st.text_input("New name", value=name, key=widget_key("new-name", name))
-        if st.button("Rename", key=widget_key("rename", name)):
-            _act(lambda: chat.rename(name, new_name), f"Renamed to “{short_name(new_name.strip())}”.")
-        left, right = st.columns(2)  # the files are made only when a button is clicked
-        left.download_button(
-            "Markdown", lambda: export_markdown(name, store.get(name) or []), file_name=f"{_file_stem(name)}.md",
-            mime="text/markdown", key=widget_key("export-md", name), icon="⬇️", on_click="ignore",
-        )
-        right.download_button(
-            "JSON", lambda: export_json(name, store.get(name) or []), file_name=f"{_file_stem(name)}.json",
-            mime="application/json", key=widget_key("export-json", name), icon="⬇️", on_click="ignore",
-        )
-
-
-def _import_section(store: ConversationStore) -> None:
-    generation = st.session_state.get(IMPORT_GENERATION, 0)
-    upload = st.file_uploader(
-        "Import conversations", type=["json"], key=f"memory_import_{generation}",
-        help="A JSON file in the conversations.json format, holding one or many conversations.",
-    )
-    if upload is None:
-        return
-    try:
-        incoming = parse_import(upload.getvalue())
-        clashes = [n for n in incoming if n.strip() in store.load_all()]
-    except StoreError as exc:
-        st.error(str(exc))
-        return
-    replace = False
-    if clashes:
-        listed = ", ".join(f"“{short_name(n)}”" for n in clashes)
-        choice = st.radio(
-            f"Already saved: {listed}. What should happen?",
-            ["Keep both", "Replace"], key="memory_import_clash", horizontal=True,
-        )
-        replace = choice == "Replace"
-    if st.button(f"Import {len(incoming)} conversation(s)", key="memory_import_go"):
-        def do_import() -> None:
-            saved = store.import_conversations(incoming, replace=replace)
-            st.session_state[IMPORT_GENERATION] = generation + 1
-            flash(f"Imported {len(saved)} conversation(s): " + ", ".join(f"“{short_name(n)}”" for n in saved) + ".")
-        _act(do_import, None)
-
-
-def _restore_section(store: ConversationStore) -> None:
-    backups = store.list_backups()
-    with st.popover("Restore from backup", icon="🕘", use_container_width=True):
-        if not backups:
-            st.caption("No backups yet. One is made before each delete, overwrite, rename or restore.")
-            return
-        chosen = st.selectbox("Backup", backups, format_func=_backup_label, key="memory_backup")
-        st.caption("Restoring replaces all saved conversations with the backup's; the current file is backed up first.")
-        if st.button("Restore", key="memory_restore"):
-            _act(lambda: store.restore_backup(chosen), f"Restored the backup from {_backup_label(chosen)}.")
-
-
-def _backup_label(path: Path) -> str:
-    """``conversations.json.bak-20261121T193000.123456Z`` → ``2026-11-21 19:30:00 UTC``."""
-    stamp = path.name.rsplit(".bak-", 1)[-1]
-    try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").strftime("%Y-%m-%d %H:%M:%S UTC")
-    except ValueError:
-        return path.name
-
-
-def _file_stem(name: str) -> str:
-    """A download file name from a conversation name: letters, digits, - and _ only, at most 60."""
-    stem = re.sub(r"[^\w-]+", "_", name, flags=re.UNICODE).strip("_")[:60]
-    return stem or "conversation"
-
-
-def _save_form(chat: MemoryChat, store: ConversationStore) -> None:
-    name = st.text_input("Enter a name to save the conversation:", value=chat.name or "", key="memory_save_name")
-    pending = st.session_state.get(PENDING_OVERWRITE)
-    if st.button("Confirm Save", type="primary"):
-        try:
-            exists = name.strip() in store.load_all() and name.strip() != chat.name
-        except StoreError as exc:
-            st.error(str(exc))
-            return
-        if exists:
-            st.session_state[PENDING_OVERWRITE] = pending = name.strip()
-        else:
-            _save(chat, name)
-    if pending is not None:
-        st.warning(f"A conversation called “{short_name(pending)}” already exists. Replace it with this one?")
-        replace, cancel = st.columns(2)
-        if replace.button("Replace", type="primary"):
-            _save(chat, pending)
-        if cancel.button("Cancel"):
-            st.session_state.pop(PENDING_OVERWRITE, None)
-            st.rerun()
-
-
-def _save(chat: MemoryChat, name: str) -> None:
-    st.session_state.pop(PENDING_OVERWRITE, None)
-
-    def save() -> None:
-        saved = chat.save_as(name)
-        st.session_state[SHOW_SAVE] = False
-        flash(f"Saved as “{short_name(saved)}”. New messages are saved automatically.")
-
-    _act(save, None)
-
-
-def _act(action: Callable[[], None], success: str | None) -> None:
-    """Run a store action; on success queue ``success`` and rerun, on failure show the error."""
-    try:
-        action()
-    except StoreError as exc:
-        st.error(str(exc))
-        return
-    if success:
-        flash(success)
-    st.rerun()

@@ -29,14 +29,18 @@ def settings_or_stop() -> Settings:
         return load_settings()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        st.error(f"Parley's configuration has a mistake: {problems}. Fix it in the environment or .streamlit/secrets.toml.")
+        st.error(
+            f"Parley's configuration has a mistake: {problems}. Fix it in the environment or .streamlit/secrets.toml."
+        )
         st.stop()
 
 
 @st.cache_resource(show_spinner=False)
-def _local_server(port: int | None, model_path: Path | None, context_window: int, start_timeout: float) -> LocalServer:
+def _local_server(
+    port: int | None, model_path: Path | None, context_window: int, start_timeout: float, threads: int | None
+) -> LocalServer:
     """One local model server per configuration, shared by every rerun, page and tab."""
-    return LocalServer.ensure(port, model_path, context_window, start_timeout)
+    return LocalServer.ensure(port, model_path, context_window, start_timeout, threads)
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,6 +62,7 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
                 settings.local_model_path,
                 settings.local_context_window,
                 settings.local_server_start_timeout,
+                settings.local_llm_threads,
             )
     except LocalServerError as exc:
         st.error(str(exc))

@@ -7,8 +7,8 @@ similarity threshold); and the saved conversations, as on the memory page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import streamlit as st
 
@@ -19,8 +19,8 @@ from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
 from utils.llm import LLMConfig
 from view.chat import chat_area, model_settings, tab_chat
-from view.chatbot_with_memory import conversation_sidebar
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
+from view.conversations import conversation_sidebar
 
 SESSION_KEY = "kb_chat"
 CHOSEN = "kb_chosen"
@@ -42,7 +42,7 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], KnowledgeChat]) -
         config = model_settings(settings)
     store = conversation_store(settings.conversations_file)
     kbs = knowledge_bases(settings.knowledge_base_dir)
-    chat: KnowledgeChat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
+    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     st.title("Knowledge Base")
     with st.sidebar:
         show_flashes()
@@ -56,8 +56,10 @@ def render(make_chat: Callable[[LLMConfig, ConversationStore], KnowledgeChat]) -
     if chat.kb is None:
         st.info("Create or choose a knowledge base in the sidebar, add your files, then ask about them.")
     else:
-        st.caption(f"Answering from **{chat.kb.name}**: {len(chat.kb.files)} file(s), {chat.kb.chunk_count} chunk(s). "
-                   f"Top {chat.top_k} chunks with similarity ≥ {chat.threshold:.2f}.")
+        st.caption(
+            f"Answering from **{chat.kb.name}**: {len(chat.kb.files)} file(s), {chat.kb.chunk_count} chunk(s). "
+            f"Top {chat.top_k} chunks with similarity ≥ {chat.threshold:.2f}."
+        )
     chat_area(chat, config, settings, page="kb")
 
 
@@ -88,8 +90,15 @@ def _knowledge_base_section(chat: KnowledgeChat, kbs: KnowledgeBases, settings: 
         return
     _files_section(chat, kbs)
     chat.top_k = st.slider("Top k chunks", 1, 10, chat.top_k, key="kb_top_k")
-    chat.threshold = st.slider("Similarity threshold", 0.0, 1.0, float(chat.threshold), 0.05, key="kb_threshold",
-                               help="Chunks less similar to the question than this are not used (cosine similarity).")
+    chat.threshold = st.slider(
+        "Similarity threshold",
+        0.0,
+        1.0,
+        float(chat.threshold),
+        0.05,
+        key="kb_threshold",
+        help="Chunks less similar to the question than this are not used (cosine similarity).",
+    )
     if st.session_state.get(PENDING_KB_DELETE) == chat.kb.name:
         st.warning(f"Delete the knowledge base “{chat.kb.name}” and its index? Your original files are not touched.")
         yes, no = st.columns(2)
@@ -112,7 +121,9 @@ def _files_section(chat: KnowledgeChat, kbs: KnowledgeBases) -> None:
     kb = chat.kb
     generation = st.session_state.get(UPLOAD_GENERATION, 0)
     uploads = st.file_uploader(
-        "Add files", type=[t.lstrip(".") for t in SUPPORTED_TYPES], accept_multiple_files=True,
+        "Add files",
+        type=[t.lstrip(".") for t in SUPPORTED_TYPES],
+        accept_multiple_files=True,
         key=f"kb_upload_{generation}",
     )
     if uploads and st.button(f"Index {len(uploads)} file(s)", type="primary", key="kb_index"):

@@ -1,6 +1,6 @@
 """The Simple Chat page: stream replies; the session's messages are the history; nothing is saved."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -19,7 +19,7 @@ def render(make_chat: Callable[[LLMConfig], SimpleChat]) -> None:
     with st.sidebar:
         config = model_settings(settings)
         st.caption("Nothing on this page is saved.")
-    chat: SimpleChat = tab_chat(SESSION_KEY, lambda: make_chat(config), config)
+    chat = tab_chat(SESSION_KEY, lambda: make_chat(config), config)
     st.title("Simple Chat")
     chat_area(chat, config, settings, page="simple")
     with st.sidebar:  # drawn after the turn, so it knows whether there is anything to clear
