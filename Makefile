@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test lint bench screenshots lock chromium clean
+.PHONY: run serve test lint bench screenshots lock chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,12 @@ lock:
 run: $(VENV)/.deps
 	$(VENV)/bin/streamlit run Home.py
 
+# The chat server (api/): uvicorn on 127.0.0.1:$${PARLEY_API_PORT:-8000}, on the local model by default.
+serve: $(VENV)/.deps
+	$(VENV)/bin/python -m api
+
 # The gates run before pytest: lint and format (ruff, configured in pyproject.toml) and types
-# (mypy on the layers below the views).
+# (mypy on the layers below the views, and the chat server).
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

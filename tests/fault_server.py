@@ -3,14 +3,17 @@
 Modes: ``ok`` (a normal streamed reply), ``401``, ``429`` (with ``retry_after`` seconds),
 ``500``, ``stall`` (answers nothing for ``stall_seconds``), ``cut`` (a stream cut off mid-reply)
 and ``context`` (400: the prompt exceeds the context window, as llama.cpp words it).
-``attempts`` counts the chat-completion requests it received.
+``attempts`` counts the chat-completion requests it received. ``RecordingProxy`` forwards to a
+real server and records what it was sent.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPLY = ["Hello", " from", " the", " fault", " server."]
@@ -136,5 +139,66 @@ class FaultServer:
             def _write_chunk(self, data: bytes) -> None:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
+
+        return Handler
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real OpenAI-compatible server (the local model):
+    forwards every request as it is, streams the answer back, and keeps each JSON request body in
+    ``bodies``, so a test can check what the model was sent."""
+
+    def __init__(self, target_base_url: str) -> None:
+        self.target = urllib.parse.urlsplit(target_base_url)
+        self.bodies: list[dict] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self.target.path}"
+
+    def start(self) -> RecordingProxy:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if body:
+                    proxy.bodies.append(json.loads(body))
+                upstream = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                upstream.request(method, self.path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                while chunk := answer.read1(65536):
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                upstream.close()
+
+            def do_GET(self) -> None:
+                self._forward("GET")
+
+            def do_POST(self) -> None:
+                self._forward("POST")
 
         return Handler

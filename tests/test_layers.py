@@ -1,5 +1,6 @@
-"""The layering rules: model/ and controller/ never import streamlit; model/ never imports a
-provider LLM (llama_index.llms); every st.* call lives in view/; pages stay thin."""
+"""The layering rules: model/, controller/, utils/ and api/ never import streamlit; model/ never imports a
+provider LLM (llama_index.llms); every st.* call lives in view/; pages stay thin; api/ is a view over
+the controllers."""
 
 import ast
 from pathlib import Path
@@ -20,9 +21,9 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("folder", ["model", "controller", "utils"])
+@pytest.mark.parametrize("folder", ["model", "controller", "utils", "api"])
 def test_no_streamlit_outside_view(folder):
-    for path in (APP_DIR / folder).glob("*.py"):
+    for path in (APP_DIR / folder).rglob("*.py"):
         assert not any(m.split(".")[0] == "streamlit" for m in imported_modules(path)), path
 
 
@@ -43,3 +44,18 @@ def test_no_cuda_build_was_pulled_in():
 
     assert version("torch").endswith("+cpu") or "cpu" in version("torch")
     assert not [d.metadata["Name"] for d in distributions() if d.metadata["Name"].lower().startswith("nvidia-")]
+
+
+def test_the_chat_server_is_a_view_over_the_controllers():
+    """api/ calls the controllers like the pages do; it never reaches into the pages' views."""
+    for path in (APP_DIR / "api").rglob("*.py"):
+        modules = imported_modules(path)
+        assert not any(m.split(".")[0] in ("view", "pages") for m in modules), path
+
+
+def test_controllers_do_not_import_the_memory_page_controller():
+    """The shared helpers live in controller/agent.py and controller/context.py; only the memory page
+    (and the chat server, which runs its turn) use controller/chatbot_with_memory.py."""
+    for path in (APP_DIR / "controller").glob("*.py"):
+        if path.name != "chatbot_with_memory.py":
+            assert "controller.chatbot_with_memory" not in imported_modules(path), path

@@ -76,9 +76,9 @@ def free_port() -> int:
 def generation_threads() -> int:
     """Return the threads the local server generates with when LOCAL_LLM_THREADS is not set.
 
-    ``nproc - 1`` (at least 1): generation leaves one core to the app and the browser. On 2 cores
-    that delivers more tokens per second to the browser than both threads, although the raw rate
-    is lower (``make bench`` measures both, bench/RESULTS.md).
+    ``nproc - 1`` (at least 1): generation leaves one core to the app and the browser. Measured on
+    2 cores (``make bench``, bench/RESULTS.md): 1 thread and 2 give about the same raw rate, but with
+    2 the browser competes with the model for the cores and receives ~20% fewer tokens per second.
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
@@ -180,6 +180,10 @@ class LocalServer:
             str(threads or generation_threads()),
             "--n_threads_batch",
             str(os.cpu_count() or 1),
+            # By default llama-cpp-python's server ends a streaming reply early as soon as another
+            # request arrives; Parley's tabs and API clients share the server, so requests queue instead.
+            "--interrupt_requests",
+            "False",
         ]
         process = subprocess.Popen(
             command,

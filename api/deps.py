@@ -1,0 +1,138 @@
+"""What the routes depend on: the server's shared state, the API-key check and the session-token check."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import unicodedata
+from dataclasses import dataclass, field, replace
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import APIError
+from api.streaming import ModelSlots
+from controller.knowledge_base import KnowledgeBases
+from controller.sessions import SessionError, SessionTokens
+from model.conversation_store import ConversationStore
+from settings import Settings
+from utils.llm import LLMConfig, config_from_settings, default_base_url, list_models
+from utils.local_server import LocalServer
+
+#: Seconds the provider's model list is kept before asking its /models again.
+MODELS_CACHE_SECONDS = 30.0
+#: Prefix of the model ids that answer from a knowledge base (``kb:<name>``).
+KB_PREFIX = "kb:"
+
+
+@dataclass
+class ServerState:
+    """Everything the routes share, made once at start.
+
+    Attributes:
+        settings: the settings the server started with.
+        keys: the accepted API keys (never logged).
+        store: the conversation store (the page's file, lock and backups).
+        tokens: the websocket session tokens.
+        slots: the bound on concurrent model calls.
+        knowledge_bases: the page's knowledge bases (the embedding model loads on first use).
+        local: the local model server when the provider is local, else None.
+    """
+
+    settings: Settings
+    keys: list[str]
+    store: ConversationStore
+    tokens: SessionTokens
+    slots: ModelSlots
+    knowledge_bases: KnowledgeBases
+    local: LocalServer | None = None
+    _models: tuple[float, list[str]] = field(default=(0.0, []), repr=False)
+
+    def config(self, model: str | None = None) -> LLMConfig:
+        """The LLMConfig of the configured provider (with ``model`` instead of the configured one)."""
+        local = self.local
+        config = config_from_settings(
+            self.settings,
+            local_base_url=local.base_url if local else None,
+            local_context_window=local.context_window if local else None,
+            system_prompt=self.settings.llm_system_prompt or None,
+        )
+        return replace(config, model=model) if model else config
+
+    def provider_models(self) -> list[str]:
+        """The configured model first, then the others the provider's /models lists (asked at most
+        every MODELS_CACHE_SECONDS; a provider that does not answer lists only the configured one)."""
+        stamp, models = self._models
+        if time.monotonic() - stamp > MODELS_CACHE_SECONDS:
+            config = self.config()
+            try:
+                listed = list_models(config.base_url or default_base_url(config.provider), config.api_key)
+            except Exception:  # the provider is down or refuses: the configured model is still offered
+                listed = []
+            models = [config.model, *[m for m in listed if m != config.model]]
+            self._models = (time.monotonic(), models)
+        return models
+
+
+def get_state(request: Request) -> ServerState:
+    """The server's ServerState (set at start on ``app.state.parley``)."""
+    state: ServerState = request.app.state.parley
+    return state
+
+
+_bearer = HTTPBearer(auto_error=False, description="A key from PARLEY_API_KEYS (or the one printed at start).")
+
+
+def require_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Accept the request only with ``Authorization: Bearer <key>`` for one of the server's keys.
+
+    The key is compared in constant time with every accepted key.
+
+    Raises:
+        APIError: 401 when the header is missing or the key is not accepted.
+    """
+    if credentials is None or not credentials.credentials:
+        raise APIError(401, "Send your Parley API key as 'Authorization: Bearer <key>'.", "missing_api_key")
+    given = credentials.credentials.encode("utf-8")
+    accepted = False
+    for key in get_state(request).keys:
+        accepted |= hmac.compare_digest(given, key.encode("utf-8"))
+    if not accepted:
+        raise APIError(401, "That API key is not valid for this Parley server.", "invalid_api_key")
+
+
+def session_name(state: ServerState, token: str) -> str:
+    """The conversation name of the live session ``token``.
+
+    Raises:
+        APIError: 401 when the token is unknown or expired.
+    """
+    try:
+        return state.tokens.get(token).name
+    except SessionError as exc:
+        raise APIError(401, str(exc), "invalid_session_token") from exc
+
+
+def check_name(name: str) -> str:
+    """Return a conversation name (trimmed) that the API accepts.
+
+    Raises:
+        APIError: 400 for a blank name, or one holding ``/``, ``\\``, ``..`` or control characters
+            (they cannot travel in a URL path or a file name safely).
+    """
+    cleaned = name.strip()
+    if not cleaned:
+        raise APIError(400, "Please give the conversation a name.", "invalid_name")
+    if len(cleaned) > 200:
+        raise APIError(400, "Conversation names are at most 200 characters long.", "invalid_name")
+    if "/" in cleaned or "\\" in cleaned or ".." in cleaned:
+        raise APIError(400, "Conversation names cannot contain '/', '\\' or '..'.", "invalid_name")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in cleaned):
+        raise APIError(400, "Conversation names cannot contain control characters.", "invalid_name")
+    return cleaned
+
+
+State = Annotated[ServerState, Depends(get_state)]

@@ -1,0 +1,1 @@
+"""One router per resource: sessions and the websocket, conversations, the OpenAI-compatible /v1."""

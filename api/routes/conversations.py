@@ -1,0 +1,173 @@
+"""The saved conversations over HTTP: the page's store, lock, backups and error sentences.
+
+``GET /conversations`` (paged, newest activity first), ``POST /conversations`` (create),
+``GET /conversations/{name}``, ``POST /conversations/{name}/messages`` (one turn; ``stream: true``
+answers with Server-Sent Events carrying the websocket's frames), ``PATCH`` (rename) and ``DELETE``
+(after a backup).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from api.deps import State, check_name, require_key
+from api.errors import APIError, from_exception
+from api.streaming import first_delta, stream_in_thread
+from api.turns import Outcome, memory_turn
+from model.conversation_store import last_activity
+
+router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[Depends(require_key)])
+
+
+class NewConversation(BaseModel):
+    """Body of ``POST /conversations``."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Rename(BaseModel):
+    """Body of ``PATCH /conversations/{name}``."""
+
+    name: str = Field(min_length=1, max_length=200, description="The new name.")
+
+
+class UserMessage(BaseModel):
+    """Body of ``POST /conversations/{name}/messages``."""
+
+    content: str = Field(min_length=1, description="The user's message.")
+    stream: bool = Field(default=False, description="True answers with Server-Sent Events.")
+
+
+def _summary(name: str, messages: list) -> dict[str, Any]:
+    return {"name": name, "messages": len(messages), "last_activity": last_activity(messages) or None}
+
+
+@router.get("")
+def list_conversations(
+    state: State, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200)
+) -> dict[str, Any]:
+    """The conversations, newest activity first: ``{"data": [{"name", "messages", "last_activity"}],
+    "total", "offset", "limit"}`` (``messages`` is a count; ``last_activity`` an ISO 8601 time or null)."""
+    conversations = state.store.load_all()
+    names = state.store.names()
+    page = names[offset : offset + limit]
+    return {
+        "data": [_summary(n, conversations[n]) for n in page],
+        "total": len(names),
+        "offset": offset,
+        "limit": limit,
+    }
+
+
+@router.post("", status_code=201)
+def create_conversation(body: NewConversation, state: State) -> dict[str, Any]:
+    """Start an empty conversation called ``name``.
+
+    Raises:
+        APIError: 400 for a name the API refuses, 409 when the name is taken.
+    """
+    name = check_name(body.name)
+    if state.store.get(name) is not None:
+        raise APIError(409, f"A conversation called {name!r} already exists.", "conversation_exists")
+    state.store.save(name, [])
+    return _summary(name, [])
+
+
+def _existing(state: State, name: str) -> list:
+    messages = state.store.get(name)
+    if messages is None:
+        raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
+    return messages
+
+
+@router.get("/{name}")
+def get_conversation(name: str, state: State) -> dict[str, Any]:
+    """``{"name", "messages": [{"role", "content", ...}]}`` in the conversations.json format."""
+    return {"name": name, "messages": [m.to_dict() for m in _existing(state, name)]}
+
+
+@router.patch("/{name}")
+def rename_conversation(name: str, body: Rename, state: State) -> dict[str, Any]:
+    """Rename ``name`` (a backup is kept); sessions on it follow the rename.
+
+    Raises:
+        APIError: 404 for an unknown conversation, 400 for a refused name, 409 for a taken one.
+    """
+    messages = _existing(state, name)
+    new = check_name(body.name)
+    if new != name and state.store.get(new) is not None:
+        raise APIError(409, f"A conversation called {new!r} already exists; pick another name.", "conversation_exists")
+    state.store.rename(name, new)
+    state.tokens.rename(name, new)
+    return _summary(new, messages)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_conversation(name: str, state: State) -> Response:
+    """Delete ``name``; the file store keeps a backup first (Restore from backup on the page)."""
+    _existing(state, name)
+    state.store.delete(name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/messages", response_model=None)
+async def add_message(name: str, body: UserMessage, state: State) -> dict[str, Any] | StreamingResponse:
+    """One turn: the user's message is saved, the memory page's agent answers, the reply is saved.
+
+    Returns:
+        ``{"message": {"role": "assistant", "content", "model", ...}}``, or with ``stream: true`` an
+        event stream of ``{"type": "delta", "text"}`` then ``{"type": "done", "message"}`` (or
+        ``{"type": "error", "message"}``).
+
+    Raises:
+        APIError: 404 unknown conversation, 400 message too long, 429 busy, 502/503/504 provider failures.
+    """
+    if not body.content.strip():
+        raise APIError(400, "Your message is empty.", "empty_message")
+    if await run_in_threadpool(state.store.get, name) is None:
+        raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
+    await state.slots.acquire()
+    outcome = Outcome()
+    deltas = stream_in_thread(lambda: memory_turn(state, name, body.content, outcome, create=False))
+    try:
+        first = await first_delta(deltas)
+    except Exception as exc:
+        state.slots.release()
+        raise from_exception(exc) from exc
+    if not body.stream:
+        try:
+            async for _ in deltas:
+                pass
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        finally:
+            state.slots.release()
+        assert outcome.message is not None
+        return {"message": outcome.message.to_dict(), "save_error": outcome.save_error}
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            if first is not None:
+                yield _event({"type": "delta", "text": first})
+            async for delta in deltas:
+                yield _event({"type": "delta", "text": delta})
+            assert outcome.message is not None
+            yield _event({"type": "done", "message": outcome.message.to_dict(), "save_error": outcome.save_error})
+        except Exception as exc:
+            yield _event({"type": "error", "message": from_exception(exc).message})
+        finally:
+            state.slots.release()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _event(data: dict[str, Any]) -> str:
+    """One Server-Sent Event carrying ``data`` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -1,0 +1,98 @@
+"""The turns the routes run, each through the controllers that the pages use (no second
+implementation of a turn): the memory page's ``MemoryChat`` for saved conversations and sessions,
+``SimpleChat`` for /v1 chat completions, and ``KnowledgeChat`` for the ``kb:<name>`` models.
+
+Each ``*_turn`` is a blocking generator of text deltas, meant for ``api.streaming.stream_in_thread``;
+when it ends, ``outcome`` holds the assistant message (and any auto-save failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from api.deps import KB_PREFIX, ServerState
+from api.errors import APIError
+from controller.chatbot_with_memory import MemoryChat
+from controller.knowledge_base import KnowledgeBaseError, KnowledgeChat
+from controller.simple_chat import SimpleChat
+from model.message import Message
+from utils.llm import LLMConfig
+
+
+@dataclass
+class Outcome:
+    """What a finished turn produced.
+
+    Attributes:
+        message: the assistant message (complete), or None until the turn ends.
+        save_error: the sentence of a failed auto-save (the reply was given but not saved), or None.
+    """
+
+    message: Message | None = None
+    save_error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, create: bool) -> Iterator[str]:
+    """Answer ``text`` in the saved conversation ``name`` with the memory page's agent and memory.
+
+    The conversation is read from the store first (so the page's saves are seen), the user's
+    message is saved before the model is called, and the reply is saved when it ends.
+
+    Args:
+        state: the server's state.
+        name: the conversation.
+        text: the user's message.
+        outcome: filled in when the turn ends.
+        create: True starts the conversation when it does not exist (a session's); False refuses.
+
+    Raises:
+        APIError: 404 when ``name`` does not exist and ``create`` is False.
+        ChatError: the message was refused or the provider failed (the user's message is saved).
+        StoreError: the store cannot be read.
+    """
+    chat = MemoryChat(state.config(), state.store)
+    if state.store.get(name) is not None:
+        chat.load(name)
+    elif create:
+        chat.save_as(name)
+    else:
+        raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
+    yield from chat.stream_reply(text)
+    outcome.message = chat.messages[-1]
+    outcome.save_error = chat.save_error
+
+
+def completion_turn(
+    state: ServerState, config: LLMConfig, history: list[Message], text: str, outcome: Outcome
+) -> Iterator[str]:
+    """Answer ``text`` after ``history`` (a /v1 request's messages); nothing is saved.
+
+    A ``kb:<name>`` model answers from that knowledge base (``outcome.extra["sources"]`` holds the
+    chunks it was given); any other model is asked through ``SimpleChat``.
+
+    Raises:
+        APIError: 404 when the knowledge base does not exist.
+        ChatError: the message was refused or the provider failed.
+    """
+    chat: SimpleChat | KnowledgeChat
+    if config.model.startswith(KB_PREFIX):
+        try:
+            kb = state.knowledge_bases.open(config.model[len(KB_PREFIX) :])
+        except KnowledgeBaseError as exc:
+            raise APIError(404, str(exc), "model_not_found") from exc
+        chat = KnowledgeChat(_base_model(state, config), state.store, kb)
+    else:
+        chat = SimpleChat(config)
+    chat.messages = list(history)
+    if isinstance(chat, KnowledgeChat):
+        chat.rebuild()  # its memory is built from its messages
+    yield from chat.stream_reply(text)
+    outcome.message = chat.messages[-1]
+    outcome.extra["sources"] = [dict(s) for s in outcome.message.sources]
+
+
+def _base_model(state: ServerState, config: LLMConfig) -> LLMConfig:
+    """``config`` with the configured provider's own model, for a knowledge base to answer with."""
+    return replace(config, model=state.config().model)
