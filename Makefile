@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run serve test lint bench screenshots lock chromium clean
+.PHONY: run serve migrate test lint bench screenshots lock chromium services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(VENV)/.deps: requirements.txt constraints.txt | $(VENV)/bin/python
 $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
 	$(PIP) install -r requirements-test.txt -c constraints.txt
 	touch $@
+
+# PostgreSQL 15 and redis-server 7 from Debian, for the tests of the database backends and the
+# queue (the tests start their own throwaway instances on free ports).
+services:
+	@dpkg -s postgresql-15 redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends postgresql-15 redis-server; }
 
 chromium:
 	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { $(SUDO) apt-get update && \
@@ -51,8 +57,12 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.test-deps chromium lint
+test: $(VENV)/.test-deps chromium services lint
 	$(VENV)/bin/python -m pytest
+
+# Copy every conversation between stores: make migrate FROM=conversations.json TO=postgresql://...
+migrate: $(VENV)/.deps
+	$(VENV)/bin/python -m model.migrate --from "$(FROM)" --to "$(TO)"
 
 # Refresh the README's screenshots in docs/ on purpose (tests write theirs to a temp folder).
 screenshots: $(VENV)/.test-deps chromium

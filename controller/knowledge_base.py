@@ -29,8 +29,8 @@ from controller.agent import build_context_chat_engine, build_memory
 from controller.chat_session import ChatError
 from controller.context import before_pending, fit_memory
 from controller.saved_chat import SavedChat
-from model.conversation_store import ConversationStore
 from model.message import Message
+from model.store_base import Store
 from utils.documents import DocumentError, load_document
 from utils.llm import LLMConfig, build_llm
 
@@ -305,7 +305,7 @@ class KnowledgeChat(SavedChat):
     def __init__(
         self,
         config: LLMConfig,
-        store: ConversationStore,
+        store: Store,
         kb: KnowledgeBase | None = None,
         top_k: int = 3,
         threshold: float = 0.3,

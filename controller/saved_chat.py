@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from controller.agent import build_memory, make_llm
 from controller.chat_session import ChatSession
 from controller.context import before_pending, fit_memory, prompt_token_limit
-from model.conversation_store import ConversationStore, StoreError
 from model.message import Message
+from model.store_base import Store, StoreError
 from utils.llm import LLMConfig
 
 
@@ -34,11 +34,12 @@ class SavedChat(ChatSession):
         token_limit: tokens a request may carry (``controller.context.memory_token_limit``).
     """
 
-    def __init__(self, config: LLMConfig, store: ConversationStore) -> None:
+    def __init__(self, config: LLMConfig, store: Store) -> None:
         super().__init__(config)
         self.store = store
         self.name: str | None = None
         self.save_error: str | None = None
+        self._saved = 0  # messages[:_saved] are in the store
         self.rebuild()
 
     # ----- model and memory ----------------------------------------------------------------
@@ -87,14 +88,41 @@ class SavedChat(ChatSession):
         raise NotImplementedError
 
     def _autosave(self) -> None:
-        """Save under ``name`` if there is one; a failure is kept in ``save_error``, not raised."""
+        """Append the messages not saved yet under ``name``, if there is one.
+
+        Appending (not replacing) means a turn saved by another tab or instance meanwhile is kept.
+        A failure is kept in ``save_error``, not raised; the next save appends what is still unsaved.
+        """
         if self.name is None:
             return
         try:
-            self.store.save(self.name, self.messages)
+            self.store.append(self.name, self.messages[self._saved :])
+            self._saved = len(self.messages)
             self.save_error = None
         except StoreError as exc:
             self.save_error = str(exc)
+
+    def sync(self) -> bool:
+        """Take in messages that another tab or instance saved to this conversation since.
+
+        Does nothing while some messages are not saved yet (they would be lost), or when the
+        conversation is unnamed or was deleted.
+
+        Returns:
+            True if the messages changed (memory rebuilt).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        if self.name is None or self._saved != len(self.messages):
+            return False
+        stored = self.store.get(self.name)
+        if stored is None or (len(stored) == len(self.messages) and stored[-1:] == self.messages[-1:]):
+            return False  # others only ever add messages, so the same count and last message: no change
+        self.messages = stored
+        self._saved = len(stored)
+        self.rebuild()
+        return True
 
     # ----- the saved conversations ---------------------------------------------------------
     def save_as(self, name: str) -> str:
@@ -107,6 +135,7 @@ class SavedChat(ChatSession):
             StoreError: empty name or failed write; the messages stay in the session.
         """
         self.name = self.store.save(name, self.messages)
+        self._saved = len(self.messages)
         self.save_error = None
         return self.name
 
@@ -121,6 +150,7 @@ class SavedChat(ChatSession):
             raise StoreError(f"There is no saved conversation called {name!r}; it may have been deleted.")
         self.messages = messages
         self.name = name
+        self._saved = len(messages)
         self.budget = None
         self.rebuild()
 
@@ -152,6 +182,7 @@ class SavedChat(ChatSession):
         """Start an empty, unnamed conversation."""
         self.messages = []
         self.name = None
+        self._saved = 0
         self.save_error = None
         self.budget = None
         self.rebuild()

@@ -32,13 +32,23 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from model.message import InvalidMessageError, Message
+from model.store_base import Conversations, Store, StoreError, Summary, last_activity, normalize_name
 
-Conversations = dict[str, list[Message]]
+__all__ = [
+    "ConversationStore",
+    "Conversations",
+    "StoreError",
+    "Summary",
+    "dump_conversations",
+    "export_json",
+    "export_markdown",
+    "last_activity",
+    "normalize_name",
+    "parse_conversations",
+    "parse_import",
+]
+
 _UNCHANGED = "The file was not changed; your conversation is still here, so you can try again."
-
-
-class StoreError(Exception):
-    """A conversation could not be read or written; ``str(error)`` is a sentence for the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +62,6 @@ class _Snapshot:
 def _stamp() -> str:
     """Return a UTC timestamp safe for a file name, with microseconds: ``20261121T193000.123456Z``."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def normalize_name(name: str) -> str:
-    """Return ``name`` trimmed of surrounding white space.
-
-    Raises:
-        StoreError: if nothing is left, since a conversation needs a visible name.
-    """
-    cleaned = (name or "").strip()
-    if not cleaned:
-        raise StoreError("Please enter a name for the conversation.")
-    return cleaned
 
 
 def parse_conversations(raw: object) -> tuple[Conversations, list[str]]:
@@ -120,12 +118,7 @@ def _pieces(entries: list[bytes]) -> list[bytes]:
     return pieces
 
 
-def last_activity(messages: list[Message]) -> str:
-    """Return the newest message ``timestamp`` of a conversation, or ``""`` if none has one."""
-    return max((m.timestamp for m in messages if m.timestamp), default="")
-
-
-class ConversationStore:
+class ConversationStore(Store):
     """Saved conversations in one JSON file; safe across threads, browser tabs and processes.
 
     Args:
@@ -139,6 +132,7 @@ class ConversationStore:
 
     def __init__(self, path: Path | str, lock_timeout: float = 10.0, backups: int = 5) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self.lock_timeout = lock_timeout
         self.backups = backups
         self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout)
@@ -381,6 +375,40 @@ class ConversationStore:
 
         self._modify(change)
         return name
+
+    def append(self, name: str, messages: list[Message]) -> int:
+        """Add ``messages`` after what ``name`` holds in the file now (under the lock), creating it if needed.
+
+        Returns:
+            the number of messages the conversation holds afterwards.
+
+        Raises:
+            StoreError: on an empty name, a lock timeout, or a failed write (file unchanged).
+        """
+        name = normalize_name(name)
+        count = 0
+
+        def change(conversations: Conversations) -> bool:
+            nonlocal count
+            conversations[name] = [*conversations.get(name, []), *messages]
+            count = len(conversations[name])
+            return False
+
+        self._modify(change)
+        return count
+
+    def exists(self, name: str) -> bool:
+        """True if a conversation called ``name`` (trimmed) is in the file."""
+        return name.strip() in self.load_all()
+
+    def summaries(self, offset: int = 0, limit: int = 50) -> tuple[list[Summary], int]:
+        """A page of the conversation list, newest activity first, and how many there are in all."""
+        conversations = self.load_all()
+        names = self.names()
+        page = [
+            Summary(n, len(conversations[n]), last_activity(conversations[n])) for n in names[offset : offset + limit]
+        ]
+        return page, len(names)
 
     def delete(self, name: str) -> None:
         """Delete the conversation ``name`` after a backup; a missing name is not an error.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from controller.chatbot_with_memory import MemoryChat
-from model.conversation_store import ConversationStore
+from model.store_base import Store
 from utils.llm import LLMConfig
 from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, settings_or_stop, setup_page
@@ -16,13 +16,13 @@ from view.conversations import conversation_sidebar
 SESSION_KEY = "memory_chat"
 
 
-def render(make_chat: Callable[[LLMConfig, ConversationStore], MemoryChat]) -> None:
+def render(make_chat: Callable[[LLMConfig, Store], MemoryChat]) -> None:
     """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
     with st.sidebar:
         config = model_settings(settings)
-    store = conversation_store(settings.conversations_file)
+    store = conversation_store(settings)
     chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     with st.sidebar:
         conversation_sidebar(chat, store)

@@ -8,8 +8,9 @@ from pathlib import Path
 import streamlit as st
 from pydantic import ValidationError
 
-from model.conversation_store import ConversationStore
 from model.message import Message
+from model.store_base import Store, StoreError
+from model.stores import open_store
 from settings import PROVIDER_LABELS, Settings, load_settings
 from utils.llm import LLMConfig
 from utils.local_server import LocalServer, LocalServerError
@@ -44,9 +45,22 @@ def _local_server(
 
 
 @st.cache_resource(show_spinner=False)
-def conversation_store(path: Path) -> ConversationStore:
-    """The store of ``path``, shared by all tabs so its read cache is shared too (it is thread-safe)."""
-    return ConversationStore(path)
+def _store(location: str) -> Store:
+    """The store at ``location``, shared by all tabs (every backend is thread-safe)."""
+    return open_store(location)
+
+
+def conversation_store(settings: Settings) -> Store:
+    """The conversation store that CONVERSATIONS_URL (or CONVERSATIONS_FILE) names, opened once.
+
+    A database that cannot be reached is shown with ``st.error`` (its URL, password masked) and
+    stops the page: Parley never falls back to another store silently.
+    """
+    try:
+        return _store(settings.conversations_location)
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 def local_server_or_stop(settings: Settings) -> LocalServer:

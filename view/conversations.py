@@ -16,7 +16,8 @@ from pathlib import Path
 import streamlit as st
 
 from controller.saved_chat import SavedChat
-from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
+from model.conversation_store import export_json, export_markdown, parse_import
+from model.store_base import Store, StoreError
 from view.common import flash, short_name, show_flashes, widget_key
 
 SHOW_SAVE = "memory_show_save"
@@ -28,11 +29,12 @@ LIST_LIMIT = "memory_list_limit"
 LIST_PAGE = 30
 
 
-def conversation_sidebar(chat: SavedChat, store: ConversationStore) -> None:
+def conversation_sidebar(chat: SavedChat, store: Store) -> None:
     """The saved-conversations part of the sidebar: New chat, Save, search, the list, import, restore."""
     show_flashes()
     try:
         names = store.names()  # reads the file first, so a bad one is moved aside and reported now
+        chat.sync()  # turns saved meanwhile by another tab or Parley instance
     except StoreError as exc:
         st.error(str(exc))
         names = []
@@ -79,7 +81,7 @@ def _confirm_delete(chat: SavedChat, name: str) -> None:
         st.rerun()
 
 
-def _conversation_popover(chat: SavedChat, store: ConversationStore, name: str) -> None:
+def _conversation_popover(chat: SavedChat, store: Store, name: str) -> None:
     with st.popover(short_name(name), use_container_width=True, key=widget_key("conv", name)):
         st.caption(name)
         if st.button("Load", key=widget_key("load", name)):
@@ -111,7 +113,7 @@ def _conversation_popover(chat: SavedChat, store: ConversationStore, name: str) 
         )
 
 
-def _import_section(store: ConversationStore) -> None:
+def _import_section(store: Store) -> None:
     generation = st.session_state.get(IMPORT_GENERATION, 0)
     upload = st.file_uploader(
         "Import conversations",
@@ -123,7 +125,7 @@ def _import_section(store: ConversationStore) -> None:
         return
     try:
         incoming = parse_import(upload.getvalue())
-        clashes = [n for n in incoming if n.strip() in store.load_all()]
+        clashes = [n for n in incoming if store.exists(n)]
     except StoreError as exc:
         st.error(str(exc))
         return
@@ -147,7 +149,7 @@ def _import_section(store: ConversationStore) -> None:
         _act(do_import, None)
 
 
-def _restore_section(store: ConversationStore) -> None:
+def _restore_section(store: Store) -> None:
     backups = store.list_backups()
     with st.popover("Restore from backup", icon="🕘", use_container_width=True):
         if not backups:
@@ -174,12 +176,12 @@ def _file_stem(name: str) -> str:
     return stem or "conversation"
 
 
-def _save_form(chat: SavedChat, store: ConversationStore) -> None:
+def _save_form(chat: SavedChat, store: Store) -> None:
     name = st.text_input("Enter a name to save the conversation:", value=chat.name or "", key="memory_save_name")
     pending = st.session_state.get(PENDING_OVERWRITE)
     if st.button("Confirm Save", type="primary"):
         try:
-            exists = name.strip() in store.load_all() and name.strip() != chat.name
+            exists = store.exists(name) and name.strip() != chat.name
         except StoreError as exc:
             st.error(str(exc))
             return

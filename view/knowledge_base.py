@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from controller.knowledge_base import KnowledgeBaseError, KnowledgeBases, KnowledgeChat
-from model.conversation_store import ConversationStore
+from model.store_base import Store
 from settings import Settings
 from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
@@ -34,13 +34,13 @@ def knowledge_bases(root: Path) -> KnowledgeBases:
     return KnowledgeBases(root, build_embed_model)
 
 
-def render(make_chat: Callable[[LLMConfig, ConversationStore], KnowledgeChat]) -> None:
+def render(make_chat: Callable[[LLMConfig, Store], KnowledgeChat]) -> None:
     """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
     setup_page("Knowledge Base", "📚")
     settings = settings_or_stop()
     with st.sidebar:
         config = model_settings(settings)
-    store = conversation_store(settings.conversations_file)
+    store = conversation_store(settings)
     kbs = knowledge_bases(settings.knowledge_base_dir)
     chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
     st.title("Knowledge Base")

@@ -55,12 +55,10 @@ def list_conversations(
 ) -> dict[str, Any]:
     """The conversations, newest activity first: ``{"data": [{"name", "messages", "last_activity"}],
     "total", "offset", "limit"}`` (``messages`` is a count; ``last_activity`` an ISO 8601 time or null)."""
-    conversations = state.store.load_all()
-    names = state.store.names()
-    page = names[offset : offset + limit]
+    page, total = state.store.summaries(offset, limit)
     return {
-        "data": [_summary(n, conversations[n]) for n in page],
-        "total": len(names),
+        "data": [{"name": s.name, "messages": s.messages, "last_activity": s.last_activity or None} for s in page],
+        "total": total,
         "offset": offset,
         "limit": limit,
     }

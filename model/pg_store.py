@@ -1,0 +1,295 @@
+"""Conversations in PostgreSQL (CONVERSATIONS_URL=postgresql://...), through psycopg 3 and its pool.
+
+Tables, created at start if missing (under an advisory lock, so two instances starting at once do
+not race): ``parley_conversations`` (one row per conversation, unique name, newest message time)
+and ``parley_messages`` (one row per message: its conversation, its position, the message as JSONB
+in the conversations.json form). Every write is one transaction. ``append`` locks the
+conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before it numbers the new messages, so
+concurrent appends to one conversation queue instead of overwriting each other.
+
+A connection that broke (the server restarted) is replaced by the pool; an operation that fails
+that way is tried again, up to ``ATTEMPTS`` times, before the user is told.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from model.message import InvalidMessageError, Message
+from model.store_base import Conversations, Store, StoreError, Summary, last_activity, normalize_name
+
+T = TypeVar("T")
+#: Attempts of one operation when the connection breaks (a restarted server), 0.5 s and 1 s apart.
+ATTEMPTS = 3
+#: Seconds to wait for a connection (at start, and from the pool).
+CONNECT_TIMEOUT = 5.0
+#: Arbitrary key of the advisory lock held while the tables are created.
+SCHEMA_LOCK = 727_001
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS parley_conversations (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    last_activity text NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS parley_messages (
+    conversation_id bigint NOT NULL REFERENCES parley_conversations (id) ON DELETE CASCADE,
+    position integer NOT NULL,
+    message jsonb NOT NULL,
+    PRIMARY KEY (conversation_id, position)
+);
+CREATE INDEX IF NOT EXISTS parley_conversations_by_activity ON parley_conversations (last_activity DESC, id);
+"""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+class PostgresStore(Store):
+    """The conversation store in PostgreSQL.
+
+    Args:
+        url: a libpq URL, ``postgresql://user:password@host:port/database``.
+        pool_size: most connections held open.
+
+    Raises:
+        StoreError: the server cannot be reached within CONNECT_TIMEOUT seconds, the URL is
+            malformed, or the tables cannot be created; the sentence names the URL, password masked.
+    """
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self.location = mask_url(url)
+        try:
+            # One direct connection first: its error says why (refused, unknown host, bad password),
+            # where the pool would only say that it timed out.
+            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT)).close()
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
+                check=ConnectionPool.check_connection,
+                open=False,
+                name="parley",
+            )
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except (PoolTimeout, psycopg.Error) as exc:
+            raise StoreError(
+                f"Could not connect to the PostgreSQL database at {self.location}: {_reason(exc)}. "
+                "Check CONVERSATIONS_URL and that the server is running; nothing was saved elsewhere."
+            ) from exc
+        self._run(self._create_schema)
+
+    @staticmethod
+    def _create_schema(conn: psycopg.Connection) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute(SCHEMA)
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()
+
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run ``work`` in one transaction, again on a fresh connection if the connection broke.
+
+        Raises:
+            StoreError: the database stayed unreachable, or refused the statement.
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self._pool.connection() as conn:
+                    return work(conn)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if attempt == ATTEMPTS:
+                    raise StoreError(
+                        f"Could not reach the PostgreSQL database at {self.location}: {_reason(exc)}. "
+                        "Your conversation is still here; try again."
+                    ) from exc
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    # ----- reading -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """The conversation names, newest activity first (creation order among equals)."""
+        rows = self._run(
+            lambda c: c.execute("SELECT name FROM parley_conversations ORDER BY last_activity DESC, id").fetchall()
+        )
+        return [row[0] for row in rows]
+
+    def get(self, name: str) -> list[Message] | None:
+        """The messages of ``name`` in position order, or None if there is no such conversation."""
+
+        def work(conn: psycopg.Connection) -> list[Message] | None:
+            found = conn.execute("SELECT id FROM parley_conversations WHERE name = %s", (name,)).fetchone()
+            if found is None:
+                return None
+            rows = conn.execute(
+                "SELECT message FROM parley_messages WHERE conversation_id = %s ORDER BY position", (found[0],)
+            ).fetchall()
+            return [_message(row[0]) for row in rows]
+
+        return self._run(work)
+
+    def exists(self, name: str) -> bool:
+        """True if a conversation called ``name`` (trimmed) is stored."""
+        found = self._run(
+            lambda c: c.execute("SELECT 1 FROM parley_conversations WHERE name = %s", (name.strip(),)).fetchone()
+        )
+        return found is not None
+
+    def load_all(self) -> Conversations:
+        """Every conversation, in creation order, with its messages."""
+
+        def work(conn: psycopg.Connection) -> Conversations:
+            out: Conversations = {
+                row[0]: [] for row in conn.execute("SELECT name FROM parley_conversations ORDER BY id")
+            }
+            rows = conn.execute(
+                "SELECT c.name, m.message FROM parley_messages m JOIN parley_conversations c "
+                "ON c.id = m.conversation_id ORDER BY c.id, m.position"
+            )
+            for name, message in rows:
+                out[name].append(_message(message))
+            return out
+
+        return self._run(work)
+
+    def summaries(self, offset: int = 0, limit: int = 50) -> tuple[list[Summary], int]:
+        """A page of the conversation list (one query), newest activity first, and the total."""
+
+        def work(conn: psycopg.Connection) -> tuple[list[Summary], int]:
+            total = conn.execute("SELECT count(*) FROM parley_conversations").fetchone()
+            rows = conn.execute(
+                "SELECT c.name, (SELECT count(*) FROM parley_messages m WHERE m.conversation_id = c.id), "
+                "c.last_activity FROM parley_conversations c ORDER BY c.last_activity DESC, c.id OFFSET %s LIMIT %s",
+                (offset, limit),
+            ).fetchall()
+            return [Summary(r[0], r[1], r[2]) for r in rows], total[0] if total else 0
+
+        return self._run(work)
+
+    def search(self, query: str) -> list[str]:
+        """Names whose name or any message's content contains ``query`` (ILIKE), newest first."""
+        needle = query.strip()
+        if not needle:
+            return self.names()
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT c.name FROM parley_conversations c WHERE c.name ILIKE %s OR EXISTS ("
+                "SELECT 1 FROM parley_messages m WHERE m.conversation_id = c.id AND m.message->>'content' ILIKE %s) "
+                "ORDER BY c.last_activity DESC, c.id",
+                (pattern, pattern),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    # ----- writing -------------------------------------------------------------------------
+    def save(self, name: str, messages: list[Message]) -> str:
+        """Replace what ``name`` holds with ``messages`` (one transaction)."""
+        name = normalize_name(name)
+
+        def work(conn: psycopg.Connection) -> None:
+            conversation = _lock_conversation(conn, name)
+            conn.execute("DELETE FROM parley_messages WHERE conversation_id = %s", (conversation,))
+            _insert(conn, conversation, 0, messages)
+            conn.execute(
+                "UPDATE parley_conversations SET last_activity = %s WHERE id = %s",
+                (last_activity(messages), conversation),
+            )
+
+        self._run(work)
+        return name
+
+    def append(self, name: str, messages: list[Message]) -> int:
+        """Add ``messages`` after the stored ones; concurrent appends to ``name`` queue on its row lock."""
+        name = normalize_name(name)
+
+        def work(conn: psycopg.Connection) -> int:
+            conversation = _lock_conversation(conn, name)
+            row = conn.execute(
+                "SELECT count(*) FROM parley_messages WHERE conversation_id = %s", (conversation,)
+            ).fetchone()
+            count = row[0] if row else 0
+            _insert(conn, conversation, count, messages)
+            conn.execute(
+                "UPDATE parley_conversations SET last_activity = GREATEST(last_activity, %s) WHERE id = %s",
+                (last_activity(messages), conversation),
+            )
+            return count + len(messages)
+
+        return self._run(work)
+
+    def delete(self, name: str) -> None:
+        """Delete ``name`` and its messages; a missing name is not an error."""
+        self._run(lambda c: c.execute("DELETE FROM parley_conversations WHERE name = %s", (name,)))
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename ``old`` to ``new`` (trimmed) in one statement."""
+        new = normalize_name(new)
+
+        def work(conn: psycopg.Connection) -> None:
+            if new != old and conn.execute("SELECT 1 FROM parley_conversations WHERE name = %s", (new,)).fetchone():
+                raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
+            updated = conn.execute("UPDATE parley_conversations SET name = %s WHERE name = %s", (new, old))
+            if updated.rowcount == 0:
+                raise StoreError(f"There is no saved conversation called {old!r}.")
+
+        try:
+            self._run(work)
+        except psycopg.errors.UniqueViolation as exc:  # taken between the check and the update
+            raise StoreError(f"A conversation called {new!r} already exists; pick another name.") from exc
+        return new
+
+
+def _lock_conversation(conn: psycopg.Connection, name: str) -> int:
+    """Create ``name`` if missing and lock its row for this transaction; return its id."""
+    row = conn.execute(
+        "INSERT INTO parley_conversations (name) VALUES (%s) "
+        "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (name,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _insert(conn: psycopg.Connection, conversation: int, start: int, messages: list[Message]) -> None:
+    """Insert ``messages`` at positions ``start``, ``start + 1``... (one pipelined batch)."""
+    if messages:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO parley_messages (conversation_id, position, message) VALUES (%s, %s, %s)",
+                [(conversation, start + i, Jsonb(m.to_dict())) for i, m in enumerate(messages)],
+            )
+
+
+def _message(data: Any) -> Message:
+    """A stored JSONB message as a Message.
+
+    Raises:
+        StoreError: the row does not hold a valid message (written by something else than Parley).
+    """
+    try:
+        return Message.from_dict(data)  # from_dict checks the shape itself
+    except InvalidMessageError as exc:
+        raise StoreError(f"A stored message is not valid ({exc}).") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error, without the URL (which may hold the password)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")

@@ -1,0 +1,209 @@
+"""Conversations in Redis (CONVERSATIONS_URL=redis://...), through redis-py.
+
+Keys: one list per conversation, ``parley:conv:<name>``, each element a message as JSON in the
+conversations.json form; and the index ``parley:conversations``, a sorted set of the names scored
+by their newest message time (seconds since 1970), which also says which conversations exist (an
+empty conversation has no list: Redis deletes empty lists). Debian's redis-server has no RedisJSON
+module, so nothing needs one. Writes are MULTI/EXEC transactions; ``append`` is one ``RPUSH``,
+which Redis runs atomically, so concurrent appends to one conversation never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import redis
+
+from model.message import InvalidMessageError, Message
+from model.pg_store import mask_url
+from model.store_base import Conversations, Store, StoreError, last_activity, normalize_name
+
+T = TypeVar("T")
+INDEX = "parley:conversations"
+PREFIX = "parley:conv:"
+#: Attempts of one operation when the connection breaks (a restarted server), 0.5 s and 1 s apart.
+ATTEMPTS = 3
+
+
+def _key(name: str) -> str:
+    return PREFIX + name
+
+
+def _score(messages: list[Message]) -> float:
+    """The index score of a conversation: its newest message time in seconds since 1970 (0 if none)."""
+    newest = last_activity(messages)
+    if not newest:
+        return 0.0
+    try:
+        return datetime.fromisoformat(newest.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _encode(messages: list[Message]) -> list[str]:
+    return [json.dumps(m.to_dict(), ensure_ascii=False) for m in messages]
+
+
+def _decode(items: list[Any]) -> list[Message]:
+    try:
+        return [Message.from_dict(json.loads(item)) for item in items]
+    except (ValueError, InvalidMessageError) as exc:
+        raise StoreError(f"A stored message is not valid ({exc}).") from exc
+
+
+class RedisStore(Store):
+    """The conversation store in Redis.
+
+    Args:
+        url: ``redis://[:password@]host:port/db``.
+
+    Raises:
+        StoreError: the server does not answer within 5 s or the URL is malformed; the sentence
+            names the URL, password masked.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.location = mask_url(url)
+        try:
+            self._redis = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+            self._redis.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise StoreError(
+                f"Could not connect to Redis at {self.location}: {exc}. Check CONVERSATIONS_URL and that the "
+                "server is running; nothing was saved elsewhere."
+            ) from exc
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._redis.close()
+
+    def _run(self, work: Callable[[redis.Redis], T]) -> T:
+        """Run ``work``, again if the connection broke (a restarted server).
+
+        Raises:
+            StoreError: Redis stayed unreachable.
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return work(self._redis)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if attempt == ATTEMPTS:
+                    raise StoreError(
+                        f"Could not reach Redis at {self.location}: {exc}. Your conversation is still here; try again."
+                    ) from exc
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    # ----- reading -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """The names, newest activity first."""
+        found = self._run(lambda r: r.zrevrange(INDEX, 0, -1))
+        return [str(name) for name in found]  # already strings: the client decodes responses
+
+    def exists(self, name: str) -> bool:
+        """True if ``name`` (trimmed) is in the index."""
+        return self._run(lambda r: r.zscore(INDEX, name.strip())) is not None
+
+    def get(self, name: str) -> list[Message] | None:
+        """The messages of ``name``, or None if it is not in the index."""
+
+        def work(r: redis.Redis) -> tuple[Any, Any]:
+            pipe = r.pipeline(transaction=True)
+            pipe.zscore(INDEX, name)
+            pipe.lrange(_key(name), 0, -1)
+            score, items = pipe.execute()
+            return score, items
+
+        score, items = self._run(work)
+        return None if score is None else _decode(items)
+
+    def load_all(self) -> Conversations:
+        """Every conversation, newest activity first."""
+        names = self.names()
+
+        def work(r: redis.Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            for name in names:
+                pipe.lrange(_key(name), 0, -1)
+            return pipe.execute()
+
+        return {name: _decode(items) for name, items in zip(names, self._run(work), strict=True)}
+
+    # ----- writing -------------------------------------------------------------------------
+    def save(self, name: str, messages: list[Message]) -> str:
+        """Replace what ``name`` holds (MULTI: DEL, RPUSH, ZADD)."""
+        name = normalize_name(name)
+
+        def work(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.delete(_key(name))
+            if messages:
+                pipe.rpush(_key(name), *_encode(messages))
+            pipe.zadd(INDEX, {name: _score(messages)})
+            pipe.execute()
+
+        self._run(work)
+        return name
+
+    def append(self, name: str, messages: list[Message]) -> int:
+        """Add ``messages`` at the end (MULTI: RPUSH, ZADD GT); returns the new length."""
+        name = normalize_name(name)
+
+        def work(r: redis.Redis) -> int:
+            pipe = r.pipeline(transaction=True)
+            if messages:
+                pipe.rpush(_key(name), *_encode(messages))
+            else:
+                pipe.llen(_key(name))
+            pipe.zadd(INDEX, {name: 0.0}, nx=True)
+            pipe.zadd(INDEX, {name: _score(messages)}, gt=True)
+            return int(pipe.execute()[0])
+
+        return self._run(work)
+
+    def delete(self, name: str) -> None:
+        """Delete ``name`` (MULTI: DEL, ZREM)."""
+
+        def work(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.delete(_key(name))
+            pipe.zrem(INDEX, name)
+            pipe.execute()
+
+        self._run(work)
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename ``old`` to ``new`` (WATCH both, then MULTI: RENAME, ZREM, ZADD)."""
+        new = normalize_name(new)
+        if new == old:
+            if not self.exists(old):
+                raise StoreError(f"There is no saved conversation called {old!r}.")
+            return new
+
+        def work(r: redis.Redis) -> None:
+            with r.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(INDEX, _key(old), _key(new))
+                        score = pipe.zscore(INDEX, old)
+                        if score is None:
+                            raise StoreError(f"There is no saved conversation called {old!r}.")
+                        if pipe.zscore(INDEX, new) is not None:
+                            raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
+                        has_messages = pipe.exists(_key(old))
+                        pipe.multi()
+                        if has_messages:
+                            pipe.rename(_key(old), _key(new))
+                        pipe.zrem(INDEX, old)
+                        pipe.zadd(INDEX, {new: score})
+                        pipe.execute()
+                        return
+                    except redis.WatchError:  # someone wrote in between: look again
+                        continue
+
+        self._run(work)
+        return new

@@ -1,0 +1,203 @@
+"""The conversation store contract, which every backend keeps: the JSON file (the default),
+PostgreSQL and Redis (chosen by CONVERSATIONS_URL, see ``model.stores.open_store``).
+
+A backend implements the primitives (``names``, ``get``, ``save``, ``append``, ``delete``,
+``rename``, ``load_all``); search, import, paging and the clash rules are written once here.
+``append`` is what a chat turn uses: it adds messages at the end of what is stored *now*, so two
+instances writing to one conversation at once both keep their messages (no lost update).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import NamedTuple
+
+from model.message import Message
+
+Conversations = dict[str, list[Message]]
+
+
+class StoreError(Exception):
+    """A conversation could not be read or written; ``str(error)`` is a sentence for the user."""
+
+
+class Summary(NamedTuple):
+    """One line of a conversation list: its name, message count and newest message time (ISO 8601, or "")."""
+
+    name: str
+    messages: int
+    last_activity: str
+
+
+def normalize_name(name: str) -> str:
+    """Return ``name`` trimmed of surrounding white space.
+
+    Raises:
+        StoreError: if nothing is left, since a conversation needs a visible name.
+    """
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise StoreError("Please enter a name for the conversation.")
+    return cleaned
+
+
+def last_activity(messages: list[Message]) -> str:
+    """Return the newest message ``timestamp`` of a conversation, or ``""`` if none has one."""
+    return max((m.timestamp for m in messages if m.timestamp), default="")
+
+
+class Store(ABC):
+    """Named conversations, safe to share between threads, browser tabs and processes.
+
+    Attributes:
+        location: where the conversations are, for messages to the user (a path, or a URL with
+            its password masked).
+    """
+
+    location: str = ""
+
+    # ----- primitives, per backend ---------------------------------------------------------
+    @abstractmethod
+    def names(self) -> list[str]:
+        """The conversation names, newest activity first (by message ``timestamp``).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def get(self, name: str) -> list[Message] | None:
+        """A copy of the messages of ``name``, oldest first, or None if there is no such conversation.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def save(self, name: str, messages: list[Message]) -> str:
+        """Save ``messages`` under ``name`` (trimmed), replacing what that name held, in one write.
+
+        Returns:
+            the trimmed name.
+
+        Raises:
+            StoreError: on an empty name or a failed write (nothing changed).
+        """
+
+    @abstractmethod
+    def append(self, name: str, messages: list[Message]) -> int:
+        """Add ``messages`` after what ``name`` holds now (creating it if needed), in one write.
+
+        Two writers appending to one conversation at once both keep their messages, each writer's
+        in its own order.
+
+        Returns:
+            the number of messages the conversation holds afterwards.
+
+        Raises:
+            StoreError: on an empty name or a failed write (nothing changed).
+        """
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Delete conversation ``name``; a missing name is not an error.
+
+        Raises:
+            StoreError: the write failed (nothing changed).
+        """
+
+    @abstractmethod
+    def rename(self, old: str, new: str) -> str:
+        """Rename conversation ``old`` to ``new`` (trimmed).
+
+        Returns:
+            the trimmed new name.
+
+        Raises:
+            StoreError: ``new`` is empty or taken, ``old`` does not exist, or the write failed.
+        """
+
+    @abstractmethod
+    def load_all(self) -> Conversations:
+        """Every conversation as ``{name: [Message, ...]}`` (for export and migration; reads everything).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    # ----- written once, from the primitives ------------------------------------------------
+    def exists(self, name: str) -> bool:
+        """True if a conversation called ``name`` (trimmed) is stored."""
+        return self.get(name.strip()) is not None
+
+    def summaries(self, offset: int = 0, limit: int = 50) -> tuple[list[Summary], int]:
+        """A page of the conversation list, newest activity first, and how many there are in all.
+
+        Args:
+            offset: how many to skip.
+            limit: the most to return.
+        """
+        names = self.names()
+        page = []
+        for name in names[offset : offset + limit]:
+            messages = self.get(name) or []
+            page.append(Summary(name, len(messages), last_activity(messages)))
+        return page, len(names)
+
+    def search(self, query: str) -> list[str]:
+        """The names (newest activity first) whose name or any message contains ``query``, ignoring
+        case; a blank query returns every name."""
+        needle = query.strip().casefold()
+        names = self.names()
+        if not needle:
+            return names
+        found = []
+        for name in names:
+            if needle in name.casefold() or any(needle in m.content.casefold() for m in self.get(name) or []):
+                found.append(name)
+        return found
+
+    def import_conversations(self, incoming: Conversations, replace: bool) -> list[str]:
+        """Add ``incoming`` conversations.
+
+        Args:
+            incoming: ``{name: messages}``, e.g. from ``parse_import``.
+            replace: on a name clash, True replaces the saved one; False keeps both, saving the
+                imported one as ``"<name> (imported)"``, ``"<name> (imported 2)"``...
+
+        Returns:
+            the names the conversations were saved under, in order.
+
+        Raises:
+            StoreError: a name is blank, or a write fails.
+        """
+        cleaned = {normalize_name(name): messages for name, messages in incoming.items()}
+        saved_as = []
+        for name, messages in cleaned.items():
+            target = name
+            if not replace and self.exists(name):
+                target, n = f"{name} (imported)", 2
+                while self.exists(target):
+                    target, n = f"{name} (imported {n})", n + 1
+            saved_as.append(self.save(target, messages))
+        return saved_as
+
+    def pop_notices(self) -> list[str]:
+        """Return and clear sentences for the user about the store (e.g. a file moved aside)."""
+        return []
+
+    def list_backups(self) -> list[Path]:
+        """The backups of this store, newest first (only the JSON file store keeps backups)."""
+        return []
+
+    def restore_backup(self, backup: Path) -> None:
+        """Replace the conversations with a backup's.
+
+        Raises:
+            StoreError: this store keeps no backups (only the JSON file store does).
+        """
+        raise StoreError(f"{self.location} keeps no backups here; use your database's own backups.")
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless the backend holds connections)
+        """Release connections (backends with a pool)."""

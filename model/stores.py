@@ -1,0 +1,39 @@
+"""Open the conversation store that CONVERSATIONS_URL names: a path (the JSON file store, the
+default), ``postgresql://...`` (PostgreSQL) or ``redis://...`` (Redis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from model.conversation_store import ConversationStore
+from model.pg_store import mask_url
+from model.store_base import Store, StoreError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def open_store(location: str | Path) -> Store:
+    """Return the store at ``location``.
+
+    Args:
+        location: a file path (relative paths are the caller's to resolve), or a PostgreSQL or Redis URL.
+
+    Raises:
+        StoreError: an unknown URL scheme, or a database that cannot be reached (the sentence names
+            the URL with its password masked). Parley never falls back to the file silently.
+    """
+    text = str(location).strip()
+    if text.startswith(POSTGRES_SCHEMES):
+        from model.pg_store import PostgresStore
+
+        return PostgresStore(text)
+    if text.startswith(REDIS_SCHEMES):
+        from model.redis_store import RedisStore
+
+        return RedisStore(text)
+    if "://" in text:
+        raise StoreError(
+            f"CONVERSATIONS_URL {mask_url(text)} is not a file path, a postgresql:// URL or a redis:// URL."
+        )
+    return ConversationStore(Path(text))

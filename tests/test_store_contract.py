@@ -1,0 +1,187 @@
+"""One contract, three backends: the same tests on the JSON file store, PostgreSQL and Redis (real
+servers from Debian's packages, throwaway instances on free ports)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from llama_index.core.base.llms.types import MessageRole
+
+from model.conversation_store import export_json, parse_import
+from model.message import Message
+from model.store_base import Store, StoreError
+from model.stores import open_store
+from tests.conftest import APP_DIR
+from tests.servers import PostgresServer, RedisServer
+
+BACKENDS = ["file", "postgresql", "redis"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def location(request, tmp_path, pg_server, redis_server) -> str:
+    """A fresh, empty store location of the backend the test is parametrised with."""
+    backend = request.param
+    if backend == "file":
+        return str(tmp_path / "conversations.json")
+    if backend == "postgresql":
+        return pg_server.new_database()
+    redis_server.flush()
+    return redis_server.url()
+
+
+@pytest.fixture
+def store(location) -> Store:
+    opened = open_store(location)
+    yield opened
+    opened.close()
+
+
+pytestmark = pytest.mark.parametrize("location", BACKENDS, indirect=True)
+
+
+def turn(i: int, who: str = "user", minute: int = 0) -> Message:
+    role = MessageRole.USER if who == "user" else MessageRole.ASSISTANT
+    return Message(role, f"{who} message {i}", f"2026-11-22T10:{minute:02d}:{i % 60:02d}Z")
+
+
+def test_save_then_get_round_trips_every_field(store):
+    messages = [
+        turn(0),
+        Message(MessageRole.ASSISTANT, "**bold** reply", "2026-11-22T10:00:01Z", model="m", incomplete=True),
+        Message(
+            MessageRole.ASSISTANT,
+            "from the KB",
+            knowledge_base="Plant",
+            sources=({"file_name": "a.txt", "where": "", "score": 0.5, "text": "x"},),
+        ),
+    ]
+    assert store.save("  Chat one  ", messages) == "Chat one"
+    assert store.get("Chat one") == messages
+    assert store.get("nobody") is None
+    assert store.exists("Chat one") and not store.exists("nobody")
+
+
+def test_an_empty_conversation_exists(store):
+    store.save("Empty", [])
+    assert store.get("Empty") == [] and store.names() == ["Empty"]
+
+
+def test_save_replaces_and_names_are_newest_first(store):
+    store.save("old", [turn(1, minute=1)])
+    store.save("new", [turn(1, minute=5)])
+    store.save("middle", [turn(1, minute=3)])
+    assert store.names() == ["new", "middle", "old"]
+    store.save("old", [turn(2, minute=9)])
+    assert store.names()[0] == "old" and store.get("old") == [turn(2, minute=9)]
+
+
+def test_append_adds_at_the_end_and_creates(store):
+    assert store.append("log", [turn(0)]) == 1
+    assert store.append("log", [turn(1, "assistant"), turn(2)]) == 3
+    assert [m.content for m in store.get("log")] == ["user message 0", "assistant message 1", "user message 2"]
+
+
+def test_rename_and_its_errors(store):
+    store.save("a", [turn(0)])
+    store.save("b", [turn(1)])
+    assert store.rename("a", "  Ada 🎉 ") == "Ada 🎉"
+    assert store.get("Ada 🎉") == [turn(0)] and store.get("a") is None
+    with pytest.raises(StoreError, match="already exists"):
+        store.rename("Ada 🎉", "b")
+    with pytest.raises(StoreError, match="no saved conversation called 'gone'"):
+        store.rename("gone", "x")
+    with pytest.raises(StoreError, match="enter a name"):
+        store.rename("b", "   ")
+    assert sorted(store.names()) == ["Ada 🎉", "b"]
+
+
+def test_delete_removes_only_that_one(store):
+    store.save("keep", [turn(0)])
+    store.save("drop", [turn(1)])
+    store.delete("drop")
+    store.delete("never existed")
+    assert store.names() == ["keep"] and store.get("drop") is None
+
+
+def test_search_by_name_and_content_ignoring_case(store):
+    store.save("Trip to Lisbon", [Message(MessageRole.USER, "Pastéis de nata are great")])
+    store.save("Work", [Message(MessageRole.USER, "The QUARTERLY report")])
+    assert store.search("lisbon") == ["Trip to Lisbon"]
+    assert store.search("quarterly") == ["Work"]
+    assert store.search("Pastéis") == ["Trip to Lisbon"]
+    assert store.search("100%_") == []
+    assert sorted(store.search("  ")) == ["Trip to Lisbon", "Work"]
+
+
+def test_summaries_page_through_the_list(store):
+    for i in range(5):
+        store.save(f"c{i}", [turn(j, minute=i) for j in range(i + 1)])
+    page, total = store.summaries(offset=1, limit=2)
+    assert total == 5
+    assert [(s.name, s.messages) for s in page] == [("c3", 4), ("c2", 3)]
+    assert page[0].last_activity == "2026-11-22T10:03:03Z"
+
+
+def test_import_and_export_in_the_seed_format(store):
+    seed = {"Seed chat": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    assert store.import_conversations(parse_import(json.dumps(seed)), replace=False) == ["Seed chat"]
+    assert store.import_conversations(parse_import(json.dumps(seed)), replace=False) == ["Seed chat (imported)"]
+    assert json.loads(export_json("Seed chat", store.get("Seed chat"))) == seed
+    assert store.import_conversations(parse_import(json.dumps(seed)), replace=True) == ["Seed chat"]
+    assert sorted(store.load_all()) == ["Seed chat", "Seed chat (imported)"]
+
+
+@pytest.mark.parametrize("name", ["Café ☕ 日本語", "🚀🔥", "x" * 300, "a/b\\c\"d'e<script>", "tab\tand\nnewline"])
+def test_names_with_any_unicode(store, name):
+    store.save(name, [turn(0)])
+    assert name in store.names() and store.get(name) == [turn(0)]
+
+
+def test_a_thousand_message_conversation(store):
+    messages = [turn(i, "user" if i % 2 == 0 else "assistant", minute=i // 60) for i in range(1000)]
+    store.save("long", messages)
+    assert store.get("long") == messages
+    store.append("long", [turn(1000)])
+    assert len(store.get("long")) == 1001
+
+
+def test_two_writers_appending_200_each_keep_all_400_in_each_writers_order(store, location):
+    script = textwrap.dedent(
+        """
+        import sys
+        from model.message import Message
+        from model.stores import open_store
+        store = open_store(sys.argv[1])
+        for i in range(200):
+            store.append("shared", [Message.user(f"{sys.argv[2]} {i}")])
+        """
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, location, who], cwd=APP_DIR, stderr=subprocess.PIPE, text=True)
+        for who in ("alpha", "beta")
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err[-2000:]
+    messages = [m.content for m in store.get("shared")]
+    assert len(messages) == 400
+    for who in ("alpha", "beta"):
+        assert [m for m in messages if m.startswith(who)] == [f"{who} {i}" for i in range(200)]
