@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run serve migrate test lint bench screenshots lock chromium services clean
+.PHONY: run serve worker migrate test lint bench screenshots lock chromium services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ lint: $(VENV)/.test-deps
 
 test: $(VENV)/.test-deps chromium services lint
 	$(VENV)/bin/python -m pytest
+
+# A model worker for the chat server's queue (needs REDIS_URL); start as many as you like.
+worker: $(VENV)/.deps
+	$(VENV)/bin/python -m worker
 
 # Copy every conversation between stores: make migrate FROM=conversations.json TO=postgresql://...
 migrate: $(VENV)/.deps

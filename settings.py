@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         parley_api_max_body: largest request body the chat server reads, in bytes (larger: 413).
         parley_api_max_concurrent: model calls the chat server runs at once; the rest wait in order.
         parley_api_max_queue: model calls that may wait; past that the server answers 429.
+        redis_url: Redis for the chat server's session tokens and the turn queue to model workers;
+            None keeps tokens in the server process and calls the model in-process.
+        parley_worker_claim_idle: seconds before another worker takes over a turn whose worker
+            stopped answering (a crash).
+        parley_queue_timeout: seconds the chat server waits for any frame from a worker before it
+            tells the client that no worker answers.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -103,6 +109,9 @@ class Settings(BaseSettings):
     parley_api_max_body: int = Field(default=1_000_000, ge=1024)
     parley_api_max_concurrent: int = Field(default=4, ge=1)
     parley_api_max_queue: int = Field(default=32, ge=0)
+    redis_url: str | None = None
+    parley_worker_claim_idle: float = Field(default=30.0, gt=0)
+    parley_queue_timeout: float = Field(default=120.0, gt=0)
 
     @field_validator(
         "llm_model",

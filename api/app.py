@@ -18,7 +18,8 @@ from api.errors import error_body, install_handlers
 from api.routes import conversations, openai_compat, sessions
 from api.streaming import ModelSlots
 from controller.knowledge_base import KnowledgeBases
-from controller.sessions import SessionTokens
+from controller.sessions import RedisSessionTokens, SessionTokens
+from model.redis_store import async_redis_client, redis_client
 from model.stores import open_store
 from settings import Settings
 from utils.embeddings import build_embed_model
@@ -105,14 +106,22 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
                 settings.local_server_start_timeout,
                 settings.local_llm_threads,
             )
+        redis_async = redis_sync = None
+        tokens = SessionTokens(settings.parley_session_ttl)
+        if settings.redis_url:  # tokens shared by every server, turns answered by the workers
+            redis_async = async_redis_client(settings.redis_url)
+            redis_sync = redis_client(settings.redis_url)
+            tokens = RedisSessionTokens(redis_sync, settings.parley_session_ttl)
         app.state.parley = ServerState(
             settings=settings,
             keys=list(keys),
             store=open_store(settings.conversations_location),
-            tokens=SessionTokens(settings.parley_session_ttl),
+            tokens=tokens,
             slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
             knowledge_bases=KnowledgeBases(settings.knowledge_base_dir, build_embed_model),
             local=local,
+            redis=redis_async,
+            redis_sync=redis_sync,
         )
         try:
             yield

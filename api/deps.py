@@ -6,7 +6,7 @@ import hmac
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,6 +38,8 @@ class ServerState:
         slots: the bound on concurrent model calls.
         knowledge_bases: the page's knowledge bases (the embedding model loads on first use).
         local: the local model server when the provider is local, else None.
+        redis: the asyncio Redis client when REDIS_URL is set (turns then go to the workers'
+            queue), else None; ``redis_sync`` is its blocking twin (tokens, submitting turns).
     """
 
     settings: Settings
@@ -47,6 +49,8 @@ class ServerState:
     slots: ModelSlots
     knowledge_bases: KnowledgeBases
     local: LocalServer | None = None
+    redis: Any = None
+    redis_sync: Any = None
     _models: tuple[float, list[str]] = field(default=(0.0, []), repr=False)
 
     def config(self, model: str | None = None) -> LLMConfig:

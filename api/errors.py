@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import openai
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.streaming import RETRY_AFTER_SECONDS, Busy
 from controller.chat_session import ChatError
+from controller.queue import QueueError
 from model.conversation_store import StoreError
 from utils.llm import ProviderConfigError
 
@@ -86,8 +88,23 @@ def from_exception(exc: BaseException) -> APIError:
         return APIError(429, str(exc), "too_many_requests", {"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, StoreError):
         return APIError(503, str(exc), "store_unavailable")
+    if isinstance(exc, QueueError):
+        return APIError(504, str(exc), "no_worker")
+    if isinstance(exc, redis.RedisError):
+        return APIError(
+            503,
+            f"Parley's Redis is not reachable right now ({_first_line(exc)}); sessions and queued turns need it. "
+            "Try again shortly.",
+            "redis_unavailable",
+        )
     log.exception("unexpected error in a request", exc_info=exc)
     return APIError(500, "Something went wrong inside Parley; the server's log has the details.", "internal_error")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error, without a final period."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
 
 
 def _validation_sentence(exc: RequestValidationError) -> str:
@@ -115,6 +132,10 @@ def install_handlers(app: FastAPI) -> None:
         message = {404: "There is nothing at this address.", 405: "This address does not take that method."}
         text = message.get(exc.status_code, str(exc.detail))
         return error_response(APIError(exc.status_code, text, None, dict(exc.headers or {})))
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return error_response(from_exception(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,13 +8,17 @@ when it ends, ``outcome`` holds the assistant message (and any auto-save failure
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import KB_PREFIX, ServerState
 from api.errors import APIError
 from controller.chatbot_with_memory import MemoryChat
 from controller.knowledge_base import KnowledgeBaseError, KnowledgeChat
+from controller.queue import arelay, new_turn, submit
 from controller.simple_chat import SimpleChat
 from model.message import Message
 from utils.llm import LLMConfig
@@ -96,3 +100,26 @@ def completion_turn(
 def _base_model(state: ServerState, config: LLMConfig) -> LLMConfig:
     """``config`` with the configured provider's own model, for a knowledge base to answer with."""
     return replace(config, model=state.config().model)
+
+
+async def queued_frames(state: ServerState, name: str, text: str, create: bool) -> AsyncIterator[dict[str, Any]]:
+    """A turn through the Redis queue (REDIS_URL): save the user's message, add the turn to
+    ``parley:turns``, then yield the worker's frames (``delta``, ``restart``, ``done``, ``error``).
+
+    Raises:
+        APIError: 404 when ``name`` does not exist and ``create`` is False.
+        QueueError: no worker sent anything for PARLEY_QUEUE_TIMEOUT seconds.
+        redis.RedisError: Redis cannot be reached (the user's message is saved all the same).
+    """
+
+    def enqueue() -> str:
+        if not create and state.store.get(name) is None:
+            raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
+        turn_id, message = new_turn(name, text)
+        state.store.append(name, [message])  # stored before any model is asked
+        submit(state.redis_sync, turn_id, name, text)
+        return turn_id
+
+    turn_id = await run_in_threadpool(enqueue)
+    async for frame in arelay(state.redis, turn_id, state.settings.parley_queue_timeout):
+        yield frame

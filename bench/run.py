@@ -512,14 +512,19 @@ def main() -> None:
         print(api_streams, flush=True)
         api_listing = api_bench.bench_listing_under_load(server)
         print(api_listing, flush=True)
+        print("backends: save one turn by store size; turns/s through the queue by workers", flush=True)
+        from bench import backends as backends_bench
+
+        backend_saves = backends_bench.bench_saves()
         print(f"load 1,000 messages: {load_1000:.1f} ms", flush=True)
     finally:
         server.stop()
+    queue_rates = backends_bench.bench_queue()
     print("cold start and RSS", flush=True)
     cold = bench_cold_start_and_rss()
     print(cold, flush=True)
     plot(scale, APP_DIR / "bench" / "growth.png")
-    api_results = {"streams": api_streams, "listing": api_listing}
+    api_results = {"streams": api_streams, "listing": api_listing, "saves": backend_saves, "queue": queue_rates}
     write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, time.monotonic() - started)
 
 
@@ -673,6 +678,27 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             f"**{r['ratio_to_best_raw']:.3f}** | {r['ratio_to_own_raw']:.3f} | {r['browser_ttft_ms']:.0f} ms |"
             for r in sweep
         ],
+        "",
+        "## Backends: saving one turn, and the queue to model workers",
+        "",
+        "Saving one turn (appending one message, what a chat turn does; median of 20) into a store holding",
+        "that many conversations of 10 messages. PostgreSQL 15 (fsync on) and redis-server 7 (append-only",
+        "file, fsync always) are throwaway local instances from Debian's packages.",
+        "",
+        "| conversations | JSON file | PostgreSQL | Redis |",
+        "|---|---|---|---|",
+        *[
+            f"| {size:,} | {api['saves']['file'][size]:.1f} ms | {api['saves']['postgresql'][size]:.1f} ms | "
+            f"{api['saves']['redis'][size]:.1f} ms |"
+            for size in api["saves"]["file"]
+        ],
+        "",
+        "Turns per second through the Redis queue: 12 turns submitted at once over HTTP, each answered with up to",
+        f"64 tokens by `python -m worker` processes, each with its own local model server, on {os.cpu_count()} cores:",
+        "",
+        "| workers | turns/s | vs 1 worker |",
+        "|---|---|---|",
+        *[f"| {n} | {rate:.2f} | {rate / api['queue'][1]:.2f}× |" for n, rate in api["queue"].items()],
         "",
         "## Growth with the number of saved conversations",
         "",

@@ -7,6 +7,7 @@ The agent, memory and LLM are built in ``controller.agent``; the context budget 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from llama_index.agent.openai import OpenAIAgent
 
@@ -52,8 +53,13 @@ class MemoryChat(SavedChat):
             if self.llm is not None:
                 self.agent = build_agent(self.llm, self.memory, self.config.system_prompt)
 
+        def save(message: Message) -> None:
+            if self.turn_id is not None:  # a queued turn: its reply carries the turn's id
+                self.messages[-1] = replace(message, turn_id=self.turn_id)
+            self._autosave()
+
         try:
-            yield from self._relay(start, on_message=lambda message: self._autosave(), before_retry=before_retry)
+            yield from self._relay(start, on_message=save, before_retry=before_retry)
         except (ChatError, GeneratorExit):
             self.rebuild()
             raise

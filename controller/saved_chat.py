@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from controller.agent import build_memory, make_llm
-from controller.chat_session import ChatSession
+from controller.chat_session import ChatError, ChatSession
 from controller.context import before_pending, fit_memory, prompt_token_limit
 from model.message import Message
 from model.store_base import Store, StoreError
@@ -40,6 +40,7 @@ class SavedChat(ChatSession):
         self.name: str | None = None
         self.save_error: str | None = None
         self._saved = 0  # messages[:_saved] are in the store
+        self.turn_id: str | None = None  # the queued turn being answered (marks its reply)
         self.rebuild()
 
     # ----- model and memory ----------------------------------------------------------------
@@ -138,6 +139,29 @@ class SavedChat(ChatSession):
         self._saved = len(self.messages)
         self.save_error = None
         return self.name
+
+    def load_turn(self, name: str, turn_id: str) -> str:
+        """Load ``name`` up to the user message of queued turn ``turn_id``, which then waits for its reply.
+
+        Later messages are left out of this session (they stay stored); the reply is marked with
+        ``turn_id`` and appended after what is stored.
+
+        Returns:
+            the text of the user message.
+
+        Raises:
+            StoreError: no such conversation, or the store cannot be read.
+            ChatError: the conversation holds no user message of that turn.
+        """
+        self.load(name)
+        for index, message in enumerate(self.messages):
+            if message.turn_id == turn_id and message.role.value == "user":
+                self.messages = self.messages[: index + 1]
+                self._saved = len(self.messages)
+                self.turn_id = turn_id
+                self.rebuild()
+                return message.content
+        raise ChatError(f"The message of this turn is no longer in {name!r}; it may have been edited or deleted.")
 
     def load(self, name: str) -> None:
         """Replace the session's conversation with the saved ``name`` and rebuild the memory.

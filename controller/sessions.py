@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 
 class SessionError(Exception):
@@ -90,3 +91,57 @@ class SessionTokens:
             for token, session in list(self._sessions.items()):
                 if session.name == old:
                     self._sessions[token] = Session(token, new, session.expires_at)
+
+
+class RedisSessionTokens(SessionTokens):
+    """Session tokens in Redis (REDIS_URL), shared by every chat server: ``parley:session:<token>``
+    holds the conversation name and expires by itself after the lifetime (Redis ``EX``).
+
+    An expired token is gone from Redis, so it is refused as "not known or expired".
+
+    Args:
+        client: Redis (``decode_responses=True``).
+        ttl: lifetime of a token in seconds.
+    """
+
+    PREFIX = "parley:session:"
+
+    def __init__(self, client: Any, ttl: float) -> None:
+        super().__init__(ttl)
+        self.client = client
+
+    def issue(self, name: str) -> Session:
+        """Return a new session for conversation ``name``, stored with its lifetime."""
+        token = str(uuid.uuid4())
+        self.client.set(self.PREFIX + token, name, px=int(self.ttl * 1000))
+        return Session(token=token, name=name, expires_at=time.monotonic() + self.ttl)
+
+    def get(self, token: str) -> Session:
+        """Return the live session of ``token``.
+
+        Raises:
+            SessionError: the token is unknown or expired.
+        """
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.PREFIX + token)
+        pipe.pttl(self.PREFIX + token)
+        name, left_ms = pipe.execute()
+        if name is None:
+            raise SessionError("This session token is not known or has expired; get a new one from POST /token.")
+        return Session(token=token, name=name, expires_at=time.monotonic() + max(0, left_ms) / 1000)
+
+    def refresh(self, token: str) -> Session:
+        """Give ``token`` a full lifetime again.
+
+        Raises:
+            SessionError: the token is unknown or expired.
+        """
+        session = self.get(token)
+        self.client.pexpire(self.PREFIX + token, int(self.ttl * 1000))
+        return Session(token=token, name=session.name, expires_at=time.monotonic() + self.ttl)
+
+    def rename(self, old: str, new: str) -> None:
+        """Point the sessions of conversation ``old`` at ``new`` (keeping their lifetimes)."""
+        for key in self.client.scan_iter(match=self.PREFIX + "*", count=500):
+            if self.client.get(key) == old:
+                self.client.set(key, new, keepttl=True, xx=True)

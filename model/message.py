@@ -3,7 +3,8 @@
 A message is stored in conversations.json as ``{"role": ..., "content": ...}``, the seed
 (bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
 ``incomplete`` (true when a reply was cut off), ``model`` (the model that gave a reply),
-``knowledge_base`` and ``sources`` (knowledge-base chats). Unknown keys are ignored on read.
+``knowledge_base`` and ``sources`` (knowledge-base chats), ``turn_id`` (turns answered through the
+Redis queue). Unknown keys are ignored on read.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Message:
         knowledge_base: the knowledge base a knowledge-base chat used, or None.
         sources: for a knowledge-base reply, the retrieved chunks it was given, each a dict with
             ``file_name``, ``where`` (page or row, may be ""), ``score`` (cosine similarity) and ``text``.
+        turn_id: the queued turn (REDIS_URL) a user message started or a reply answered, or None.
     """
 
     role: MessageRole
@@ -50,6 +52,7 @@ class Message:
     model: str | None = None
     knowledge_base: str | None = None
     sources: tuple[dict, ...] = ()
+    turn_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
@@ -64,6 +67,8 @@ class Message:
             data["knowledge_base"] = self.knowledge_base
         if self.sources:
             data["sources"] = [dict(s) for s in self.sources]
+        if self.turn_id is not None:
+            data["turn_id"] = self.turn_id
         return data
 
     @classmethod
@@ -97,6 +102,7 @@ class Message:
             sources=tuple(s for s in data.get("sources") or () if isinstance(s, dict))
             if isinstance(data.get("sources"), list)
             else (),
+            turn_id=data.get("turn_id") if isinstance(data.get("turn_id"), str) else None,
         )
 
     def to_chat_message(self) -> ChatMessage:

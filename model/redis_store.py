@@ -17,6 +17,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from model.message import InvalidMessageError, Message
 from model.pg_store import mask_url
@@ -27,6 +31,37 @@ INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
 #: Attempts of one operation when the connection breaks (a restarted server), 0.5 s and 1 s apart.
 ATTEMPTS = 3
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client for ``url`` that decodes strings and, when a connection broke (a restarted
+    server), reconnects and tries the command again (3 times, backing off from 0.1 s to 1 s).
+
+    Raises:
+        ValueError: the URL is malformed.
+    """
+    return redis.Redis.from_url(url, **_client_options())
+
+
+def async_redis_client(url: str) -> redis.asyncio.Redis:
+    """``redis_client`` for asyncio.
+
+    Raises:
+        ValueError: the URL is malformed.
+    """
+    options = _client_options()
+    options["retry"] = redis.asyncio.retry.Retry(ExponentialBackoff(cap=1.0, base=0.1), 3)
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+def _client_options() -> dict[str, Any]:
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "health_check_interval": 30,
+    }
 
 
 def _key(name: str) -> str:
@@ -69,7 +104,7 @@ class RedisStore(Store):
     def __init__(self, url: str) -> None:
         self.location = mask_url(url)
         try:
-            self._redis = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
+            self._redis = redis_client(url)
             self._redis.ping()
         except (redis.RedisError, ValueError) as exc:
             raise StoreError(

@@ -29,9 +29,14 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 class PostgresServer:
-    """A PostgreSQL cluster in a temporary folder; ``new_database()`` gives each test its own database."""
+    """A PostgreSQL cluster in a temporary folder; ``new_database()`` gives each test its own database.
 
-    def __init__(self) -> None:
+    Args:
+        fsync: False (tests) skips flushing to disk; benchmarks keep it on, as a real server would.
+    """
+
+    def __init__(self, fsync: bool = False) -> None:
+        self.fsync = fsync
         if not (PG_BIN / "initdb").exists():
             raise RuntimeError(f"{PG_BIN}/initdb is missing: run `make test`, which installs Debian's postgresql-15")
         self.port = free_port()
@@ -67,7 +72,9 @@ class PostgresServer:
         return f"postgresql://parley@127.0.0.1:{self.port}/{database}"
 
     def _ctl(self, *args: str) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
+        )
         subprocess.run(
             _as_postgres(
                 [

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from api.deps import State, check_name, require_key
 from api.errors import APIError, from_exception
 from api.streaming import first_delta, stream_in_thread
-from api.turns import Outcome, memory_turn
+from api.turns import Outcome, memory_turn, queued_frames
 from model.conversation_store import last_activity
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[Depends(require_key)])
@@ -129,6 +129,8 @@ async def add_message(name: str, body: UserMessage, state: State) -> dict[str, A
     """
     if not body.content.strip():
         raise APIError(400, "Your message is empty.", "empty_message")
+    if state.redis is not None:
+        return await _queued_turn(state, name, body)
     if await run_in_threadpool(state.store.get, name) is None:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
     await state.slots.acquire()
@@ -162,6 +164,43 @@ async def add_message(name: str, body: UserMessage, state: State) -> dict[str, A
             yield _event({"type": "error", "message": from_exception(exc).message})
         finally:
             state.slots.release()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _queued_turn(state: Any, name: str, body: UserMessage) -> dict[str, Any] | StreamingResponse:
+    """The turn through the Redis queue: a worker answers; its frames become the answer or the events."""
+    frames = queued_frames(state, name, body.content, create=False)
+    try:
+        first = await anext(frames)
+    except StopAsyncIteration:
+        first = {"type": "error", "message": "The model worker sent nothing.", "refused": False}
+    except Exception as exc:
+        raise from_exception(exc) from exc
+
+    def failure(frame: dict[str, Any]) -> APIError:
+        return APIError(400 if frame.get("refused") else 502, frame["message"], "turn_failed")
+
+    if not body.stream:
+        frame = first
+        try:
+            while frame["type"] not in ("done", "error"):
+                frame = await anext(frames)
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        if frame["type"] == "error":
+            raise failure(frame)
+        return {"message": frame["message"], "save_error": frame.get("save_error")}
+    if first["type"] == "error":
+        raise failure(first)
+
+    async def events() -> AsyncIterator[str]:
+        yield _event(first)
+        try:
+            async for frame in frames:
+                yield _event({k: v for k, v in frame.items() if k != "refused"})
+        except Exception as exc:
+            yield _event({"type": "error", "message": from_exception(exc).message})
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

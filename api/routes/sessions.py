@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from api.deps import State, check_name, require_key, session_name
 from api.errors import APIError, from_exception
 from api.streaming import stream_in_thread
-from api.turns import Outcome, memory_turn
+from api.turns import Outcome, memory_turn, queued_frames
 from controller.sessions import SessionError
 
 router = APIRouter(tags=["sessions"])
@@ -129,9 +129,14 @@ async def chat(websocket: WebSocket, token: str = "") -> None:
 
 
 async def _turn(state: Any, name: str, text: str, send: Any) -> None:
-    """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error frame)."""
+    """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error
+    frame). With REDIS_URL, a model worker answers and its frames are relayed, ``restart`` included."""
     outcome = Outcome()
     try:
+        if state.redis is not None:
+            async for frame in queued_frames(state, name, text, create=True):
+                await send({k: v for k, v in frame.items() if k != "refused"})
+            return
         async with state.slots.slot():
             async for delta in stream_in_thread(lambda: memory_turn(state, name, text, outcome, create=True)):
                 await send({"type": "delta", "text": delta})
