@@ -99,13 +99,7 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         local = None
         if start_local and settings.provider == "local":
-            local = LocalServer.ensure(
-                settings.local_llm_port,
-                settings.local_model_path,
-                settings.local_context_window,
-                settings.local_server_start_timeout,
-                settings.local_llm_threads,
-            )
+            local = LocalServer.for_settings(settings)
         redis_async = redis_sync = None
         tokens = SessionTokens(settings.parley_session_ttl)
         if settings.redis_url:  # tokens shared by every server, turns answered by the workers

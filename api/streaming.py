@@ -68,6 +68,13 @@ async def stream_in_thread(produce: Callable[[], Iterator[str]]) -> AsyncIterato
     try:
         while True:
             item = await queue.get()
+            # Deltas that arrived while the loop was busy go out together (never waits for more).
+            while isinstance(item, str) and not queue.empty():
+                following = queue.get_nowait()
+                if not isinstance(following, str):
+                    queue.put_nowait(following)  # the end or a failure: handled after this text
+                    break
+                item += following
             if item is _DONE:
                 return
             if isinstance(item, _Failure):

@@ -8,14 +8,15 @@ when it ends, ``outcome`` holds the assistant message (and any auto-save failure
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import KB_PREFIX, ServerState
-from api.errors import APIError
+from api.errors import APIError, from_exception
+from api.streaming import first_delta, stream_in_thread
 from controller.chatbot_with_memory import MemoryChat
 from controller.knowledge_base import KnowledgeBaseError, KnowledgeChat
 from controller.queue import arelay, new_turn, submit
@@ -123,3 +124,52 @@ async def queued_frames(state: ServerState, name: str, text: str, create: bool) 
     turn_id = await run_in_threadpool(enqueue)
     async for frame in arelay(state.redis, turn_id, state.settings.parley_queue_timeout):
         yield frame
+
+
+@dataclass
+class Started:
+    """A turn that holds a model slot and whose first delta has arrived (see ``start_turn``).
+
+    Attributes:
+        first: the first delta, or None for an empty reply.
+        rest: the deltas after it; iterate it (or call ``finish``) to release the slot.
+    """
+
+    state: ServerState
+    first: str | None
+    rest: AsyncIterator[str]
+
+    async def finish(self) -> None:
+        """Read the rest of the reply without relaying it, then release the slot.
+
+        Raises:
+            APIError: the turn failed after its first delta (its status and sentence).
+        """
+        try:
+            async for _ in self.rest:
+                pass
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        finally:
+            self.state.slots.release()
+
+
+async def start_turn(state: ServerState, produce: Callable[[], Iterator[str]]) -> Started:
+    """Wait for a model slot, start ``produce()`` in its thread and wait for its first delta, so that
+    a failure before any text is an HTTP status (4xx/5xx) rather than an error inside a 200 stream.
+
+    Raises:
+        APIError: 429 when the queue for model slots is full; the turn's failure before its first
+            delta (e.g. 400 message too long, 502/503/504 provider failures). The slot is released.
+    """
+    try:
+        await state.slots.acquire()
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    deltas = stream_in_thread(produce)
+    try:
+        first = await first_delta(deltas)
+    except Exception as exc:
+        state.slots.release()
+        raise from_exception(exc) from exc
+    return Started(state, first, deltas)

@@ -483,6 +483,15 @@ def main() -> None:
     if "--sweep" in sys.argv:
         sweep_only()
         return
+    if "--api" in sys.argv:  # only the chat server's stream figures, printed
+        from bench import api as api_bench
+
+        server = LocalServer.ensure(None, context_window=4096)
+        try:
+            print(json.dumps(api_bench.bench_streams(server, PROMPT, MAX_TOKENS, RUNS), indent=1))
+        finally:
+            server.stop()
+        return
     started = time.monotonic()
     server = LocalServer.ensure(None, context_window=4096)
     try:

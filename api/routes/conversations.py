@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import State, check_name, require_key
 from api.errors import APIError, from_exception
-from api.streaming import first_delta, stream_in_thread
-from api.turns import Outcome, memory_turn, queued_frames
+from api.turns import Outcome, memory_turn, queued_frames, start_turn
 from model.conversation_store import last_activity
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[Depends(require_key)])
@@ -133,30 +132,18 @@ async def add_message(name: str, body: UserMessage, state: State) -> dict[str, A
         return await _queued_turn(state, name, body)
     if await run_in_threadpool(state.store.get, name) is None:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-    await state.slots.acquire()
     outcome = Outcome()
-    deltas = stream_in_thread(lambda: memory_turn(state, name, body.content, outcome, create=False))
-    try:
-        first = await first_delta(deltas)
-    except Exception as exc:
-        state.slots.release()
-        raise from_exception(exc) from exc
+    turn = await start_turn(state, lambda: memory_turn(state, name, body.content, outcome, create=False))
     if not body.stream:
-        try:
-            async for _ in deltas:
-                pass
-        except Exception as exc:
-            raise from_exception(exc) from exc
-        finally:
-            state.slots.release()
+        await turn.finish()
         assert outcome.message is not None
         return {"message": outcome.message.to_dict(), "save_error": outcome.save_error}
 
     async def events() -> AsyncIterator[str]:
         try:
-            if first is not None:
-                yield _event({"type": "delta", "text": first})
-            async for delta in deltas:
+            if turn.first is not None:
+                yield _event({"type": "delta", "text": turn.first})
+            async for delta in turn.rest:
                 yield _event({"type": "delta", "text": delta})
             assert outcome.message is not None
             yield _event({"type": "done", "message": outcome.message.to_dict(), "save_error": outcome.save_error})

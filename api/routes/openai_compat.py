@@ -23,8 +23,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import KB_PREFIX, ServerState, State, require_key
 from api.errors import APIError, error_body, from_exception
-from api.streaming import first_delta, stream_in_thread
-from api.turns import Outcome, completion_turn
+from api.turns import Outcome, completion_turn, start_turn
 from model.message import Message
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_key)])
@@ -126,22 +125,10 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> dict[st
     config, history, text = await run_in_threadpool(_prepare, state, body)  # reads /models and the disk
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    await state.slots.acquire()
     outcome = Outcome()
-    deltas = stream_in_thread(lambda: completion_turn(state, config, history, text, outcome))
-    try:
-        first = await first_delta(deltas)
-    except Exception as exc:
-        state.slots.release()
-        raise from_exception(exc) from exc
+    turn = await start_turn(state, lambda: completion_turn(state, config, history, text, outcome))
     if not body.stream:
-        try:
-            async for _ in deltas:
-                pass
-        except Exception as exc:
-            raise from_exception(exc) from exc
-        finally:
-            state.slots.release()
+        await turn.finish()
         assert outcome.message is not None
         answer: dict[str, Any] = {
             "id": completion_id,
@@ -173,8 +160,8 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> dict[st
 
     async def events() -> AsyncIterator[str]:
         try:
-            yield chunk({"role": "assistant", "content": first or ""})
-            async for delta in deltas:
+            yield chunk({"role": "assistant", "content": turn.first or ""})
+            async for delta in turn.rest:
                 yield chunk({"content": delta})
             extra = {"parley_sources": outcome.extra.get("sources", [])} if body.model.startswith(KB_PREFIX) else {}
             yield chunk({}, "stop", **extra)
