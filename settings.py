@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     llm_system_prompt: str = "You are Parley, a helpful assistant."
     knowledge_base_dir: Path = Path("knowledge_bases")
     local_llm_threads: int | None = Field(default=None, ge=1)
-    stream_redraw_interval: float = Field(default=0.1, ge=0.0, le=2.0)
+    stream_redraw_interval: float = Field(default=0.2, ge=0.0, le=2.0)
     parley_api_port: int = Field(default=8000, ge=1, le=65535)
     parley_api_keys: SecretStr | None = None
     parley_session_ttl: float = Field(default=3600.0, gt=0)

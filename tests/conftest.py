@@ -14,7 +14,9 @@ import pytest
 
 from settings import DEFAULT_SECRETS_FILE
 from tests.fault_server import FaultServer
-from utils.local_server import LocalServer, free_port
+from tests.servers import PostgresServer, RedisServer
+from utils.llm import LLMConfig
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, free_port
 
 APP_DIR = Path(__file__).resolve().parent.parent
 #: Short replies keep the real-model tests quick; the length of a reply changes nothing they check.
@@ -92,6 +94,34 @@ def local_server():
     server = LocalServer.ensure(int(port) if port else None, context_window=4096)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def local_config(local_server) -> LLMConfig:
+    """The session's local model as an LLMConfig, with short replies (40 tokens)."""
+    return LLMConfig(
+        provider="local",
+        model=LOCAL_MODEL_ALIAS,
+        base_url=local_server.base_url,
+        max_tokens=40,
+        context_window=local_server.context_window,
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL for the whole run (tests/servers.py); tests make their own databases."""
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A throwaway redis-server for the whole run; tests flush it first."""
+    server = RedisServer()
+    yield server
+    server.remove()
 
 
 @pytest.fixture

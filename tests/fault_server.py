@@ -30,7 +30,33 @@ def _chunk(content: str, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
 
 
-class FaultServer:
+class _LoopbackServer:
+    """A threaded HTTP server on a free port of 127.0.0.1 whose API root is ``/v1`` (or ``path``)."""
+
+    path = "/v1"
+
+    def _serve(self) -> None:
+        self.bodies: list[dict] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self.path}"
+
+    def start(self):
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class FaultServer(_LoopbackServer):
     """Start with ``FaultServer().start()``; set ``mode`` at any time; ``stop()`` at the end."""
 
     def __init__(self, mode: str = "ok", retry_after: float | None = 1, stall_seconds: float = 5) -> None:
@@ -38,22 +64,8 @@ class FaultServer:
         self.retry_after = retry_after
         self.stall_seconds = stall_seconds
         self.attempts = 0
-        self.bodies: list[dict] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> FaultServer:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve()
 
     def _handler(self):
         fault = self
@@ -143,28 +155,15 @@ class FaultServer:
         return Handler
 
 
-class RecordingProxy:
+class RecordingProxy(_LoopbackServer):
     """An HTTP proxy on 127.0.0.1 in front of a real OpenAI-compatible server (the local model):
     forwards every request as it is, streams the answer back, and keeps each JSON request body in
     ``bodies``, so a test can check what the model was sent."""
 
     def __init__(self, target_base_url: str) -> None:
         self.target = urllib.parse.urlsplit(target_base_url)
-        self.bodies: list[dict] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.target.path}"
-
-    def start(self) -> RecordingProxy:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.path = self.target.path
+        self._serve()
 
     def _handler(self):
         proxy = self

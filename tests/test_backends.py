@@ -15,45 +15,21 @@ from controller.chatbot_with_memory import MemoryChat
 from model.conversation_store import ConversationStore
 from model.stores import open_store
 from tests.conftest import APP_DIR
-from tests.servers import PostgresServer, RedisServer
 from tests.test_pages import MEMORY, TIMEOUT, chat_texts
 from utils.llm import LLMConfig
-from utils.local_server import LOCAL_MODEL_ALIAS, free_port
+from utils.local_server import free_port
 from view.common import widget_key
 
 
-@pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer()
-    yield server
-    server.remove()
-
-
-@pytest.fixture(scope="module")
-def rds():
-    server = RedisServer()
-    yield server
-    server.remove()
-
-
 @pytest.fixture(params=["postgresql", "redis"])
-def backend(request, pg, rds):
+def backend(request, pg_server, redis_server):
     """(kind, URL of an empty store, the server) for each database backend."""
     if request.param == "postgresql":
-        return "postgresql", pg.new_database(), pg
-    rds.flush()
-    return "redis", rds.url(), rds
-
-
-@pytest.fixture
-def local_config(local_server) -> LLMConfig:
-    return LLMConfig(
-        provider="local",
-        model=LOCAL_MODEL_ALIAS,
-        base_url=local_server.base_url,
-        max_tokens=24,
-        context_window=local_server.context_window,
-    )
+        pg_server.ensure_running()
+        return "postgresql", pg_server.new_database(), pg_server
+    redis_server.ensure_running()
+    redis_server.flush()
+    return "redis", redis_server.url(), redis_server
 
 
 def fresh_page() -> AppTest:

@@ -21,15 +21,15 @@ from websockets.exceptions import ConnectionClosed
 
 from controller.queue import REPLY_PREFIX, RESTART_SENTENCE
 from tests.conftest import APP_DIR, PROVIDER_VARS
-from tests.servers import RedisServer
 from tests.test_api import TIMEOUT, start_api, stop_api, token_for, ws_turn
 
 
-@pytest.fixture(scope="module")
-def rds():
-    server = RedisServer()
-    yield server
-    server.remove()
+@pytest.fixture
+def rds(redis_server):
+    """The run's redis-server, running and empty."""
+    redis_server.ensure_running()
+    redis_server.flush()
+    return redis_server
 
 
 class Worker:

@@ -27,17 +27,6 @@ STORED = [
 
 
 @pytest.fixture
-def local_config(local_server) -> LLMConfig:
-    return LLMConfig(
-        provider="local",
-        model=LOCAL_MODEL_ALIAS,
-        base_url=local_server.base_url,
-        max_tokens=40,
-        context_window=local_server.context_window,
-    )
-
-
-@pytest.fixture
 def store(tmp_path) -> ConversationStore:
     return ConversationStore(tmp_path / "conversations.json")
 

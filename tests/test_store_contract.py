@@ -16,23 +16,8 @@ from model.message import Message
 from model.store_base import Store, StoreError
 from model.stores import open_store
 from tests.conftest import APP_DIR
-from tests.servers import PostgresServer, RedisServer
 
 BACKENDS = ["file", "postgresql", "redis"]
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    server = PostgresServer()
-    yield server
-    server.remove()
-
-
-@pytest.fixture(scope="session")
-def redis_server():
-    server = RedisServer()
-    yield server
-    server.remove()
 
 
 @pytest.fixture

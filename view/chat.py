@@ -31,7 +31,7 @@ CUSTOM = "Custom"
 ChatT = TypeVar("ChatT", bound=ChatSession)
 #: Shortest time between two redraws of a streaming reply, in seconds (see ``coalesce``);
 #: STREAM_REDRAW_INTERVAL sets it for the app.
-STREAM_REDRAW_SECONDS = 0.1
+STREAM_REDRAW_SECONDS = 0.2
 CHOICE = "model_choice"  # plain dict in session_state; survives page switches, unlike widget state
 SESSION_KEYS = "session_api_keys"  # provider → key typed in this tab
 
