@@ -7,7 +7,9 @@ touches only this file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import threading
+from collections.abc import Generator, Iterator
 from queue import Empty
 
 from llama_index.agent.openai import OpenAIAgent
@@ -81,26 +83,74 @@ def build_context_chat_engine(
 
 
 def drain(response: StreamingAgentChatResponse, poll: float = 0.05) -> Iterator[str]:
-    """Yield the text deltas of an agent's streamed response as they arrive.
+    """Yield the text deltas of an agent's or chat engine's streamed response as they arrive.
 
     llama-index's own ``response_gen`` waits for the next delta in a ``time.sleep(0)`` loop,
     which keeps a core busy; on 2 cores that slowed the local model's stream by about a quarter
     (bench/RESULTS.md). This reads the same queue with blocking waits of ``poll`` seconds.
 
+    Closing this generator (the user pressed Stop) closes the model's HTTP stream too: the
+    thread that reads it closes its chat stream at the next delta, which closes the connection,
+    and the server stops generating. A response read in this thread (a chat engine's, with
+    ``is_writing_to_memory`` False) is closed here directly.
+
     Raises:
         Exception: whatever the agent's stream thread raised (provider errors), once it is seen.
     """
-    while True:
-        try:
-            delta = response.queue.get(timeout=poll)
-        except Empty:
+    if not response.is_writing_to_memory:
+        yield from _direct(response)
+        return
+    stopped = threading.Event()
+    put = response.put_in_queue
+
+    def put_or_stop(delta: str | None) -> None:  # runs in the stream thread, between two chunks
+        if stopped.is_set():
+            close_stream(response.chat_stream)  # suspended here, so closing is allowed; ends its loop
+            return
+        put(delta)
+
+    response.put_in_queue = put_or_stop  # type: ignore[method-assign]
+    try:
+        while True:
+            try:
+                delta = response.queue.get(timeout=poll)
+            except Empty:
+                if response.exception is not None:
+                    raise response.exception from None
+                if response.is_done and response.queue.empty():
+                    return
+                continue
             if response.exception is not None:
-                raise response.exception from None
-            if response.is_done and response.queue.empty():
-                return
-            continue
-        if response.exception is not None:
-            raise response.exception
-        if delta:
-            response.unformatted_response += delta
-            yield delta
+                raise response.exception
+            if delta:
+                response.unformatted_response += delta
+                yield delta
+    finally:
+        stopped.set()
+
+
+def _direct(response: StreamingAgentChatResponse) -> Iterator[str]:
+    """The deltas of a response whose chat stream is read in this thread; closed when this is."""
+    stream = response.chat_stream
+    if stream is None:
+        raise ValueError("the response has no chat stream")
+    try:
+        for chunk in stream:
+            if chunk.delta:
+                response.unformatted_response += chunk.delta
+                yield chunk.delta
+    finally:
+        close_stream(stream)
+
+
+def close_stream(stream: object) -> None:
+    """Close a streamed reply's generator chain and the HTTP response under it, now.
+
+    The openai SDK's ``Stream`` refers to itself through its own iterator (a reference cycle), so
+    closing the generators above it leaves the HTTP response open, and the server generating,
+    until Python's cyclic garbage collector runs; ``gc.collect()`` runs it at once (tens of
+    milliseconds, only when a reply is stopped).
+    """
+    if isinstance(stream, Generator):
+        stream.close()
+        gc.collect()

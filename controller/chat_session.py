@@ -3,7 +3,12 @@ retries, Retry and fallback, and the context budget of the last request.
 
 A reply is relayed delta by delta. When it ends, it is kept as a complete assistant message.
 When it fails or is cut off (an error, a stop, a rerun), the text received so far is kept
-marked ``incomplete``, never as a complete reply, and ``ChatError`` explains what happened.
+marked ``incomplete`` (and ``stopped`` when the reader stopped it), never as a complete reply,
+and ``ChatError`` explains what happened.
+
+Regenerate and edit keep what they replace as a version of the message (``model.versions``);
+files given with a message are read here and their text, cut to the context budget, is sent
+with it (``Message.attachments``).
 A failure before any text arrived is retried as ``utils.llm.retry_delay`` says (at most
 ``MAX_ATTEMPTS`` HTTP attempts per message, this being the only layer that retries).
 """
@@ -11,11 +16,42 @@ A failure before any text arrived is retried as ``utils.llm.retry_delay`` says (
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from llama_index.core.base.llms.types import MessageRole
+from llama_index.core.utils import get_tokenizer
 
 from model.message import Message
+from model.versions import add_version, choose_version
+from utils.documents import DocumentError, read_text
 from utils.llm import LLMConfig, explain_provider_error, is_fallback_worthy, retry_delay
+
+#: Share of the tokens left next to the typed text that attached files may take; the rest keeps
+#: room for the conversation so far.
+ATTACHMENT_SHARE = 0.6
+
+
+def fit_attachment(text: str, budget: int, count: Callable[[str], list]) -> str:
+    """Return the longest start of ``text`` that is at most ``budget`` tokens long.
+
+    Args:
+        text: a file's text.
+        budget: tokens it may take (at least 0).
+        count: the tokenizer (``memory.tokenizer_fn``: text → tokens), whose length is counted.
+
+    Returns:
+        ``text`` itself when it fits, else its start cut at a character (an approximation from the
+        characters-per-token ratio, shrunk until it fits), or "" when the budget is 0.
+    """
+    tokens = len(count(text))
+    if tokens <= budget:
+        return text
+    cut = int(len(text) * budget / max(tokens, 1))
+    while cut > 0 and len(count(text[:cut])) > budget:
+        cut = int(cut * 0.9)
+    return text[:cut]
+
 
 #: Providers reached over the network, for which "Answer with the local model instead" is offered.
 REMOTE_PROVIDERS = ("groq", "openai", "openai_like")
@@ -62,34 +98,176 @@ class ChatSession:
         messages: the conversation so far, oldest first.
         attempts: HTTP attempts made for the last message (1 to MAX_ATTEMPTS).
         budget: the ContextBudget of the last request, or None before the first.
+        token_limit: tokens a request may carry (set by subclasses).
     """
+
+    token_limit: int = 2048
 
     def __init__(self, config: LLMConfig, messages: list[Message] | None = None) -> None:
         self.config = config
         self.messages: list[Message] = list(messages or [])
         self.attempts = 0
         self.budget: ContextBudget | None = None
+        self._branch: tuple[int, list[Message]] | None = None  # what a regenerate or edit replaces
 
     def pending_user_text(self) -> str | None:
-        """The last user message if no complete reply follows it (what Retry sends), else None."""
+        """The text of the last user message (with its files' text) if no complete reply follows it
+        (what Retry sends), else None."""
         for message in reversed(self.messages):
             if message.role.value == "user":
-                return message.content
+                return message.model_text()
             if not message.incomplete:
                 return None
         return None
+
+    # ----- the user's message and its files ------------------------------------------------
+    def _user_message(self, text: str) -> Message:
+        """The Message stored for the user's ``text`` (subclasses add their marks or refuse)."""
+        return Message.user(text)
+
+    def new_user_message(
+        self, text: str, files: Sequence[tuple[str, bytes]] = (), attachments: Sequence[dict] = ()
+    ) -> Message:
+        """The user's message for ``text`` with the text of ``files`` attached, cut to fit.
+
+        Args:
+            text: what the user typed.
+            files: ``(file name, bytes)`` dropped into the chat box; read as the knowledge base reads
+                them (.txt, .md, .pdf, .docx, .csv, .xlsx).
+            attachments: files already read (kept when a message is edited).
+
+        Returns:
+            a user Message whose ``attachments`` hold each file's name, the text sent (its start,
+            when the whole does not fit: together the files take at most ``ATTACHMENT_SHARE`` of
+            the tokens left next to ``text`` and the system prompt) and its length in characters.
+
+        Raises:
+            ChatError: a file is not supported or cannot be read; the sentence names it, and
+                ``refused_text`` holds ``text`` (nothing is added).
+        """
+        message = self._user_message(text)
+        if not files:
+            return replace(message, attachments=tuple(attachments))
+        read = []
+        for name, data in files:
+            try:
+                read.append((name, read_text(name, data)))
+            except DocumentError as exc:
+                raise ChatError(
+                    f"The file could not be used: {exc} Your message was not sent; it is below.", refused_text=text
+                ) from exc
+        count = get_tokenizer()
+        fixed = len(count(text)) + len(count(self.config.system_prompt or ""))
+        fixed += sum(len(count(a["text"])) for a in attachments)
+        share = max(0, int((self.token_limit - fixed) * ATTACHMENT_SHARE)) // len(read)
+        found = list(attachments)
+        for name, whole in read:
+            used = fit_attachment(whole, share, count)
+            found.append({"name": name, "text": used, "used_chars": len(used), "total_chars": len(whole)})
+        return replace(message, attachments=tuple(found))
 
     def set_config(self, config: LLMConfig) -> None:
         """Use ``config`` from the next message on (subclasses rebuild their model here)."""
         self.config = config
 
-    def stream_reply(self, text: str) -> Iterator[str]:
-        """Add the user's ``text`` and return the reply's text deltas as they arrive (subclasses).
+    def stream_reply(
+        self, text: str, files: Sequence[tuple[str, bytes]] = (), attachments: Sequence[dict] = ()
+    ) -> Iterator[str]:
+        """Add the user's ``text`` (with ``files``, see ``new_user_message``) and return the reply's
+        text deltas as they arrive (subclasses).
 
         Raises:
-            ChatError: ``text`` was refused (nothing is added), or, while iterating, the provider failed.
+            ChatError: ``text`` or a file was refused (nothing is added), or, while iterating, the
+                provider failed.
         """
         raise NotImplementedError
+
+    # ----- versions: regenerate, edit, choose ----------------------------------------------
+    def regenerate(self) -> Iterator[str]:
+        """Answer the last user message again; the answer it replaces is kept as a version.
+
+        The old answer leaves ``messages`` at once (so a view can draw the conversation without
+        it); the returned generator yields the new reply's text deltas. When no new text arrives
+        (a failure), the old answer comes back as it was.
+
+        Raises:
+            ChatError: at once, the last message is not an answer to a user message; while
+                iterating, the provider failed.
+        """
+        index = len(self.messages) - 1
+        if index < 1 or self.messages[index].role != MessageRole.ASSISTANT:
+            raise ChatError("There is no answer to regenerate.")
+        if self.messages[index - 1].role != MessageRole.USER:
+            raise ChatError("There is no answer to regenerate.")
+        old = self.messages[index:]
+        del self.messages[index:]
+        self._branch = (index, old)
+        return self._regenerated(index, old)
+
+    def _regenerated(self, index: int, old: list[Message]) -> Iterator[str]:
+        """The reply to the user message before ``index``; puts ``old`` back if none arrives."""
+        try:
+            yield from self._resend(self.messages[index - 1].model_text())
+        finally:
+            self._merge_branch()
+            if self._branch is not None:  # no new version arrived: the old answer stays
+                self._branch = None
+                self.messages[index:] = old
+                self._changed()
+
+    def edit(self, index: int, text: str) -> Iterator[str]:
+        """Send ``text`` in place of user message ``index``: a new branch from there.
+
+        The old message and everything after it are kept as a version of that message; the
+        memory is rebuilt from the messages before it. Files attached to the old message stay.
+
+        Returns:
+            the reply's text deltas (see ``stream_reply``).
+
+        Raises:
+            ChatError: ``index`` is not a user message, or ``text`` was refused (nothing changes),
+                or, while iterating, the provider failed (the edited message stays, for Retry).
+        """
+        if not 0 <= index < len(self.messages) or self.messages[index].role != MessageRole.USER:
+            raise ChatError("Only your own messages can be edited.")
+        old = self.messages[index:]
+        del self.messages[index:]
+        self._branch = (index, old)
+        self._truncated()
+        try:
+            return self.stream_reply(text, attachments=old[0].attachments)
+        except ChatError:
+            self._branch = None
+            self.messages[index:] = old
+            self._truncated()
+            raise
+
+    def choose_version(self, index: int, choice: int) -> None:
+        """Make version ``choice`` (0-based) of message ``index`` the chosen one, with its branch.
+
+        Raises:
+            IndexError: no such message or version.
+        """
+        self.messages = choose_version(self.messages, index, choice)
+        self._changed()
+
+    def _merge_branch(self) -> bool:
+        """Once the new version of a regenerated or edited message is in ``messages``, keep the old
+        branch as a version of it; return True if it did (earlier messages changed)."""
+        if self._branch is None:
+            return False
+        index, old = self._branch
+        if len(self.messages) <= index:
+            return False
+        self._branch = None
+        self.messages = add_version(self.messages, index, old)
+        return True
+
+    def _changed(self) -> None:
+        """Messages before the end changed (a version chosen, a version kept): subclasses rebuild and save."""
+
+    def _truncated(self) -> None:
+        """Messages were cut at an edit: subclasses rebuild their memory from ``messages``."""
 
     def retry(self, fallback: LLMConfig | None = None) -> Iterator[str]:
         """Send the last user message again (after a failure), optionally to ``fallback`` instead.
@@ -142,8 +320,8 @@ class ChatSession:
                         parts.append(delta)
                         yield delta
                 break
-            except GeneratorExit:
-                self._keep_partial(parts, on_message)
+            except GeneratorExit:  # the reader stopped: Stop, a rerun or a closed connection
+                self._keep_partial(parts, on_message, stopped=True)
                 raise
             except Exception as exc:  # any provider or transport failure becomes a user message
                 delay = None if parts else retry_delay(exc, self.attempts)
@@ -161,12 +339,13 @@ class ChatSession:
         self.messages.append(reply)
         on_message(reply)
 
-    def _keep_partial(self, parts: list[str], on_message: Callable[[Message], None]) -> bool:
-        """Append the partial reply as an incomplete message; return True if there was any text."""
+    def _keep_partial(self, parts: list[str], on_message: Callable[[Message], None], stopped: bool = False) -> bool:
+        """Append the partial reply as an incomplete message (``stopped`` when the reader stopped
+        it); return True if there was any text."""
         text = "".join(parts).strip()
         if not text:
             return False
-        partial = Message.assistant(text, incomplete=True, model=self.config.model)
+        partial = replace(Message.assistant(text, incomplete=True, model=self.config.model), stopped=stopped)
         self.messages.append(partial)
         on_message(partial)
         return True

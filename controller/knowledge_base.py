@@ -25,7 +25,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeWithScore
 
-from controller.agent import build_context_chat_engine, build_memory
+from controller.agent import build_context_chat_engine, build_memory, drain
 from controller.chat_session import ChatError
 from controller.context import before_pending, fit_memory
 from controller.saved_chat import SavedChat
@@ -330,7 +330,9 @@ class KnowledgeChat(SavedChat):
             ChatError: the provider failed (the memory is rebuilt from ``messages``).
         """
         chosen = self.kb
-        found = chosen.retrieve(text, self.top_k, self.threshold) if chosen is not None else []
+        # Retrieval uses what the user typed, not the text of files attached to it.
+        query = next((m.content for m in reversed(self.messages) if m.role.value == "user"), text) or text
+        found = chosen.retrieve(query, self.top_k, self.threshold) if chosen is not None else []
         if chosen is None or not found:
             reply = Message.assistant(NOTHING_FOUND)
             self.messages.append(replace(reply, knowledge_base=chosen.name if chosen else None))
@@ -349,7 +351,7 @@ class KnowledgeChat(SavedChat):
             engine = build_context_chat_engine(retriever, llm, memory, self.config.system_prompt, self.threshold)
             response = engine.stream_chat(text)
             sources[:] = [source_of(n) for n in response.source_nodes]
-            return response.response_gen
+            return drain(response)
 
         def mark(message: Message) -> None:
             self.messages[-1] = replace(message, knowledge_base=kb.name, sources=tuple(sources))

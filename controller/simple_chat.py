@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-from controller.agent import build_memory, make_llm
+from controller.agent import build_memory, close_stream, make_llm
 from controller.chat_session import ChatError, ChatSession
 from controller.context import before_pending, fit_memory, prompt_token_limit
 from model.message import Message
@@ -45,19 +45,24 @@ class SimpleChat(ChatSession):
         )
         return prefix + memory.get() + [ChatMessage(role=MessageRole.USER, content=text)]
 
-    def stream_reply(self, text: str) -> Iterator[str]:
-        """Add the user's ``text`` and yield the reply's text deltas as they arrive.
+    def stream_reply(
+        self, text: str, files: Sequence[tuple[str, bytes]] = (), attachments: Sequence[dict] = ()
+    ) -> Iterator[str]:
+        """Add the user's ``text`` (with ``files``' text, see ``new_user_message``) and yield the
+        reply's text deltas as they arrive.
 
         Raises:
-            ChatError: ``text`` is too long (nothing is added), or the provider failed (the user's
-                message stays in ``messages``).
+            ChatError: ``text`` is too long or a file cannot be read (nothing is added), or the
+                provider failed (the user's message stays in ``messages``).
         """
-        self.messages.append(Message.user(text))
+        message = self.new_user_message(text, files, attachments)
+        self.messages.append(message)
         try:
-            history = self.history(text)
+            history = self.history(message.model_text())
         except ChatError:
             self.messages.pop()
             raise
+        self._merge_branch()
         return self._stream(history)
 
     def _resend(self, text: str) -> Iterator[str]:
@@ -68,7 +73,14 @@ class SimpleChat(ChatSession):
         def start() -> Iterator[str]:
             # With no usable LLM, build_llm raises the ProviderConfigError that says what is missing.
             llm = self.llm if self.llm is not None else build_llm(self.config)
-            for chunk in llm.stream_chat(history):
-                yield chunk.delta or ""
+            stream = llm.stream_chat(history)
+            try:
+                for chunk in stream:
+                    yield chunk.delta or ""
+            finally:  # closing it on Stop closes the HTTP stream: the server stops generating
+                close_stream(stream)
 
-        return self._relay(start, on_message=lambda message: None)
+        def keep_versions(message: Message) -> None:  # a regenerated reply keeps the one it replaces
+            self._merge_branch()
+
+        return self._relay(start, on_message=keep_versions)

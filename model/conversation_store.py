@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from glob import escape as glob_escape
@@ -354,11 +354,11 @@ class ConversationStore(Store):
             self._cache = _Snapshot(self._stat_key(), result)
         return result
 
-    def save(self, name: str, messages: list[Message]) -> str:
+    def save(self, name: str, messages: list[Message], backup: bool = True) -> str:
         """Save ``messages`` under ``name`` (trimmed), replacing what that name held.
 
         Replacing an existing conversation makes a backup first unless the new messages only
-        extend the stored ones (the auto-save of a new turn).
+        extend the stored ones (the auto-save of a new turn) or ``backup`` is False.
 
         Returns:
             the trimmed name it was saved under.
@@ -371,7 +371,7 @@ class ConversationStore(Store):
         def change(conversations: Conversations) -> bool:
             old = conversations.get(name)
             conversations[name] = list(messages)
-            return old is not None and old != list(messages[: len(old)])
+            return backup and old is not None and old != list(messages[: len(old)])
 
         self._modify(change)
         return name
@@ -527,6 +527,35 @@ def parse_import(text: str | bytes) -> Conversations:
 def export_json(name: str, messages: list[Message]) -> str:
     """Return one conversation as conversations.json text, ``{name: [messages]}``, importable as is."""
     return dump_conversations({name: messages})
+
+
+def export_feedback(conversations: Mapping[str, list[Message]]) -> str:
+    """Return the rated replies of ``conversations`` as JSON Lines, one object per rated reply.
+
+    Each line: ``{"conversation", "question", "answer", "model", "rating", "comment", "timestamp"}``,
+    where ``question`` is the user message before the reply (with attached files' names),
+    ``rating`` is 1 (thumbs up) or -1 (thumbs down) and ``timestamp`` is when it was rated (ISO 8601 UTC).
+    The format suits prompt and model tuning tools that read JSONL (one JSON object per line).
+    """
+    lines = []
+    for name, messages in conversations.items():
+        question = ""
+        for message in messages:
+            if message.role.value == "user":
+                files = ", ".join(a["name"] for a in message.attachments)
+                question = message.content + (f" [files: {files}]" if files else "")
+            elif message.role.value == "assistant" and message.feedback:
+                record = {
+                    "conversation": name,
+                    "question": question,
+                    "answer": message.content,
+                    "model": message.model,
+                    "rating": message.feedback["rating"],
+                    "comment": message.feedback.get("comment", ""),
+                    "timestamp": message.feedback.get("timestamp"),
+                }
+                lines.append(json.dumps(record, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
 
 
 def export_markdown(name: str, messages: list[Message]) -> str:

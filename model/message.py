@@ -4,7 +4,10 @@ A message is stored in conversations.json as ``{"role": ..., "content": ...}``, 
 (bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
 ``incomplete`` (true when a reply was cut off), ``model`` (the model that gave a reply),
 ``knowledge_base`` and ``sources`` (knowledge-base chats), ``turn_id`` (turns answered through the
-Redis queue). Unknown keys are ignored on read.
+Redis queue), ``stopped`` (the user stopped the reply), ``feedback`` (``{"rating": 1|-1, "comment",
+"timestamp"}`` on a rated reply), ``attachments`` (files dropped into the chat box: ``{"name", "text",
+"used_chars", "total_chars"}``), and ``versions`` with ``version_index`` (the other versions of a
+regenerated reply or an edited message, see ``model.versions``). Unknown keys are ignored on read.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ class Message:
         sources: for a knowledge-base reply, the retrieved chunks it was given, each a dict with
             ``file_name``, ``where`` (page or row, may be ""), ``score`` (cosine similarity) and ``text``.
         turn_id: the queued turn (REDIS_URL) a user message started or a reply answered, or None.
+        stopped: True when the user stopped this reply (it is then also ``incomplete``).
+        feedback: the user's rating of a reply, ``{"rating": 1 or -1, "comment": str, "timestamp": str}``, or None.
+        attachments: files given with a user message, each ``{"name", "text", "used_chars", "total_chars"}``
+            (``text`` is the part of the file's text that was sent, ``used_chars`` its length in characters).
+        versions: the other versions of this message, each a branch: a list of message dicts whose first
+            is the other version of this message and the rest what followed it (``model.versions``).
+        version_index: the 0-based place of this version among all ``len(versions) + 1``.
     """
 
     role: MessageRole
@@ -53,6 +63,11 @@ class Message:
     knowledge_base: str | None = None
     sources: tuple[dict, ...] = ()
     turn_id: str | None = None
+    stopped: bool = False
+    feedback: dict | None = None
+    attachments: tuple[dict, ...] = ()
+    versions: tuple[tuple[dict, ...], ...] = ()
+    version_index: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
@@ -69,6 +84,15 @@ class Message:
             data["sources"] = [dict(s) for s in self.sources]
         if self.turn_id is not None:
             data["turn_id"] = self.turn_id
+        if self.stopped:
+            data["stopped"] = True
+        if self.feedback is not None:
+            data["feedback"] = dict(self.feedback)
+        if self.attachments:
+            data["attachments"] = [dict(a) for a in self.attachments]
+        if self.versions:
+            data["versions"] = [[dict(m) for m in branch] for branch in self.versions]
+            data["version_index"] = self.version_index
         return data
 
     @classmethod
@@ -92,6 +116,12 @@ class Message:
             raise InvalidMessageError("a message's content must be text")
         timestamp = data.get("timestamp")
         model = data.get("model")
+        raw_versions = data.get("versions")
+        versions = tuple(
+            tuple(_dicts(branch, ("role", "content")))
+            for branch in (raw_versions if isinstance(raw_versions, list) else ())
+            if _dicts(branch, ("role", "content"))
+        )
         return cls(
             role=role,
             content=content,
@@ -103,11 +133,24 @@ class Message:
             if isinstance(data.get("sources"), list)
             else (),
             turn_id=data.get("turn_id") if isinstance(data.get("turn_id"), str) else None,
+            stopped=data.get("stopped") is True,
+            feedback=_feedback(data.get("feedback")),
+            attachments=tuple(_dicts(data.get("attachments"), ("name", "text"))),
+            versions=versions,
+            version_index=_version_index(data.get("version_index"), len(versions)),
         )
 
     def to_chat_message(self) -> ChatMessage:
-        """Return the llama-index ``ChatMessage`` with the same role and content."""
-        return ChatMessage(role=self.role, content=self.content)
+        """Return the llama-index ``ChatMessage`` with the same role and content, plus the text of
+        attached files, each after a line ``[Attached file: <name>]``."""
+        return ChatMessage(role=self.role, content=self.model_text())
+
+    def model_text(self) -> str:
+        """The text the model is sent for this message: ``content`` and the attached files' text."""
+        parts = [self.content]
+        for attachment in self.attachments:
+            parts.append(f"[Attached file: {attachment['name']}]\n{attachment['text']}")
+        return "\n\n".join(parts)
 
     @classmethod
     def from_chat_message(cls, message: ChatMessage, timestamp: str | None = None) -> Message:
@@ -129,3 +172,24 @@ class Message:
     def assistant(cls, content: str, incomplete: bool = False, model: str | None = None) -> Message:
         """Return an assistant message from ``model`` with the current UTC timestamp."""
         return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete, model)
+
+
+def _dicts(items: object, required: tuple[str, ...]) -> list[dict]:
+    """The dicts in list ``items`` that have every key of ``required`` (others are dropped)."""
+    if not isinstance(items, list):
+        return []
+    return [item for item in items if isinstance(item, dict) and all(k in item for k in required)]
+
+
+def _feedback(value: object) -> dict | None:
+    """A stored ``feedback`` value if it has a rating of 1 or -1, else None."""
+    if isinstance(value, dict) and value.get("rating") in (1, -1):
+        return dict(value)
+    return None
+
+
+def _version_index(index: object, others: int) -> int:
+    """A stored ``version_index`` clamped to ``0..others`` (0 when missing or not an integer)."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        return 0
+    return max(0, min(index, others))

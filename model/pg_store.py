@@ -199,8 +199,8 @@ class PostgresStore(Store):
         return [row[0] for row in rows]
 
     # ----- writing -------------------------------------------------------------------------
-    def save(self, name: str, messages: list[Message]) -> str:
-        """Replace what ``name`` holds with ``messages`` (one transaction)."""
+    def save(self, name: str, messages: list[Message], backup: bool = True) -> str:
+        """Replace what ``name`` holds with ``messages`` (one transaction); this store keeps no backups."""
         name = normalize_name(name)
 
         def work(conn: psycopg.Connection) -> None:

@@ -169,8 +169,8 @@ class RedisStore(Store):
         return {name: _decode(items) for name, items in zip(names, self._run(work), strict=True)}
 
     # ----- writing -------------------------------------------------------------------------
-    def save(self, name: str, messages: list[Message]) -> str:
-        """Replace what ``name`` holds (MULTI: DEL, RPUSH, ZADD)."""
+    def save(self, name: str, messages: list[Message], backup: bool = True) -> str:
+        """Replace what ``name`` holds (MULTI: DEL, RPUSH, ZADD); this store keeps no backups."""
         name = normalize_name(name)
 
         def work(r: redis.Redis) -> None:

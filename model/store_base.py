@@ -75,8 +75,11 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def save(self, name: str, messages: list[Message]) -> str:
+    def save(self, name: str, messages: list[Message], backup: bool = True) -> str:
         """Save ``messages`` under ``name`` (trimmed), replacing what that name held, in one write.
+
+        ``backup=False`` skips the backup a store with backups makes before a replace (used for
+        small edits of an open conversation: a rating, a chosen version, a regenerated reply).
 
         Returns:
             the trimmed name.

@@ -195,3 +195,14 @@ class RedisServer:
             self.stop()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def disconnected_since(server, before: int, bound: float = 10.0) -> bool:
+    """True once the local server has logged more "Disconnected from client" lines than ``before``
+    (waiting at most ``bound`` seconds: a bound, not a measurement)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if sum("Disconnected from client" in line for line in server.log_lines()) > before:
+            return True
+        time.sleep(0.1)
+    return False

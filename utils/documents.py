@@ -117,3 +117,15 @@ def _xlsx(data: bytes) -> list[tuple[str, dict]]:
 
 
 _READERS = {".txt": _text, ".md": _text, ".pdf": _pdf, ".docx": _docx, ".csv": _csv, ".xlsx": _xlsx}
+
+
+def read_text(name: str, data: bytes) -> str:
+    """Return the whole text of file ``name`` holding ``data``, read as ``load_document`` reads it.
+
+    Pages (.pdf) and rows (.csv, .xlsx) are joined with blank lines. Used for a file dropped
+    into the chat box, whose text goes into that turn's context.
+
+    Raises:
+        DocumentError: unsupported type, empty or unreadable file, or no text; names the file.
+    """
+    return "\n\n".join(document.text for document in load_document(name, data))
