@@ -64,6 +64,8 @@ class Settings(BaseSettings):
         local_server_start_timeout: seconds to wait for the local server to load the model.
         llm_system_prompt: the system prompt a new tab starts with ("" for none).
         knowledge_base_dir: folder of the knowledge bases (relative paths are under the app folder).
+        local_models_dir: folder of GGUF files offered by the local provider's model picker
+            (relative paths are under the app folder; git-ignored ``models/`` by default).
         local_llm_threads: threads the local server generates with; None lets
             ``utils.local_server.generation_threads`` choose (``make bench`` measures the choices).
         stream_redraw_interval: shortest time between two redraws of a streaming reply in the
@@ -101,6 +103,7 @@ class Settings(BaseSettings):
     local_server_start_timeout: float = Field(default=120.0, gt=0)
     llm_system_prompt: str = "You are Parley, a helpful assistant."
     knowledge_base_dir: Path = Path("knowledge_bases")
+    local_models_dir: Path = Path("models")
     local_llm_threads: int | None = Field(default=None, ge=1)
     stream_redraw_interval: float = Field(default=0.2, ge=0.0, le=2.0)
     parley_api_port: int = Field(default=8000, ge=1, le=65535)
@@ -129,7 +132,7 @@ class Settings(BaseSettings):
         """Treat an empty string (``GROQ_API_KEY=``) as not set."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("conversations_file", "knowledge_base_dir")
+    @field_validator("conversations_file", "knowledge_base_dir", "local_models_dir")
     @classmethod
     def _under_app_dir(cls, value: Path) -> Path:
         """Resolve a relative path against the app folder, not the shell's cwd."""

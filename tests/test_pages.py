@@ -120,7 +120,7 @@ def test_blank_name_is_refused_with_a_message(app_env, name):
     at.sidebar.text_input(key="memory_save_name").input(name)
     next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
     assert any("enter a name" in e.value for e in at.sidebar.error)
-    assert not app_env.exists()
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Hi"]  # only its automatic title
     assert len(at.session_state["memory_chat"].messages) == 2
 
 
@@ -133,7 +133,9 @@ def test_saving_over_an_existing_name_asks_first(app_env):
     assert any("already exists" in w.value for w in at.sidebar.warning)
     assert json.loads(app_env.read_text(encoding="utf-8"))["Other"] == SEED["Other"]
     next(b for b in at.sidebar.button if b.label == "Replace").click().run()
-    assert json.loads(app_env.read_text(encoding="utf-8"))["Other"][0]["content"] == "A new conversation"
+    saved = json.loads(app_env.read_text(encoding="utf-8"))
+    assert saved["Other"][0]["content"] == "A new conversation"
+    assert "A new conversation" not in saved  # the automatic title was renamed, not copied
 
 
 def test_corrupt_file_is_moved_aside_and_the_user_is_told(app_env):
@@ -258,7 +260,8 @@ def test_deleting_the_open_conversation_keeps_it_on_screen_unnamed(app_env):
     at.button(key=widget_key("confirm-delete", "Meeting Ada")).click().run()
     assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))
     assert at.session_state["memory_chat"].name is None
-    assert any(c.value == "Unsaved conversation" for c in at.main.caption)
+    assert any(c.value.startswith("New conversation") for c in at.main.caption)
     assert chat_texts(at) == [("user", "Hi, my name is Ada."), ("assistant", "Nice to meet you, Ada!")]
     send(at, "Still here?")
-    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other"]  # not saved back under the old name
+    # not saved back under the old name, but kept under an automatic title from its first message
+    assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other", "Hi, my name is Ada."]

@@ -122,6 +122,17 @@ class LocalServer:
         """The OpenAI-compatible API root, ``http://127.0.0.1:<port>/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def answers(self) -> bool:
+        """True if the server answers ``GET /v1/models`` now (within 1 s)."""
+        return server_answers(self.base_url)
+
+    def log_lines(self) -> list[str]:
+        """The last 40 lines the server printed (only for a server Parley started; [] otherwise).
+
+        llama-cpp-python prints "Disconnected from client" when a client closes a streaming reply.
+        """
+        return list(self._log)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server if Parley started it (SIGTERM, then SIGKILL after ``timeout`` s)."""
         if self.process is None or self.process.poll() is not None:
@@ -163,6 +174,7 @@ class LocalServer:
         context_window: int = 4096,
         start_timeout: float = 120.0,
         threads: int | None = None,
+        alias: str = LOCAL_MODEL_ALIAS,
     ) -> LocalServer:
         """Reuse the server on ``port`` if one answers there, else start one and wait for it.
 
@@ -173,6 +185,7 @@ class LocalServer:
             start_timeout: seconds to wait for the model to load.
             threads: LOCAL_LLM_THREADS, threads that generate tokens; None for ``generation_threads()``.
                 Prompt processing always uses every core.
+            alias: the model id the started server answers to (``--model_alias``).
 
         Raises:
             LocalServerError: the model file is missing, the port is taken by something else,
@@ -189,7 +202,7 @@ class LocalServer:
             "--model",
             str(model),
             "--model_alias",
-            LOCAL_MODEL_ALIAS,
+            alias,
             "--host",
             "127.0.0.1",
             "--port",
@@ -213,7 +226,7 @@ class LocalServer:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            env={**os.environ, "PARLEY_PARENT_PID": str(os.getpid())},
+            env={**os.environ, "PARLEY_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"},
         )
         server = cls(port=port, context_window=context_window, process=process)
         threading.Thread(target=server._drain, daemon=True, name="local-llm-log").start()

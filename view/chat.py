@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 import streamlit as st
@@ -18,7 +19,10 @@ import streamlit as st
 from controller.chat_session import ChatError, ChatSession
 from settings import DEFAULT_MODELS, PROVIDER_LABELS, Settings
 from utils.llm import LLMConfig, config_from_settings, config_problem, default_base_url, list_models, mask_key
-from view.common import local_server_or_stop, message_footer, render_messages
+from utils.local_models import GGUFInfo, ModelFileError, bundled_info, find_models, read_gguf
+from utils.local_server import LocalServerError
+from view.common import local_model_name, local_server_or_stop, picked_model_server
+from view.messages import action_key, attachment_lines, message_footer, render_messages
 
 #: System prompt presets offered in the sidebar (label → prompt).
 SYSTEM_PROMPT_PRESETS: dict[str, str] = {
@@ -34,6 +38,8 @@ ChatT = TypeVar("ChatT", bound=ChatSession)
 STREAM_REDRAW_SECONDS = 0.2
 CHOICE = "model_choice"  # plain dict in session_state; survives page switches, unlike widget state
 SESSION_KEYS = "session_api_keys"  # provider → key typed in this tab
+LOCAL_PICK = "set_local_model"
+LOCAL_PICK_ERROR = "set_local_model_error"
 
 
 def _choice(settings: Settings) -> dict:
@@ -71,7 +77,7 @@ def active_config(settings: Settings) -> LLMConfig:
     return replace(
         base,
         provider=provider,
-        model=choice["model"] or DEFAULT_MODELS[provider],
+        model=local_model_name() if provider == "local" else choice["model"] or DEFAULT_MODELS[provider],
         base_url=base_url,
         api_key=session_key or (env_key.get_secret_value() if env_key else None),
         temperature=choice["temperature"],
@@ -95,7 +101,7 @@ def local_config(settings: Settings, like: LLMConfig) -> LLMConfig:
     return replace(
         like,
         provider="local",
-        model=DEFAULT_MODELS["local"],
+        model=local_model_name(),
         base_url=server.base_url,
         api_key=None,
         context_window=server.context_window,
@@ -120,8 +126,11 @@ def model_settings(settings: Settings) -> LLMConfig:
             ).strip()
         if provider in ("groq", "openai"):
             _key_field(settings, provider)
+        if provider == "local":
+            _local_model_field(settings)
         config = active_config(settings)
-        _model_field(choice, config)
+        if provider != "local":
+            _model_field(choice, config)
         choice["temperature"] = st.slider(
             "Temperature", 0.0, 2.0, float(choice["temperature"]), 0.1, key="set_temperature"
         )
@@ -179,6 +188,64 @@ def _model_field(choice: dict, config: LLMConfig) -> None:
         choice["model"] = st.text_input("Model", value=current, key=f"set_model_text_{config.provider}").strip()
 
 
+BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled)"
+
+
+def _local_model_field(settings: Settings) -> None:
+    """The local model: the bundled one or a GGUF from LOCAL_MODELS_DIR, with its size,
+    quantisation and context length. Picking one restarts the local server on it."""
+    picked = picked_model_server()
+    files = find_models(settings.local_models_dir)
+    options: list[Path | None] = [None, *files]
+    if picked.path is not None and picked.path not in options:
+        options.append(picked.path)
+    st.session_state.setdefault(LOCAL_PICK, picked.path)
+    if st.session_state[LOCAL_PICK] not in options:
+        st.session_state[LOCAL_PICK] = picked.path
+    st.selectbox(
+        "Local model",
+        options,
+        format_func=lambda p: BUNDLED_LABEL if p is None else p.name,
+        key=LOCAL_PICK,
+        on_change=_pick_local_model,
+        args=(settings,),
+        help=f"GGUF files in {settings.local_models_dir} are listed here.",
+    )
+    problem = st.session_state.pop(LOCAL_PICK_ERROR, None)
+    if problem:
+        st.error(problem)
+    info = bundled_info(settings.local_model_path) if picked.path is None else _gguf_or_none(picked.path)
+    if info is not None:
+        st.caption(info.label)
+    if not files:
+        st.caption(f"Put .gguf files in `{settings.local_models_dir}` to choose a bigger local model.")
+
+
+def _gguf_or_none(path: Path) -> GGUFInfo | None:
+    try:
+        return read_gguf(path)
+    except ModelFileError:
+        return None
+
+
+def _pick_local_model(settings: Settings) -> None:
+    """on_change of "Local model": start the server on the picked file (with a spinner); on a
+    bad file or a failed start, keep the previous model and say why."""
+    picked = picked_model_server()
+    path = st.session_state[LOCAL_PICK]
+    if path is None:
+        picked.stop()
+        return
+    try:
+        with st.spinner(f"Starting the local model {path.name}… large models take a while to load."):
+            picked.serve(
+                path, settings.local_context_window, settings.local_server_start_timeout, settings.local_llm_threads
+            )
+    except (ModelFileError, LocalServerError) as exc:
+        st.session_state[LOCAL_PICK] = picked.path
+        st.session_state[LOCAL_PICK_ERROR] = f"{exc} The previous model keeps answering."
+
+
 def _models_of(config: LLMConfig) -> list[str]:
     """Model ids from the provider's /models, asked once per provider, URL and key in this tab."""
     if config_problem(config):
@@ -194,61 +261,137 @@ def _models_of(config: LLMConfig) -> list[str]:
 
 
 def chat_area(
-    chat: ChatSession, config: LLMConfig, settings: Settings, page: str, after_turn: Callable[[], None] = lambda: None
+    chat: ChatSession,
+    config: LLMConfig,
+    settings: Settings,
+    page: str,
+    *,
+    edit: bool = True,
+    feedback: bool = True,
 ) -> None:
-    """Draw the conversation, the last failure (with Retry and fallback), the input and the budget line.
+    """Draw the conversation with its actions, the last failure (with Retry and fallback), the
+    chat box (files accepted; its button stops a streaming reply) and the budget line.
 
     Args:
         chat: this tab's controller for the page.
         config: the model in use.
         settings: for the local fallback.
-        page: a short page id, to keep this page's failure apart from the other's.
-        after_turn: called after each streamed reply (e.g. to show an auto-save error).
+        page: a short page id, to keep this page's failure and widgets apart from the other's.
+        edit: offer "Edit" under user messages.
+        feedback: offer thumbs and comments under answers (saved pages).
     """
     failure_key = f"{page}_failure"
-    render_messages(chat.messages)
+    interval = settings.stream_redraw_interval
+    demo_model_notice(config, settings)
+    reply = _queued_action(chat, page)
+    render_messages(chat, page, edit=edit, feedback=feedback)
     failure = st.session_state.get(failure_key)
-    if failure is not None and chat.pending_user_text() is not None:
+    if failure is not None and reply is None:
         notice = st.empty()
         notice.error(failure["message"])
-        actions = st.empty()
-        retry_col, local_col = actions.container().columns([1, 3])
-        if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
-            notice.empty(), actions.empty()
-            _stream(chat, chat.retry(), failure_key, after_turn, settings.stream_redraw_interval)
-        elif failure["fallback"] and local_col.button("Answer with the local model instead", key=f"{page}_fallback"):
-            notice.empty(), actions.empty()
-            fallback = local_config(settings, config)
-            _stream(chat, chat.retry(fallback), failure_key, after_turn, settings.stream_redraw_interval)
-    if prompt := st.chat_input("Message Parley"):
+        if chat.pending_user_text() is not None:
+            actions = st.empty()
+            retry_col, local_col = actions.container().columns([1, 3])
+            if retry_col.button("Retry", icon="🔁", key=f"{page}_retry"):
+                notice.empty(), actions.empty()
+                reply = chat.retry()
+            elif failure["fallback"] and local_col.button(
+                "Answer with the local model instead", key=f"{page}_fallback"
+            ):
+                notice.empty(), actions.empty()
+                reply = chat.retry(local_config(settings, config))
+    if reply is not None:
+        _stream(chat, reply, failure_key, interval, stop_button=f"{page}_stop")
+    submitted = st.chat_input("Message Parley", accept_file=True, submit_mode="stop", key=f"{page}_input")
+    if submitted is not None and (submitted.text.strip() or submitted.files):
+        text = submitted.text
+        files = [(f.name, f.getvalue()) for f in submitted.files]
         with st.chat_message("user"):
-            st.markdown(prompt)
+            st.markdown(text)
+            files_line = st.empty()
         try:
-            reply = chat.stream_reply(prompt)
+            reply = chat.stream_reply(text, files)
         except ChatError as exc:  # refused before sending: give the text back
             st.error(str(exc))
-            st.code(exc.refused_text or prompt, language=None, wrap_lines=True)
+            if text.strip():
+                st.code(exc.refused_text or text, language=None, wrap_lines=True)
             return
-        _stream(chat, reply, failure_key, after_turn, settings.stream_redraw_interval)
+        if chat.messages[-1].attachments:
+            with files_line.container():
+                attachment_lines(chat.messages[-1])
+        _stream(chat, reply, failure_key, interval)
     _budget_line(chat)
 
 
+#: Where the README (shown on the Help page) says how to get better answers than the demo model's.
+BETTER_ANSWERS = (
+    ("a GGUF model in models/", "Help#a-better-local-model"),
+    ("Ollama or another OpenAI-compatible server", "Help#ollama-v-llm-or-any-open-ai-compatible-server"),
+    ("a Groq or OpenAI key", "Help#groq-or-open-ai"),
+)
+
+
+def demo_model_notice(config: LLMConfig, settings: Settings) -> None:
+    """On the bundled SmolLM2-135M, one line above the chat: what it is, and three ways to better answers."""
+    if config.provider != "local" or picked_model_server().path is not None or settings.local_model_path:
+        return
+    ways = ", ".join(f"[{label}]({target})" for label, target in BETTER_ANSWERS)
+    st.info(
+        "You are chatting with SmolLM2-135M, a 135-million-parameter demo model that often gets facts "
+        f"wrong. For better answers use {ways}.",
+        icon="ℹ️",
+    )
+
+
+def _queued_action(chat: ChatSession, page: str) -> Iterator[str] | None:
+    """Start the action queued by a message's button (regenerate, or send an edit); None if none.
+
+    A refused action (e.g. an edit too long for the model) is shown with ``st.error`` and its text.
+    """
+    action = st.session_state.pop(action_key(page), None)
+    if action is None:
+        return None
+    st.session_state.pop(f"{page}_failure", None)
+    try:
+        if action["kind"] == "regenerate":
+            return chat.regenerate()
+        return chat.edit(action["index"], action["text"])
+    except ChatError as exc:
+        st.error(str(exc))
+        if exc.refused_text:
+            st.code(exc.refused_text, language=None, wrap_lines=True)
+        return None
+
+
 def _stream(
-    chat: ChatSession, reply: Iterator[str], failure_key: str, after_turn: Callable[[], None], interval: float
+    chat: ChatSession,
+    reply: Iterator[str],
+    failure_key: str,
+    interval: float,
+    stop_button: str | None = None,
 ) -> None:
     """Stream ``reply`` into an assistant bubble, redrawn at most every ``interval`` seconds;
-    remember a failure so Retry survives reruns."""
+    remember a failure so Retry survives reruns.
+
+    Stopping (the chat box's stop button, ``stop_button``'s "Stop", or any rerun) closes the
+    stream: the text so far is kept, marked stopped, and the model's HTTP stream is closed.
+    """
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
+        if stop_button is not None:  # a regenerate or edit was not sent from the chat box: no stop there
+            st.button("Stop", icon="⏹️", key=stop_button, help="Stop the reply; the text so far is kept.")
+        deltas = coalesce(reply, interval)
         try:
-            st.write_stream(coalesce(reply, interval))
+            st.write_stream(deltas)
             message_footer(chat.messages[-1])
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
             st.error(str(exc))
-    after_turn()
-    if failure_key in st.session_state:
-        st.rerun()  # draw the failure with its Retry button, under the kept message
+        finally:  # also on Stop (Streamlit's StopException) or a rerun: keep the part that arrived
+            deltas.close()
+    # Draw the conversation again: the new reply gets its actions (copy, regenerate, rating), a
+    # failure its Retry button, and the sidebar lists a conversation saved from its first message.
+    st.rerun()
 
 
 def coalesce(deltas: Iterator[str], interval: float = STREAM_REDRAW_SECONDS) -> Iterator[str]:

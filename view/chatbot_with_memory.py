@@ -24,13 +24,16 @@ def render(make_chat: Callable[[LLMConfig, Store], MemoryChat]) -> None:
         config = model_settings(settings)
     store = conversation_store(settings)
     chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
+    chat.auto_title = True  # saved from the first message, so a refresh loses nothing
     with st.sidebar:
         conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")
-    st.caption(f"Conversation: **{chat.name}** (saved automatically)" if chat.name else "Unsaved conversation")
+    st.caption(
+        f"Conversation: **{chat.name}** (saved automatically)"
+        if chat.name
+        else "New conversation: it is saved from your first message."
+    )
 
-    def show_save_error() -> None:
-        if chat.save_error:
-            st.error(chat.save_error)
-
-    chat_area(chat, config, settings, page="memory", after_turn=show_save_error)
+    if chat.save_error:  # the last auto-save failed: said above the chat until a save works
+        st.error(chat.save_error)
+    chat_area(chat, config, settings, page="memory")

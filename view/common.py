@@ -8,12 +8,12 @@ from pathlib import Path
 import streamlit as st
 from pydantic import ValidationError
 
-from model.message import Message
 from model.store_base import Store, StoreError
 from model.stores import open_store
 from settings import PROVIDER_LABELS, Settings, load_settings
 from utils.llm import LLMConfig
-from utils.local_server import LocalServer, LocalServerError
+from utils.local_models import PickedModelServer
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
 
 #: Longest conversation name shown in full in the sidebar, in characters.
 NAME_DISPLAY_LIMIT = 40
@@ -63,12 +63,29 @@ def conversation_store(settings: Settings) -> Store:
         st.stop()
 
 
+@st.cache_resource(show_spinner=False)
+def picked_model_server() -> PickedModelServer:
+    """The one server for a model picked from LOCAL_MODELS_DIR, shared by every tab."""
+    return PickedModelServer()
+
+
+def local_model_name() -> str:
+    """The model id the local provider answers with now: the picked GGUF's name without
+    ``.gguf``, or the bundled model's alias."""
+    picked = picked_model_server()
+    return picked.path.stem if picked.path is not None else LOCAL_MODEL_ALIAS
+
+
 def local_server_or_stop(settings: Settings) -> LocalServer:
-    """The shared local model server, started with a spinner the first time.
+    """The local model server in use: the picked model's, or the shared bundled one (started
+    with a spinner the first time).
 
     On a missing model or a server that does not start, shows ``st.error`` with what to do and
     stops the page.
     """
+    picked = picked_model_server()
+    if picked.server is not None:
+        return picked.server
     try:
         with st.spinner("Starting the local model (SmolLM2-135M-Instruct)… this takes a few seconds the first time."):
             return _local_server(
@@ -96,32 +113,6 @@ def short_name(name: str) -> str:
 def widget_key(prefix: str, name: str) -> str:
     """A widget key that is unique and safe whatever ``name`` holds (SHA-1 of its UTF-8)."""
     return f"{prefix}-{hashlib.sha1(name.encode('utf-8')).hexdigest()}"
-
-
-def render_messages(messages: list[Message]) -> None:
-    """Draw each message as a chat bubble, with its footer (model, incomplete mark, sources)."""
-    for message in messages:
-        with st.chat_message(message.role.value):
-            st.markdown(message.content)
-            message_footer(message)
-
-
-def message_footer(message: Message) -> None:
-    """Under a reply: the model that gave it, whether it is incomplete, and its "Sources"."""
-    if message.role.value != "assistant":
-        return
-    if message.incomplete:
-        st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
-    elif message.model:
-        st.caption(message.model)
-    elif message.knowledge_base:
-        st.caption(f"Nothing in “{message.knowledge_base}” passed the similarity threshold; no model was asked.")
-    if message.sources:
-        with st.expander("Sources"):
-            for number, source in enumerate(message.sources, start=1):
-                where = f" · {source['where']}" if source.get("where") else ""
-                st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
-                st.text(source["text"][:1500])
 
 
 def flash(text: str, kind: str = "success") -> None:

@@ -3,7 +3,7 @@
 UI labels (DESIGN.md, relied on by tests): "Save", "Enter a name to save the conversation:",
 "Confirm Save", "Saved Conversations", and one popover per name holding "Load" and "Delete"
 ("Delete" asks "Yes, delete" / "Cancel"), plus "Rename" and Markdown/JSON export. Below the list:
-"Import conversations" and "Restore from backup".
+"Feedback" (rated answers as JSON Lines), "Import conversations" and "Restore from backup".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from controller.saved_chat import SavedChat
-from model.conversation_store import export_json, export_markdown, parse_import
+from model.conversation_store import export_feedback, export_json, export_markdown, parse_import
 from model.store_base import Store, StoreError
 from view.common import flash, short_name, show_flashes, widget_key
 
@@ -65,6 +65,18 @@ def conversation_sidebar(chat: SavedChat, store: Store) -> None:
     if len(shown) > limit and st.button(f"Show more ({len(shown) - limit} older)", key="memory_show_more"):
         st.session_state[LIST_LIMIT] = limit + LIST_PAGE
         st.rerun()
+    if names:
+        st.download_button(
+            "Feedback",
+            lambda: export_feedback(store.load_all()),
+            file_name="parley-feedback.jsonl",
+            mime="application/jsonl",
+            key="memory_export_feedback",
+            icon="⬇️",
+            on_click="ignore",
+            use_container_width=True,
+            help="Every rated answer as JSON Lines: question, answer, model, rating, comment.",
+        )
     _import_section(store)
     _restore_section(store)
 
@@ -200,10 +212,14 @@ def _save_form(chat: SavedChat, store: Store) -> None:
 
 
 def _save(chat: SavedChat, name: str) -> None:
+    """Save (or rename: the automatic title goes) the open conversation as ``name``."""
     st.session_state.pop(PENDING_OVERWRITE, None)
+    old = chat.name
 
     def save() -> None:
         saved = chat.save_as(name)
+        if old is not None and old != saved:
+            chat.store.delete(old)
         st.session_state[SHOW_SAVE] = False
         flash(f"Saved as “{short_name(saved)}”. New messages are saved automatically.")
 

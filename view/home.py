@@ -20,7 +20,8 @@ def render() -> None:
     st.markdown(
         "A private, local-first chat app. With no API key and no network it answers from a small "
         "model running on this machine; with a Groq or OpenAI key, or any OpenAI-compatible "
-        "server, it uses that instead. Your conversations stay in a file on this machine."
+        "server, it uses that instead. Your conversations stay on this machine (a file, or the database "
+        "you configure)."
     )
     config = active_config(settings_or_stop())
     st.subheader("Active model")
@@ -38,4 +39,8 @@ def render() -> None:
     st.page_link("pages/1_Simple_Chat.py", label="Simple Chat", icon="💬")
     st.caption("A quick chat; nothing is saved.")
     st.page_link("pages/2_Chatbot_With_Memory.py", label="Chatbot With Memory", icon="🧠")
-    st.caption("Chat with memory; save, load and delete named conversations.")
+    st.caption("Chat with memory; every chat is saved from its first message; load, rename and delete them.")
+    st.page_link("pages/3_Knowledge_Base.py", label="Knowledge Base", icon="📚")
+    st.caption("Make a knowledge base from your files and ask about them, with sources.")
+    st.page_link("pages/4_Help.py", label="Help", icon="❓")
+    st.caption("How to set Parley up: bigger local models, other servers, keys, the chat server.")

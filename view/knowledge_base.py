@@ -43,6 +43,7 @@ def render(make_chat: Callable[[LLMConfig, Store], KnowledgeChat]) -> None:
     store = conversation_store(settings)
     kbs = knowledge_bases(settings.knowledge_base_dir)
     chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
+    chat.auto_title = True  # saved from the first message, so a refresh loses nothing
     st.title("Knowledge Base")
     with st.sidebar:
         show_flashes()
@@ -60,6 +61,8 @@ def render(make_chat: Callable[[LLMConfig, Store], KnowledgeChat]) -> None:
             f"Answering from **{chat.kb.name}**: {len(chat.kb.files)} file(s), {chat.kb.chunk_count} chunk(s). "
             f"Top {chat.top_k} chunks with similarity ≥ {chat.threshold:.2f}."
         )
+    if chat.save_error:  # the last auto-save failed: said above the chat until a save works
+        st.error(chat.save_error)
     chat_area(chat, config, settings, page="kb")
 
 

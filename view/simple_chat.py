@@ -21,7 +21,7 @@ def render(make_chat: Callable[[LLMConfig], SimpleChat]) -> None:
         st.caption("Nothing on this page is saved.")
     chat = tab_chat(SESSION_KEY, lambda: make_chat(config), config)
     st.title("Simple Chat")
-    chat_area(chat, config, settings, page="simple")
+    chat_area(chat, config, settings, page="simple", edit=False, feedback=False)
     with st.sidebar:  # drawn after the turn, so it knows whether there is anything to clear
         if st.button("Clear chat", disabled=not chat.messages):
             chat.messages.clear()
