@@ -1,15 +1,12 @@
 """Browser test: Playwright drives Debian's Chromium against `streamlit run Home.py` on the real local model."""
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-#: Where screenshots go: a temporary folder, or PARLEY_SCREENSHOT_DIR (`make screenshots` sets it to docs/).
-SHOTS_DIR = os.environ.get("PARLEY_SCREENSHOT_DIR")
 TIMEOUT_MS = 90_000
 
 pytestmark = pytest.mark.browser
@@ -40,12 +37,6 @@ def send(page: Page, text: str) -> None:
     # The model's name is written under a reply once it is complete.
     expect(reply.get_by_test_id("stCaptionContainer").first).to_have_text("smollm2-135m-instruct", timeout=TIMEOUT_MS)
     wait_idle(page)
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """The folder screenshots are written to; never docs/ unless `make screenshots` asks for it."""
-    return Path(SHOTS_DIR) if SHOTS_DIR else tmp_path
 
 
 @pytest.fixture

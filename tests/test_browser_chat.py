@@ -70,7 +70,7 @@ def test_stop_keeps_the_text_marked_stopped_and_a_refresh_keeps_the_chat(
 
 
 def test_regenerate_gives_version_two_and_version_one_can_be_chosen_again_and_copy(
-    app_env, streamlit_app, browser_page
+    app_env, streamlit_app, browser_page, shots
 ):
     page = browser_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=streamlit_app)
@@ -80,6 +80,7 @@ def test_regenerate_gives_version_two_and_version_one_can_be_chosen_again_and_co
     bubble(page, 1).get_by_role("button", name="Regenerate").click()
     expect(bubble(page, 1).get_by_text("2 / 2")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
+    page.screenshot(path=shots / "chat_features.png")
     (messages,) = saved(app_env).values()
     assert messages[1]["version_index"] == 1 and messages[1]["versions"][0][0]["content"] == first.strip()
 
