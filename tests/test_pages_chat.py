@@ -125,3 +125,20 @@ def test_a_gguf_cut_inside_its_tensor_data_is_refused_before_a_server_starts(tmp
         read_gguf(not_gguf)
     info = read_gguf(bundled)
     assert (info.quantization, info.context_length, info.size_bytes) == ("Q4_1", 8192, bundled.stat().st_size)
+
+
+def test_a_loaded_chat_shows_its_rating_comment_and_versions(app_env):
+    from view.common import widget_key
+
+    answer = {"role": "assistant", "content": "Blue.", "model": "m"}
+    answer |= {"feedback": {"rating": -1, "comment": "Too vague."}, "version_index": 1}
+    answer["versions"] = [[{"role": "assistant", "content": "Red.", "model": "m"}]]
+    app_env.write_text(json.dumps({"Colours": [{"role": "user", "content": "Name a colour."}, answer]}))
+    at = run(MEMORY)
+    at.button(key=widget_key("load", "Colours")).click().run()
+    assert chat_texts(at)[1] == ("assistant", "Blue.")
+    assert any(c.value == "💬 Too vague." for c in at.main.caption)
+    assert any(m.value == "2 / 2" for m in at.main.markdown)
+    chat = at.session_state["memory_chat"]
+    thumbs = message_key("memory", 1, chat.messages[1]) + "-thumbs"
+    assert at.session_state[thumbs] == 0  # st.feedback's thumbs down
