@@ -7,7 +7,6 @@ touches only this file.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Generator, Iterator
 from queue import Empty
@@ -21,7 +20,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.llms.openai import OpenAI
 
 from model.message import Message
-from utils.llm import LLMConfig, ProviderConfigError, build_llm
+from utils.llm import LLMConfig, ProviderConfigError, build_llm, close_open_responses
 
 
 def make_llm(config: LLMConfig) -> OpenAI | None:
@@ -144,13 +143,11 @@ def _direct(response: StreamingAgentChatResponse) -> Iterator[str]:
 
 
 def close_stream(stream: object) -> None:
-    """Close a streamed reply's generator chain and the HTTP response under it, now.
+    """Close a streamed reply's generator chain and the HTTP responses this thread has open, now.
 
-    The openai SDK's ``Stream`` refers to itself through its own iterator (a reference cycle), so
-    closing the generators above it leaves the HTTP response open, and the server generating,
-    until Python's cyclic garbage collector runs; ``gc.collect()`` runs it at once (tens of
-    milliseconds, only when a reply is stopped).
+    Must run in the thread that read the stream (the provider's responses are tracked per
+    thread, ``utils.llm.close_open_responses``): closing the connection stops the server generating.
     """
     if isinstance(stream, Generator):
         stream.close()
-        gc.collect()
+    close_open_responses()

@@ -57,6 +57,13 @@ def fit_attachment(text: str, budget: int, count: Callable[[str], list]) -> str:
 REMOTE_PROVIDERS = ("groq", "openai", "openai_like")
 
 
+def _close(deltas: Iterator[str]) -> None:
+    """Close a generator of deltas (and so whatever stream it reads); other iterators are left."""
+    close = getattr(deltas, "close", None)
+    if close is not None:
+        close()
+
+
 class ChatError(Exception):
     """A reply could not be produced; ``str(error)`` is a sentence for the user.
 
@@ -314,13 +321,16 @@ class ChatSession:
         self.attempts = 0
         while True:
             self.attempts += 1
+            deltas: Iterator[str] = iter(())
             try:
-                for delta in start():
+                deltas = iter(start())
+                for delta in deltas:
                     if delta:
                         parts.append(delta)
                         yield delta
                 break
             except GeneratorExit:  # the reader stopped: Stop, a rerun or a closed connection
+                _close(deltas)  # now, not when garbage is collected: the HTTP stream closes with it
                 self._keep_partial(parts, on_message, stopped=True)
                 raise
             except Exception as exc:  # any provider or transport failure becomes a user message

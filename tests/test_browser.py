@@ -13,9 +13,14 @@ pytestmark = pytest.mark.browser
 
 
 def wait_idle(page: Page) -> None:
-    """Wait until the script run (and so any streaming) is over."""
+    """Wait until the script run (and so any streaming, and the reruns it asks for) is over.
+
+    Streamlit marks the app with ``data-test-script-state``; its status widget is not drawn with
+    ``toolbarMode = "minimal"``, so it cannot tell. A click during a run that ``st.rerun()``
+    started can be lost, so tests click only once the app is idle.
+    """
     page.wait_for_timeout(300)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=TIMEOUT_MS)
 
 
 def open_popover(page: Page, name: str, action: str) -> None:
@@ -99,6 +104,7 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
 
     open_popover(page, "Meeting Ada", "Delete")
     page.get_by_role("button", name="Delete", exact=True).click()
+    wait_idle(page)
     sidebar.get_by_role("button", name="Yes, delete", exact=True).click()
     expect(sidebar.get_by_text("Deleted “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
     expect(sidebar.get_by_role("button", name="Meeting Ada", exact=True)).to_have_count(0)

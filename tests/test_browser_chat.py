@@ -16,7 +16,7 @@ from utils.local_server import LOCAL_MODEL_ALIAS
 
 pytestmark = pytest.mark.browser
 
-LONG = "Write a very long story about a dragon, in ten chapters."
+LONG = "Write a very long story about a dragon, in twenty chapters of 500 words each."
 
 
 def saved(app_env) -> dict:
@@ -35,8 +35,10 @@ def bubble(page: Page, index: int):
 
 @pytest.fixture
 def long_replies(app_env, monkeypatch):
-    """Replies of up to 2,000 tokens (about 15 s on 2 cores), so there is time to press Stop."""
+    """Replies of up to 2,000 tokens (about 15 s on 2 cores), so there is time to press Stop; greedy,
+    so that LONG is answered at full length every time (at 0.7 it sometimes ends after ~350 tokens)."""
     monkeypatch.setenv("LLM_MAX_TOKENS", "2000")
+    monkeypatch.setenv("LLM_TEMPERATURE", "0")
     return app_env
 
 
@@ -51,6 +53,7 @@ def test_stop_keeps_the_text_marked_stopped_and_a_refresh_keeps_the_chat(
     box.press("Enter")
     expect(bubble(page, 1)).to_contain_text(re.compile(r"\w+ \w+ \w+"), timeout=TIMEOUT_MS)
     page.get_by_test_id("stChatInputStopButton").click()
+    expect(page.get_by_test_id("stChatInputStopButton")).to_have_count(0, timeout=TIMEOUT_MS)
     wait_idle(page)
     conversations = saved(long_replies)
     (title,) = conversations  # saved from its first message, under its first words

@@ -17,7 +17,7 @@ from tests.fault_server import RecordingProxy
 from tests.kb_files import FACTS, all_files
 from tests.servers import disconnected_since
 
-LONG = "Write a very long story about a dragon, in ten chapters."
+LONG = "Write a very long story about a dragon, in twenty chapters of 500 words each."
 
 
 def two_versions() -> list[Message]:
@@ -119,7 +119,9 @@ def store(tmp_path) -> ConversationStore:
 
 
 def test_a_new_chat_is_saved_from_its_first_message_under_a_unique_title(local_config, store):
-    store.save("Hello there", [Message.user("older")])
+    store.save(
+        "Hello there", [Message.from_dict({"role": "user", "content": "older", "timestamp": "2026-01-01T00:00:00Z"})]
+    )
     chat = MemoryChat(local_config, store)
     chat.auto_title = True
     "".join(chat.stream_reply("Hello there"))
@@ -189,7 +191,7 @@ def test_feedback_is_saved_on_the_message(local_config, store):
 def test_stop_keeps_the_text_marked_stopped_and_closes_the_http_stream(local_config, local_server, store, chat_class):
     if local_server.process is None:
         pytest.skip("the local server was started by someone else: its log is not readable here")
-    config = replace(local_config, max_tokens=2000)
+    config = replace(local_config, max_tokens=2000, temperature=0.0)
     chat = MemoryChat(config, store) if chat_class is MemoryChat else SimpleChat(config)
     before = sum("Disconnected from client" in line for line in local_server.log_lines())
     reply = chat.stream_reply(LONG)

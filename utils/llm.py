@@ -14,6 +14,7 @@ turned off (``max_retries=0``), so the one retrying layer is Parley's controller
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import httpx
@@ -139,6 +140,48 @@ def config_problem(config: LLMConfig) -> str | None:
     return None
 
 
+_opened = threading.local()  # per thread: the provider HTTP responses it opened (``_track``)
+
+
+def _track(response: httpx.Response) -> None:
+    """httpx response hook: remember ``response`` in the thread that made the request (which is
+    the thread that reads a streamed reply), forgetting the ones already closed."""
+    responses = getattr(_opened, "responses", None)
+    if responses is None:
+        responses = _opened.responses = []
+    responses[:] = [r for r in responses if not r.is_closed]
+    responses.append(response)
+
+
+def close_open_responses() -> int:
+    """Close every provider HTTP response this thread opened and has not closed yet.
+
+    Used when the user stops a streamed reply: closing the connection is what makes the server
+    stop generating (llama-cpp-python's server logs "Disconnected from client"). Closing the
+    generators above the openai SDK's stream is not enough: the SDK's ``Stream`` refers to itself
+    (a reference cycle), so its response stays open until the garbage collector finds it.
+
+    Returns:
+        the number of responses closed.
+    """
+    responses = getattr(_opened, "responses", [])
+    open_ones = [r for r in responses if not r.is_closed]
+    for response in open_ones:
+        response.close()
+    responses.clear()
+    return len(open_ones)
+
+
+def _http_client() -> httpx.Client:
+    """An HTTP client like the openai SDK's default (same connection limits, redirects followed),
+    whose responses are tracked per thread (``close_open_responses``)."""
+    return httpx.Client(
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        follow_redirects=True,
+        event_hooks={"response": [_track]},
+    )
+
+
 def build_llm(config: LLMConfig) -> OpenAI:
     """Return the llama-index LLM for ``config``; no request is made.
 
@@ -170,6 +213,7 @@ def _cached_llm(config: LLMConfig) -> OpenAI:
             timeout=config.timeout,
             max_retries=SDK_MAX_RETRIES,
             additional_kwargs=extra,
+            http_client=_http_client(),
         )
     if config.provider == "openai":
         llm = OpenAI(
@@ -181,6 +225,7 @@ def _cached_llm(config: LLMConfig) -> OpenAI:
             timeout=config.timeout,
             max_retries=SDK_MAX_RETRIES,
             additional_kwargs=extra,
+            http_client=_http_client(),
         )
         try:
             llm.metadata  # noqa: B018 (llama-index knows only the model names in its table; raises otherwise)
@@ -223,6 +268,7 @@ def _openai_like(config: LLMConfig, base_url: str | None, default_context_window
         timeout=config.timeout,
         max_retries=SDK_MAX_RETRIES,
         additional_kwargs=request_options(config),
+        http_client=_http_client(),
     )
 
 

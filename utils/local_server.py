@@ -115,7 +115,7 @@ class LocalServer:
     port: int
     context_window: int
     process: subprocess.Popen | None = None
-    _log: deque = field(default_factory=lambda: deque(maxlen=40), repr=False)
+    _log: deque = field(default_factory=lambda: deque(maxlen=400), repr=False)
 
     @property
     def base_url(self) -> str:
@@ -127,7 +127,7 @@ class LocalServer:
         return server_answers(self.base_url)
 
     def log_lines(self) -> list[str]:
-        """The last 40 lines the server printed (only for a server Parley started; [] otherwise).
+        """The last 400 lines the server printed (only for a server Parley started; [] otherwise).
 
         llama-cpp-python prints "Disconnected from client" when a client closes a streaming reply.
         """

@@ -8,6 +8,7 @@ typed here stays in the session: it is never written to conversations.json, logs
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -282,6 +283,11 @@ def chat_area(
     """
     failure_key = f"{page}_failure"
     interval = settings.stream_redraw_interval
+    turn = _turn_lock(page)
+    # A Stop or any click during a reply starts this run in a new thread while the stopped run is
+    # still keeping the partial reply: wait for it (bounded), so the chat below includes it.
+    if turn.acquire(timeout=TURN_WAIT_SECONDS):
+        turn.release()
     demo_model_notice(config, settings)
     reply = _queued_action(chat, page)
     render_messages(chat, page, edit=edit, feedback=feedback)
@@ -301,7 +307,7 @@ def chat_area(
                 notice.empty(), actions.empty()
                 reply = chat.retry(local_config(settings, config))
     if reply is not None:
-        _stream(chat, reply, failure_key, interval, stop_button=f"{page}_stop")
+        _stream(chat, reply, failure_key, interval, turn)
     submitted = st.chat_input("Message Parley", accept_file=True, submit_mode="stop", key=f"{page}_input")
     if submitted is not None and (submitted.text.strip() or submitted.files):
         text = submitted.text
@@ -319,7 +325,7 @@ def chat_area(
         if chat.messages[-1].attachments:
             with files_line.container():
                 attachment_lines(chat.messages[-1])
-        _stream(chat, reply, failure_key, interval)
+        _stream(chat, reply, failure_key, interval, turn)
     _budget_line(chat)
 
 
@@ -341,6 +347,15 @@ def demo_model_notice(config: LLMConfig, settings: Settings) -> None:
         f"wrong. For better answers use {ways}.",
         icon="ℹ️",
     )
+
+
+#: Longest wait, in seconds, for a stopped run to finish keeping its partial reply.
+TURN_WAIT_SECONDS = 10.0
+
+
+def _turn_lock(page: str) -> threading.Lock:
+    """This tab's lock for ``page``, held while a reply streams (kept in ``st.session_state``)."""
+    return st.session_state.setdefault(f"{page}_turn_lock", threading.Lock())
 
 
 def _queued_action(chat: ChatSession, page: str) -> Iterator[str] | None:
@@ -368,27 +383,29 @@ def _stream(
     reply: Iterator[str],
     failure_key: str,
     interval: float,
-    stop_button: str | None = None,
+    turn: threading.Lock,
 ) -> None:
     """Stream ``reply`` into an assistant bubble, redrawn at most every ``interval`` seconds;
     remember a failure so Retry survives reruns.
 
-    Stopping (the chat box's stop button, ``stop_button``'s "Stop", or any rerun) closes the
+    Stopping (the chat box's stop button, or any click during the reply) closes the
     stream: the text so far is kept, marked stopped, and the model's HTTP stream is closed.
     """
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
-        if stop_button is not None:  # a regenerate or edit was not sent from the chat box: no stop there
-            st.button("Stop", icon="⏹️", key=stop_button, help="Stop the reply; the text so far is kept.")
+        body = st.container()
         deltas = coalesce(reply, interval)
+        turn.acquire()
         try:
-            st.write_stream(deltas)
-            message_footer(chat.messages[-1])
+            with body:
+                st.write_stream(deltas)
+                message_footer(chat.messages[-1])
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
             st.error(str(exc))
         finally:  # also on Stop (Streamlit's StopException) or a rerun: keep the part that arrived
             deltas.close()
+            turn.release()
     # Draw the conversation again: the new reply gets its actions (copy, regenerate, rating), a
     # failure its Retry button, and the sidebar lists a conversation saved from its first message.
     st.rerun()

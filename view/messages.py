@@ -115,7 +115,9 @@ def message_footer(message: Message) -> None:
 
 def copy_button(text: str) -> None:
     """A one-click "Copy" button that puts ``text`` on the clipboard (the browser's Clipboard API)."""
-    literal = json.dumps(text).replace("</", "<\\/")
+    # A JavaScript string literal that cannot end the script or open a tag, whatever the message
+    # holds (model output included): every "<", ">" and "&" is a \\u escape.
+    literal = json.dumps(text).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     components.html(_COPY_HTML.replace("__TEXT__", literal), height=COPY_HEIGHT)
 
 
@@ -134,12 +136,12 @@ def _actions(
     columns = st.columns([1, 1.6, 0.45, 0.6, 0.45, 3.5], gap="small", vertical_alignment="center")
     with columns[0]:
         copy_button(message.content)
-    if is_user and edit and columns[1].button("Edit", icon="✏️", key=f"{key}-edit"):
-        st.session_state[_editing_key(page)] = key
-        st.rerun()
-    if not is_user and is_last and columns[1].button("Regenerate", icon="🔄", key=f"{key}-regen"):
-        st.session_state[action_key(page)] = {"kind": "regenerate"}
-        st.rerun()
+    if is_user and edit:
+        columns[1].button("Edit", icon="✏️", key=f"{key}-edit", on_click=_set_editing, args=(page, key))
+    if not is_user and is_last:  # a callback, so the click's own run streams the reply (and Stop can end it)
+        columns[1].button(
+            "Regenerate", icon="🔄", key=f"{key}-regen", on_click=_queue, args=(page, {"kind": "regenerate"})
+        )
     count = version_count(message)
     if count > 1:
         chosen = message.version_index
@@ -177,13 +179,32 @@ def _feedback(chat: SavedChat, index: int, message: Message, key: str) -> None:
         comment_area.caption(f"💬 {stored['comment'][:80]}")
 
 
+def _queue(page: str, action: dict) -> None:
+    """on_click: queue ``action`` for ``view.chat.chat_area`` in the run this click starts.
+
+    A callback rather than ``st.rerun()``: in Streamlit 1.67 a click during a run that
+    ``st.rerun()`` started did not interrupt it (so the reply streamed there could not be stopped)
+    and could be lost.
+    """
+    st.session_state.pop(_editing_key(page), None)
+    st.session_state[action_key(page)] = action
+
+
+def _set_editing(page: str, key: str | None) -> None:
+    """on_click of "Edit" (``key`` of the message) and "Cancel" (None)."""
+    if key is None:
+        st.session_state.pop(_editing_key(page), None)
+    else:
+        st.session_state[_editing_key(page)] = key
+
+
+def _send_edit(page: str, index: int, text_key: str) -> None:
+    """on_click of "Send": queue the edit of message ``index`` with the text in ``text_key``."""
+    _queue(page, {"kind": "edit", "index": index, "text": st.session_state.get(text_key, "")})
+
+
 def _edit_form(page: str, index: int, message: Message, key: str) -> None:
-    text = st.text_area("Edit your message", value=message.content, key=f"{key}-edit-text")
+    st.text_area("Edit your message", value=message.content, key=f"{key}-edit-text")
     send, cancel, _ = st.columns([1, 1, 4])
-    if send.button("Send", type="primary", key=f"{key}-send"):
-        st.session_state.pop(_editing_key(page), None)
-        st.session_state[action_key(page)] = {"kind": "edit", "index": index, "text": text}
-        st.rerun()
-    if cancel.button("Cancel", key=f"{key}-cancel-edit"):
-        st.session_state.pop(_editing_key(page), None)
-        st.rerun()
+    send.button("Send", type="primary", key=f"{key}-send", on_click=_send_edit, args=(page, index, f"{key}-edit-text"))
+    cancel.button("Cancel", key=f"{key}-cancel-edit", on_click=_set_editing, args=(page, None))
