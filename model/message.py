@@ -117,11 +117,8 @@ class Message:
         timestamp = data.get("timestamp")
         model = data.get("model")
         raw_versions = data.get("versions")
-        versions = tuple(
-            tuple(_dicts(branch, ("role", "content")))
-            for branch in (raw_versions if isinstance(raw_versions, list) else ())
-            if _dicts(branch, ("role", "content"))
-        )
+        branches = (_dicts(b, ("role", "content")) for b in (raw_versions if isinstance(raw_versions, list) else ()))
+        versions = tuple(tuple(branch) for branch in branches if branch)
         return cls(
             role=role,
             content=content,
