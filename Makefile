@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run serve worker migrate test lint bench screenshots lock chromium services clean
+.PHONY: run serve worker migrate test lint bench screenshots lock chromium services sandbox clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ services:
 	@dpkg -s postgresql-15 redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends postgresql-15 redis-server; }
 
+# Debian's bubblewrap: the agent's "run Python" tool runs code with no network and a read-only file
+# system through it (utils/sandbox.py); without it Parley falls back to `unshare -n` and says so.
+sandbox:
+	@dpkg -s bubblewrap >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends bubblewrap; }
+
 chromium:
 	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { $(SUDO) apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-color-emoji; }
@@ -44,6 +50,7 @@ lock:
 	rm -rf .lock-venv
 
 run: $(VENV)/.deps
+	@$(MAKE) --no-print-directory sandbox || echo "bubblewrap was not installed: Python code from the agent's tool will run less isolated (the page says how)."
 	$(VENV)/bin/streamlit run Home.py
 
 # The chat server (api/): uvicorn on 127.0.0.1:$${PARLEY_API_PORT:-8000}, on the local model by default.
@@ -57,7 +64,7 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.test-deps chromium services lint
+test: $(VENV)/.test-deps chromium services sandbox lint
 	$(VENV)/bin/python -m pytest
 
 # A model worker for the chat server's queue (needs REDIS_URL); start as many as you like.

@@ -1,5 +1,6 @@
 """Construction of llama-index's chat machinery, in one module: the LLM, the ChatMemoryBuffer,
-the OpenAIAgent, the knowledge base's chat engine, and reading their streamed replies.
+the OpenAIAgent (with its tools and the record of their calls), the knowledge base's chat
+engine, and reading their streamed replies.
 
 A later move from OpenAIAgent to FunctionAgent (OpenAIAgent is deprecated in llama-index)
 touches only this file.
@@ -8,16 +9,20 @@ touches only this file.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from queue import Empty
 
-from llama_index.agent.openai import OpenAIAgent
+from llama_index.agent.openai import OpenAIAgent, OpenAIAgentWorker
+from llama_index.core.agent.types import Task
 from llama_index.core.chat_engine import CondensePlusContextChatEngine
 from llama_index.core.chat_engine.types import StreamingAgentChatResponse
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.memory.types import BaseMemory
 from llama_index.core.postprocessor import SimilarityPostprocessor
 from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.tools import BaseTool, ToolOutput
 from llama_index.llms.openai import OpenAI
+from llama_index.llms.openai.utils import OpenAIToolCall
 
 from model.message import Message
 from utils.llm import LLMConfig, ProviderConfigError, build_llm, close_open_responses
@@ -43,17 +48,130 @@ def build_memory(messages: list[Message], llm: OpenAI | None, token_limit: int) 
         llm: the model the memory serves, or None when none can be built yet.
         token_limit: most tokens of history sent with a request; older messages are left out.
     """
-    history = [m.to_chat_message() for m in messages if not m.incomplete]
+    history = [chat for m in messages if not m.incomplete for chat in m.to_chat_messages()]
     return ChatMemoryBuffer.from_defaults(chat_history=history, llm=llm, token_limit=token_limit)
 
 
-def build_agent(llm: OpenAI, memory: ChatMemoryBuffer, system_prompt: str | None = None) -> OpenAIAgent:
-    """Return an OpenAIAgent (no tools) that answers with ``llm`` and remembers through ``memory``.
+#: Most rounds of tool calls in one turn; the request after the last round offers no tools, so
+#: the model answers in words.
+MAX_TOOL_ROUNDS = 3
+
+
+def build_agent(
+    llm: OpenAI,
+    memory: ChatMemoryBuffer,
+    system_prompt: str | None = None,
+    tools: list[BaseTool] | None = None,
+    on_call: Callable[[dict], None] | None = None,
+    tools_again_only_after_error: bool = False,
+) -> OpenAIAgent:
+    """Return an OpenAIAgent that answers with ``llm``, remembers through ``memory`` and may call ``tools``.
+
+    Args:
+        llm: the model (a function-calling OpenAI-type model).
+        memory: the conversation so far.
+        system_prompt: sent first, or None.
+        tools: the tools offered (none: a plain chat, as without tools).
+        on_call: called with each tool call's record (``ToolCallWorker``) when it starts (its
+            ``result`` None) and when it ends; the calls of the last turn are in
+            ``agent.agent_worker.calls``.
+        tools_again_only_after_error: offer tools again after a round of calls only when one of
+            them failed (for the small local model, which otherwise calls tools again and again).
 
     Raises:
         ValueError: from llama-index, if ``llm`` is not a function-calling OpenAI-type model.
     """
-    return OpenAIAgent.from_tools(tools=[], llm=llm, memory=memory, system_prompt=system_prompt or None)
+    tools = tools or []
+    agent = OpenAIAgent.from_tools(tools=tools, llm=llm, memory=memory, system_prompt=system_prompt or None)
+    worker = ToolCallWorker.from_tools(
+        tools=tools,
+        llm=llm,
+        system_prompt=system_prompt or None,
+        max_function_calls=MAX_TOOL_ROUNDS * 8,
+        callback_manager=agent.callback_manager,
+    )
+    worker.on_call = on_call
+    worker.tools_again_only_after_error = tools_again_only_after_error
+    agent.agent_worker = worker
+    return agent
+
+
+class ToolCallWorker(OpenAIAgentWorker):
+    """llama-index's OpenAIAgentWorker that records each tool call and bounds the rounds of calls.
+
+    Each call is recorded as ``{"id", "name", "arguments" (the JSON text the model wrote), "result"
+    (the text given back to the model), "error" (True when the call failed: unknown tool, bad
+    arguments, or the tool raised), "round" (0-based round of calls in the turn), "sources" (for a
+    knowledge base: the chunks, as ``controller.knowledge_base.source_of`` gives them)}``. The model
+    is given a failure as the call's result (``Error: …``) and may try again, for at most
+    ``MAX_TOOL_ROUNDS`` rounds.
+
+    Attributes:
+        calls: the records of the current turn's calls, in order.
+        on_call: called with a record when a call starts (``result`` None) and when it ends.
+        tools_again_only_after_error: see ``build_agent``.
+    """
+
+    calls: list[dict]
+    on_call: Callable[[dict], None] | None = None
+    tools_again_only_after_error = False
+
+    def initialize_step(self, task: Task, **kwargs: object) -> object:
+        """A new turn: forget the previous turn's calls."""
+        self.calls = []
+        return super().initialize_step(task, **kwargs)
+
+    def _get_llm_chat_kwargs(
+        self, task: Task, openai_tools: list[dict], tool_choice: str | dict = "auto"
+    ) -> dict[str, object]:
+        """The request's arguments, without tools after ``MAX_TOOL_ROUNDS`` rounds (or after a round
+        that went well, with ``tools_again_only_after_error``)."""
+        rounds = _rounds(task)
+        failed = any(call["error"] for call in self.calls if call["round"] == rounds - 1)
+        if rounds >= MAX_TOOL_ROUNDS or (rounds and self.tools_again_only_after_error and not failed):
+            openai_tools = []
+        return super()._get_llm_chat_kwargs(task, openai_tools, tool_choice)
+
+    def _call_function(
+        self, tools: list[BaseTool], tool_call: OpenAIToolCall, memory: BaseMemory, sources: list[ToolOutput]
+    ) -> bool:
+        """Call one tool (``OpenAIAgentWorker._call_function``) and record the call."""
+        function = tool_call.function
+        record: dict = {
+            "id": tool_call.id or "",
+            "name": (function.name if function else None) or "?",
+            "arguments": (function.arguments if function else None) or "",
+            "result": None,
+            "error": False,
+            "round": _rounds_in(memory) - 1,
+        }
+        if self.on_call is not None:
+            self.on_call(dict(record))
+        try:
+            return super()._call_function(tools, tool_call, memory, sources)
+        finally:
+            output = sources[-1] if sources else None
+            known = any(t.metadata.name == record["name"] for t in tools)
+            record["result"] = output.content if output is not None else "Error: the tool gave no result."
+            record["error"] = (
+                output is None or not known or output.is_error or isinstance(output.raw_output, BaseException)
+            )
+            raw = output.raw_output if output is not None else None
+            if isinstance(raw, dict) and raw.get("sources"):
+                record["sources"] = list(raw["sources"])
+            self.calls.append(record)
+            if self.on_call is not None:
+                self.on_call(dict(record))
+
+
+def _rounds_in(memory: BaseMemory) -> int:
+    """Assistant messages with tool calls in a turn's new messages: the rounds of calls so far."""
+    return sum(1 for m in memory.get_all() if m.additional_kwargs.get("tool_calls"))
+
+
+def _rounds(task: Task) -> int:
+    """``_rounds_in`` the task's new messages."""
+    return _rounds_in(task.extra_state["new_memory"])
 
 
 def build_context_chat_engine(

@@ -6,8 +6,11 @@ A message is stored in conversations.json as ``{"role": ..., "content": ...}``, 
 ``knowledge_base`` and ``sources`` (knowledge-base chats), ``turn_id`` (turns answered through the
 Redis queue), ``stopped`` (the user stopped the reply), ``feedback`` (``{"rating": 1|-1, "comment",
 "timestamp"}`` on a rated reply), ``attachments`` (files dropped into the chat box: ``{"name", "text",
-"used_chars", "total_chars"}``), and ``versions`` with ``version_index`` (the other versions of a
-regenerated reply or an edited message, see ``model.versions``). Unknown keys are ignored on read.
+"used_chars", "total_chars"}``), ``versions`` with ``version_index`` (the other versions of a
+regenerated reply or an edited message, see ``model.versions``), ``tools`` (on a user message: the
+ids of the tools the agent was offered, ``controller.tools``), ``tool_calls`` (on a reply: the
+agent's tool calls before it, ``controller.agent.ToolCallWorker``) and ``json_mode`` (a reply
+asked for as a JSON object). Unknown keys are ignored on read.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class Message:
         versions: the other versions of this message, each a branch: a list of message dicts whose first
             is the other version of this message and the rest what followed it (``model.versions``).
         version_index: the 0-based place of this version among all ``len(versions) + 1``.
+        tools: on a user message, the tool ids offered with it (e.g. ``calculator``, ``kb:notes``).
+        tool_calls: on a reply, the tool calls made for it, in order, each ``{"id", "name",
+            "arguments" (JSON text), "result" (text), "error" (bool), "round" (int), "sources"?}``.
+        json_mode: on a reply, True when it was asked for as a JSON object.
     """
 
     role: MessageRole
@@ -68,6 +75,9 @@ class Message:
     attachments: tuple[dict, ...] = ()
     versions: tuple[tuple[dict, ...], ...] = ()
     version_index: int = 0
+    tools: tuple[str, ...] = ()
+    tool_calls: tuple[dict, ...] = ()
+    json_mode: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
@@ -93,6 +103,12 @@ class Message:
         if self.versions:
             data["versions"] = [[dict(m) for m in branch] for branch in self.versions]
             data["version_index"] = self.version_index
+        if self.tools:
+            data["tools"] = list(self.tools)
+        if self.tool_calls:
+            data["tool_calls"] = [dict(c) for c in self.tool_calls]
+        if self.json_mode:
+            data["json_mode"] = True
         return data
 
     @classmethod
@@ -135,12 +151,43 @@ class Message:
             attachments=tuple(_dicts(data.get("attachments"), ("name", "text"))),
             versions=versions,
             version_index=_version_index(data.get("version_index"), len(versions)),
+            tools=tuple(t for t in data.get("tools") or () if isinstance(t, str))
+            if isinstance(data.get("tools"), list)
+            else (),
+            tool_calls=tuple(_tool_calls(data.get("tool_calls"))),
+            json_mode=data.get("json_mode") is True,
         )
 
     def to_chat_message(self) -> ChatMessage:
         """Return the llama-index ``ChatMessage`` with the same role and content, plus the text of
         attached files, each after a line ``[Attached file: <name>]``."""
         return ChatMessage(role=self.role, content=self.model_text())
+
+    def to_chat_messages(self) -> list[ChatMessage]:
+        """The llama-index messages for this one, in the order a tool-calling model needs them: for a
+        reply with ``tool_calls``, per round an assistant message carrying that round's calls
+        (OpenAI's ``tool_calls``) and one ``tool`` message per call with its result, then the reply;
+        otherwise ``[to_chat_message()]``."""
+        if not self.tool_calls:
+            return [self.to_chat_message()]
+        chat: list[ChatMessage] = []
+        for round_ in sorted({call["round"] for call in self.tool_calls}):
+            calls = [c for c in self.tool_calls if c["round"] == round_]
+            requests = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in calls
+            ]
+            chat.append(ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": requests}))
+            chat.extend(
+                ChatMessage(
+                    role=MessageRole.TOOL,
+                    content=str(c["result"]),
+                    additional_kwargs={"tool_call_id": c["id"], "name": c["name"]},
+                )
+                for c in calls
+            )
+        chat.append(self.to_chat_message())
+        return chat
 
     def model_text(self) -> str:
         """The text the model is sent for this message: ``content`` and the attached files' text."""
@@ -176,6 +223,16 @@ def _dicts(items: object, required: tuple[str, ...]) -> list[dict]:
     if not isinstance(items, list):
         return []
     return [item for item in items if isinstance(item, dict) and all(k in item for k in required)]
+
+
+def _tool_calls(items: object) -> list[dict]:
+    """The stored tool calls that have an id, name, arguments and result as text and a round."""
+    calls = []
+    for call in _dicts(items, ("id", "name", "arguments", "result")):
+        if all(isinstance(call[k], str) for k in ("id", "name", "arguments", "result")):
+            round_ = call.get("round")
+            calls.append({**call, "round": round_ if isinstance(round_, int) and not isinstance(round_, bool) else 0})
+    return calls
 
 
 def _feedback(value: object) -> dict | None:

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import openai
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ChatResponseGen, MessageRole
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms import LLM
 from llama_index.llms.groq import Groq
 from llama_index.llms.openai import OpenAI
@@ -66,6 +70,9 @@ class LLMConfig:
         system_prompt: the system message sent first, or None.
         stop: sequences at which the model stops generating (OpenAI's ``stop``), or empty.
         json_mode: True asks for a JSON object (OpenAI's ``response_format={"type": "json_object"}``).
+        tools_base_url: provider ``local`` only: the API root of the server that gives this model
+            tool calls (llama-cpp-python's ``chatml-function-calling`` format), asked when tools are
+            offered (``LocalToolLLM``); None to send tools to ``base_url`` as they are.
     """
 
     provider: str
@@ -79,6 +86,7 @@ class LLMConfig:
     system_prompt: str | None = None
     stop: tuple[str, ...] = ()
     json_mode: bool = False
+    tools_base_url: str | None = None
 
     def __repr__(self) -> str:
         return f"LLMConfig(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -232,6 +240,12 @@ def _cached_llm(config: LLMConfig) -> OpenAI:
             return llm
         except ValueError:  # a newer model: same API, so speak to it as OpenAI-compatible
             return _openai_like(config, config.base_url or OPENAI_API_BASE, DEFAULT_OPENAI_CONTEXT_WINDOW)
+    if config.provider == "local":  # llama-cpp-python's server: see LocalToolLLM
+        llm = LocalToolLLM(**_openai_like_fields(config, config.base_url, DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW))
+        if config.tools_base_url:
+            tool_config = replace(config, base_url=config.tools_base_url, tools_base_url=None, json_mode=False)
+            llm._tool_llm = _openai_like(tool_config, config.tools_base_url, DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW)
+        return llm
     if config.provider in ("local", "openai_like"):
         return _openai_like(config, config.base_url, DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW)
     raise AssertionError("unreachable: config_problem rejects unknown providers")
@@ -256,7 +270,12 @@ def _openai_like(config: LLMConfig, base_url: str | None, default_context_window
         base_url: the API root (``.../v1``).
         default_context_window: tokens assumed when ``config.context_window`` is None.
     """
-    return OpenAILike(
+    return OpenAILike(**_openai_like_fields(config, base_url, default_context_window))
+
+
+def _openai_like_fields(config: LLMConfig, base_url: str | None, default_context_window: int) -> dict[str, Any]:
+    """The keyword arguments of OpenAILike for ``config`` at ``base_url`` (see ``_openai_like``)."""
+    return dict(
         model=config.model,
         api_base=base_url,
         api_key=config.api_key or "not-needed",
@@ -270,6 +289,70 @@ def _openai_like(config: LLMConfig, base_url: str | None, default_context_window
         additional_kwargs=request_options(config),
         http_client=_http_client(),
     )
+
+
+class LocalToolLLM(OpenAILike):
+    """The local model (llama-cpp-python's server), with tool calls from a second server of the same
+    model when ``_tool_llm`` is set. Its server also refuses an assistant message without text
+    content (HTTP 500), which OpenAI's protocol allows for tool calls, so the history's tool calls
+    and results are always sent as text (``_as_text``).
+
+    llama-cpp-python gives a ChatML model tool calls with its ``chatml-function-calling`` chat
+    format, which has these quirks (seen with SmolLM2-135M): a streamed request with tools returns
+    no chunks; when the model chooses to answer in words, the reply is empty (the format's grammar
+    then allows only another call or the end); tool results (role ``tool``) are left out of its
+    prompt; and an assistant message needs text content. So a request that offers tools is sent
+    without streaming to the tool server; its tool calls come back as one chunk, and an empty
+    reply is answered again by the plain server, streamed, without tools. Tool calls and results
+    in the history are sent as text (``_as_text``), which both servers show the model.
+
+    Attributes:
+        _tool_llm: the OpenAILike at ``LLMConfig.tools_base_url``, or None (tools are then sent to
+            the model's own server, whose chat template may ignore them).
+    """
+
+    _tool_llm: OpenAILike | None = PrivateAttr(default=None)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Stream the reply to ``messages``; with ``tools`` in ``kwargs``, the tool server decides
+        first (see the class docstring).
+
+        Raises:
+            openai.OpenAIError: the server failed (raised while iterating).
+        """
+        plain = {k: v for k, v in kwargs.items() if k not in ("tools", "tool_choice")}
+        sent = _as_text(messages)
+        if not kwargs.get("tools") or self._tool_llm is None:
+            return super().stream_chat(sent, **plain)
+        return self._tools_then_stream(sent, kwargs, plain)
+
+    def _tools_then_stream(self, sent: list[ChatMessage], kwargs: dict, plain: dict) -> ChatResponseGen:
+        assert self._tool_llm is not None
+        reply = self._tool_llm.chat(sent, **kwargs)
+        if reply.message.additional_kwargs.get("tool_calls"):
+            yield ChatResponse(message=reply.message, delta="", raw=reply.raw)
+            return
+        yield from super().stream_chat(sent, **plain)
+
+
+def _as_text(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` with each tool call and result as a user message ``Result of name(arguments): result``."""
+    calls: dict[str, tuple[str, str]] = {}
+    sent: list[ChatMessage] = []
+    for message in messages:
+        tool_calls = message.additional_kwargs.get("tool_calls")
+        if message.role == MessageRole.ASSISTANT and tool_calls:
+            for call in tool_calls:
+                call = call if isinstance(call, dict) else call.model_dump()
+                calls[call.get("id", "")] = (call["function"]["name"], call["function"].get("arguments") or "")
+            if message.content:
+                sent.append(ChatMessage(role=MessageRole.ASSISTANT, content=message.content))
+        elif message.role == MessageRole.TOOL:
+            name, arguments = calls.get(message.additional_kwargs.get("tool_call_id", ""), ("a tool", ""))
+            sent.append(ChatMessage(role=MessageRole.USER, content=f"Result of {name}({arguments}): {message.content}"))
+        else:
+            sent.append(message)
+    return sent
 
 
 def context_window_of(llm: LLM) -> int:

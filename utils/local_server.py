@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Model id the local server answers to (``--model_alias``).
 LOCAL_MODEL_ALIAS = "smollm2-135m-instruct"
+#: llama-cpp-python's chat format that gives a ChatML model (SmolLM2 is one) OpenAI-style tool
+#: calls. The bundled model's tool server runs with it; plain chat keeps the GGUF's own template,
+#: because this format HTML-escapes message text (its Jinja template autoescapes).
+TOOL_CHAT_FORMAT = "chatml-function-calling"
 
 
 class LocalServerError(RuntimeError):
@@ -175,6 +179,7 @@ class LocalServer:
         start_timeout: float = 120.0,
         threads: int | None = None,
         alias: str = LOCAL_MODEL_ALIAS,
+        chat_format: str | None = None,
     ) -> LocalServer:
         """Reuse the server on ``port`` if one answers there, else start one and wait for it.
 
@@ -186,6 +191,8 @@ class LocalServer:
             threads: LOCAL_LLM_THREADS, threads that generate tokens; None for ``generation_threads()``.
                 Prompt processing always uses every core.
             alias: the model id the started server answers to (``--model_alias``).
+            chat_format: llama-cpp-python's ``--chat_format`` (e.g. ``chatml-function-calling``,
+                ``TOOL_CHAT_FORMAT``), or None for the chat template inside the GGUF.
 
         Raises:
             LocalServerError: the model file is missing, the port is taken by something else,
@@ -217,6 +224,7 @@ class LocalServer:
             # request arrives; Parley's tabs and API clients share the server, so requests queue instead.
             "--interrupt_requests",
             "False",
+            *(["--chat_format", chat_format] if chat_format else []),
         ]
         process = subprocess.Popen(
             command,

@@ -24,6 +24,7 @@ from utils.local_models import GGUFInfo, ModelFileError, bundled_info, find_mode
 from utils.local_server import LocalServerError
 from view.common import local_model_name, local_server_or_stop, picked_model_server
 from view.messages import action_key, attachment_lines, message_footer, render_messages
+from view.tools import live_tool_calls
 
 #: System prompt presets offered in the sidebar (label → prompt).
 SYSTEM_PROMPT_PRESETS: dict[str, str] = {
@@ -394,6 +395,8 @@ def _stream(
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
         body = st.container()
+        if hasattr(chat, "on_tool_call"):  # the memory page's agent: each tool call as it runs
+            chat.on_tool_call = live_tool_calls(body)
         deltas = coalesce(reply, interval)
         turn.acquire()
         try:

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import streamlit as st
 
 from controller.chatbot_with_memory import MemoryChat
+from controller.tools import ToolBox
 from model.store_base import Store
 from utils.llm import LLMConfig
 from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, settings_or_stop, setup_page
 from view.conversations import conversation_sidebar
+from view.knowledge_base import knowledge_bases
+from view.tools import tool_server_url, tools_sidebar
 
 SESSION_KEY = "memory_chat"
 
 
-def render(make_chat: Callable[[LLMConfig, Store], MemoryChat]) -> None:
-    """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
+def render(make_chat: Callable[[LLMConfig, Store, ToolBox], MemoryChat]) -> None:
+    """Draw the page; ``make_chat(config, store, toolbox)`` makes this tab's controller the first time."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
+    toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone)
     with st.sidebar:
         config = model_settings(settings)
+        tool_ids, json_mode = tools_sidebar(st.session_state.get(SESSION_KEY), toolbox)
+    tools_url = tool_server_url(settings, config) if tool_ids else None
+    config = replace(config, json_mode=json_mode, tools_base_url=tools_url)
     store = conversation_store(settings)
-    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
+    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store, toolbox), config)
+    chat.toolbox = toolbox  # the browser's time zone may be known only from the second run on
+    chat.set_tools(tool_ids)
     chat.auto_title = True  # saved from the first message, so a refresh loses nothing
     with st.sidebar:
         conversation_sidebar(chat, store)

@@ -19,6 +19,7 @@ from controller.chat_session import ChatSession
 from controller.saved_chat import SavedChat
 from model.message import Message
 from model.versions import version_count
+from view.tools import reply_body, tool_calls_view
 
 #: Height of the copy button's frame, in pixels.
 COPY_HEIGHT = 34
@@ -74,7 +75,8 @@ def render_messages(chat: ChatSession, page: str, *, edit: bool = True, feedback
             if edit and st.session_state.get(_editing_key(page)) == key:
                 _edit_form(page, index, message, key)
                 continue
-            st.markdown(message.content)
+            tool_calls_view(message)
+            reply_body(message)
             attachment_lines(message)
             message_footer(message)
             _actions(chat, page, index, message, key, is_last=index == last, edit=edit, feedback=feedback)

@@ -1,0 +1,261 @@
+"""The tools the memory page's agent may call: knowledge bases, a calculator, a clock and Python.
+
+A conversation's tools are chosen by id (``TOOL_IDS`` plus ``kb:<knowledge base name>``) and
+built here as llama-index tools for ``controller.agent.build_agent``. A tool that fails raises
+``ToolFailure`` with one line for the agent and the user (the agent gets it as the call's result,
+``Error: <line>``, and may try again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.llms import LLM
+from llama_index.core.postprocessor import SimilarityPostprocessor
+from llama_index.core.tools import BaseTool, FunctionTool, QueryEngineTool, ToolMetadata, ToolOutput
+from pydantic import BaseModel, Field
+from simpleeval import EvalWithCompoundTypes, InvalidExpression, NumberTooHigh
+
+from controller.knowledge_base import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
+from utils.sandbox import OUTPUT_CAP_BYTES, run_python
+
+#: Tool ids and their labels in the sidebar; knowledge bases are ``kb:<name>``, labelled by name.
+TOOL_IDS = {"calculator": "Calculator", "clock": "Date and time", "python": "Run Python"}
+KB_PREFIX = "kb:"
+#: Functions and constants the calculator knows besides + - * / // % ** and parentheses.
+CALCULATOR_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **{name: getattr(math, name) for name in ("sqrt", "sin", "cos", "tan", "log", "log10", "exp", "floor", "ceil")},
+    "abs": abs,
+    "round": round,
+    "min": min,
+    "max": max,
+}
+CALCULATOR_NAMES = {"pi": math.pi, "e": math.e}
+#: Longest argument (characters) a tool's schema allows. llama-cpp-python's function-calling format
+#: writes arguments under a grammar made from the schema with no token limit, so an unbounded
+#: string let the small model write until its context was full (a minute); the bound ends it.
+MAX_ARGUMENT_CHARS = 300
+#: Longest Python script run_python's schema allows, in characters.
+MAX_CODE_CHARS = 4000
+
+
+class ToolFailure(Exception):
+    """A tool could not do what it was asked; ``str(error)`` is one line for the agent and the user."""
+
+
+def tool_label(tool_id: str) -> str:
+    """The sidebar label of a tool id: "Calculator", "Knowledge base: notes"…"""
+    if tool_id.startswith(KB_PREFIX):
+        return f"Knowledge base: {tool_id[len(KB_PREFIX) :]}"
+    return TOOL_IDS.get(tool_id, tool_id)
+
+
+def tool_name(tool_id: str) -> str:
+    """The function name the model sees for a tool id (OpenAI's ``^[a-zA-Z0-9_-]{1,64}$``): e.g.
+    ``calculator``, ``current_time``, ``run_python``, ``search_<knowledge base name>``."""
+    if tool_id.startswith(KB_PREFIX):
+        slug = re.sub(r"[^a-z0-9]+", "_", tool_id[len(KB_PREFIX) :].lower()).strip("_") or "documents"
+        return f"search_{slug}"[:64]
+    return {"calculator": "calculator", "clock": "current_time", "python": "run_python"}.get(tool_id, tool_id)
+
+
+def calculate(expression: str) -> str:
+    """Evaluate an arithmetic ``expression`` with simpleeval (never Python's ``eval``).
+
+    Args:
+        expression: e.g. ``17/100 * 250`` or ``sqrt(2) * 3``; ``^`` is read as a power and ``,`` in
+            numbers as a thousands separator.
+
+    Returns:
+        the value as text (integers without ``.0``).
+
+    Raises:
+        ToolFailure: the expression is not arithmetic this calculator knows, or divides by zero.
+    """
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expression.strip()).replace("^", "**")
+    evaluator = EvalWithCompoundTypes(functions=CALCULATOR_FUNCTIONS, names=CALCULATOR_NAMES)
+    try:
+        value = evaluator.eval(text)
+    except ZeroDivisionError as exc:
+        raise ToolFailure("Division by zero.") from exc
+    except (InvalidExpression, NumberTooHigh, SyntaxError, TypeError, ValueError, KeyError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ToolFailure(f"Not an arithmetic expression I can evaluate ({reason}): {expression!r}") from exc
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ToolFailure(f"Not an arithmetic expression: {expression!r}")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return str(value)
+
+
+def current_time(timezone: str | None = None) -> str:
+    """The current date and time in ``timezone`` (an IANA name such as ``Europe/Berlin``, the user's
+    browser's), else in this machine's, as ``Sunday, 22 November 2026, 14:05:09 CET (UTC+01:00)``."""
+    try:
+        zone = ZoneInfo(timezone) if timezone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    now = datetime.now(zone).astimezone(zone)
+    offset = now.strftime("%z")
+    return f"{now:%A, %d %B %Y, %H:%M:%S} {now.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def python_tool_result(code: str) -> str:
+    """Run ``code`` in the sandbox (``utils.sandbox.run_python``) and return what it printed.
+
+    Returns:
+        the output (stdout and stderr), with a last line "[Output cut at 20,000 bytes.]" when cut,
+        or "(no output)".
+
+    Raises:
+        ToolFailure: the code failed, ran out of time or memory, or wrote too much; the line says
+            which, followed by its output.
+    """
+    result = run_python(code)
+    output = result.output.rstrip() or "(no output)"
+    if result.truncated:
+        output += f"\n[Output cut at {OUTPUT_CAP_BYTES:,} bytes.]"
+    if result.error:
+        raise ToolFailure(f"{result.error}\n{output}")
+    return output
+
+
+class CalculatorArgs(BaseModel):
+    """The calculator's argument."""
+
+    expression: str = Field(description="an arithmetic expression, e.g. 12*7", max_length=MAX_ARGUMENT_CHARS)
+
+
+class PythonArgs(BaseModel):
+    """run_python's argument."""
+
+    code: str = Field(description="a Python script; print what you want to see", max_length=MAX_CODE_CHARS)
+
+
+class QuestionArgs(BaseModel):
+    """A knowledge base's argument. Named ``question``: the small local model copies the user's
+    question into a field of that name more often than into ``input`` (measured)."""
+
+    question: str = Field(max_length=MAX_ARGUMENT_CHARS)
+
+
+class KnowledgeBaseTool(QueryEngineTool):
+    """llama-index's QueryEngineTool over one knowledge base, asked with ``question``; its output
+    carries the chunks the answer came from (``raw_output["sources"]``, as ``source_of`` gives them)."""
+
+    def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        """Answer ``question`` from the knowledge base.
+
+        Raises:
+            ToolFailure: no question was given.
+        """
+        question = str(kwargs.get("question") or kwargs.get("input") or (args[0] if args else "")).strip()
+        if not question:
+            raise ToolFailure("No question was given.")
+        response = self.query_engine.query(question)
+        nodes = getattr(response, "source_nodes", []) or []
+        answer = str(response) if nodes else NOTHING_FOUND
+        return ToolOutput(
+            content=answer,
+            tool_name=self.metadata.get_name(),
+            raw_input={"question": question},
+            raw_output={"sources": [source_of(n) for n in nodes]},
+        )
+
+
+class ToolBox:
+    """Builds a conversation's tools.
+
+    Args:
+        knowledge_bases: where ``kb:<name>`` tools come from, or None (no knowledge-base tools).
+        timezone: the user's IANA time zone for the clock, or None for this machine's.
+        top_k: chunks a knowledge base retrieves per question.
+        threshold: least cosine similarity (0 to 1) a chunk needs.
+    """
+
+    def __init__(
+        self,
+        knowledge_bases: KnowledgeBases | None = None,
+        timezone: str | None = None,
+        top_k: int = 3,
+        threshold: float = 0.3,
+    ) -> None:
+        self.knowledge_bases = knowledge_bases
+        self.timezone = timezone
+        self.top_k, self.threshold = top_k, threshold
+
+    def available(self) -> list[str]:
+        """Tool ids to offer: the built-in ones, then one per knowledge base."""
+        names = self.knowledge_bases.names() if self.knowledge_bases is not None else []
+        return [*TOOL_IDS, *(KB_PREFIX + name for name in names)]
+
+    def build(self, tool_ids: list[str], llm: LLM) -> list[BaseTool]:
+        """The llama-index tools for ``tool_ids`` (unknown ids and deleted knowledge bases are left out).
+
+        Args:
+            tool_ids: chosen ids.
+            llm: the model a knowledge base answers with.
+        """
+        tools: list[BaseTool] = []
+        for tool_id in tool_ids:
+            tool = self._build(tool_id, llm)
+            if tool is not None:
+                tools.append(tool)
+        return tools
+
+    def _build(self, tool_id: str, llm: LLM) -> BaseTool | None:
+        name = tool_name(tool_id)
+        if tool_id == "calculator":
+            return FunctionTool.from_defaults(
+                fn=calculate,
+                name=name,
+                description="Evaluate an arithmetic expression (+ - * / ** and sqrt, log, sin…); returns the number.",
+                fn_schema=CalculatorArgs,
+            )
+        if tool_id == "clock":
+            return FunctionTool.from_defaults(
+                fn=lambda: current_time(self.timezone),
+                name=name,
+                description="The current date, time and time zone of the user.",
+            )
+        if tool_id == "python":
+            return FunctionTool.from_defaults(
+                fn=python_tool_result,
+                name=name,
+                description="Run a Python script (standard library only, no network, 10 s, 256 MB) and "
+                "return what it prints.",
+                fn_schema=PythonArgs,
+            )
+        if tool_id.startswith(KB_PREFIX) and self.knowledge_bases is not None:
+            kb_name = tool_id[len(KB_PREFIX) :]
+            try:
+                kb = self.knowledge_bases.open(kb_name)
+            except KnowledgeBaseError:
+                return None
+            engine: BaseQueryEngine = kb.index.as_query_engine(
+                llm=llm,
+                similarity_top_k=self.top_k,
+                node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=self.threshold)],
+            )
+            metadata = ToolMetadata(
+                name=name,
+                description=f"Answer a question from the user's documents in the knowledge base {kb_name!r}.",
+                fn_schema=QuestionArgs,
+            )
+            return KnowledgeBaseTool(engine, metadata)
+        return None
+
+
+def arguments_text(arguments: str) -> str:
+    """A tool call's JSON arguments, indented for display; the text as it is when not JSON."""
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return arguments

@@ -1,0 +1,70 @@
+"""The memory page's agent with tools, in a real browser on the real local model (its tool calls
+come from llama-cpp-python's chatml-function-calling format): a calculator call shown while it runs
+and after, saved with the reply; JSON mode shown as formatted JSON."""
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.test_browser import TIMEOUT_MS, wait_idle
+from tests.test_browser_chat import bubble, open_memory_page, saved
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def greedy(app_env, monkeypatch):
+    """Greedy replies, so the small model's choices are the same every run."""
+    monkeypatch.setenv("LLM_TEMPERATURE", "0")
+    return app_env
+
+
+def choose_tool(page: Page, label: str) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stMultiSelect").click()
+    page.get_by_role("option", name=label).click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+
+
+def ask(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2, timeout=TIMEOUT_MS)
+    wait_idle(page)
+
+
+def test_the_calculator_call_is_shown_and_saved_with_the_reply(greedy, streamlit_app, browser_page, shots):
+    page = browser_page
+    open_memory_page(page, streamlit_app)
+    choose_tool(page, "Calculator")
+    ask(page, "Use the calculator to compute 1234*5678.")
+    reply = bubble(page, 1)
+    expect(reply.get_by_text("Used calculator", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    reply.get_by_text("Used calculator", exact=True).click()
+    expect(reply.get_by_text("7006652").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(reply.get_by_text('"expression"').first).to_be_visible()
+    page.wait_for_timeout(600)  # the expander opens with an animation
+    page.screenshot(path=str(shots / "tools.png"), full_page=True)
+
+    (conversation,) = saved(greedy).values()
+    user, answer = conversation
+    assert user["tools"] == ["calculator"]
+    (call,) = answer["tool_calls"]
+    assert call["name"] == "calculator" and call["result"] == "7006652" and call["error"] is False
+    assert json.loads(call["arguments"])["expression"].replace(" ", "") == "1234*5678"
+
+
+def test_json_mode_shows_the_reply_as_formatted_json(greedy, streamlit_app, browser_page):
+    page = browser_page
+    open_memory_page(page, streamlit_app)
+    page.get_by_test_id("stSidebar").get_by_text("JSON mode").click()
+    wait_idle(page)
+    ask(page, "Give me a JSON object with the keys name and age.")
+    expect(bubble(page, 1).get_by_test_id("stJson")).to_be_visible(timeout=TIMEOUT_MS)
+    (conversation,) = saved(greedy).values()
+    answer = conversation[1]
+    assert answer["json_mode"] is True
+    assert isinstance(json.loads(answer["content"]), dict)

@@ -1,0 +1,220 @@
+"""The agent's tools on the real local model (llama-cpp-python's chatml-function-calling format on
+a second server of the bundled model), the sandbox's limits, JSON mode, and memory rebuilt from
+saved tool calls."""
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import replace
+
+import pytest
+from llama_index.llms.openai.utils import to_openai_message_dicts
+
+from controller.agent import build_agent, build_memory, drain
+from controller.chatbot_with_memory import MemoryChat
+from controller.knowledge_base import KnowledgeBases
+from controller.tools import ToolBox, ToolFailure, calculate, current_time
+from model.conversation_store import ConversationStore
+from model.message import Message
+from tests.kb_files import txt
+from utils.embeddings import build_embed_model
+from utils.llm import build_llm
+from utils.local_server import TOOL_CHAT_FORMAT, LocalServer
+from utils.sandbox import MAX_PROCESSES, OUTPUT_CAP_BYTES, isolation, run_python
+
+
+@pytest.fixture(scope="module")
+def tool_server():
+    server = LocalServer.ensure(None, context_window=4096, chat_format=TOOL_CHAT_FORMAT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tool_config(local_config, tool_server):
+    """Greedy, so the small model's choices are the same every run."""
+    return replace(
+        local_config,
+        tools_base_url=tool_server.base_url,
+        temperature=0.0,
+        max_tokens=60,
+        system_prompt="You are Parley, a helpful assistant.",  # the app's default
+    )
+
+
+def memory_chat(config, tmp_path, tools, toolbox=None):
+    chat = MemoryChat(config, ConversationStore(tmp_path / "conversations.json"), toolbox or ToolBox())
+    chat.auto_title = True
+    chat.set_tools(tools)
+    return chat
+
+
+# ----- the sandbox -----------------------------------------------------------------------
+
+
+def test_sandbox_runs_code_in_its_own_folder_which_is_deleted_after():
+    result = run_python("import os\nopen('note.txt', 'w').write('kept')\nprint(open('note.txt').read(), os.getcwd())")
+    assert result.exit_code == 0 and result.error is None
+    text, folder = result.output.split()
+    assert text == "kept"
+    assert folder.startswith("/") and not os.path.exists(folder)
+
+
+def test_sandbox_time_limit():
+    result = run_python("while True:\n    pass", time_limit=2)
+    assert result.timed_out and "time limit" in result.error
+
+
+def test_sandbox_memory_limit():
+    result = run_python("block = bytearray(600 * 2**20)\nprint('allocated')", memory_mb=256)
+    assert "allocated" not in result.output and "256 MB memory limit" in result.error
+
+
+def test_sandbox_has_no_network(tmp_path):
+    if isolation() == "none":
+        pytest.fail("this machine allows no network namespace; make test installs bubblewrap")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3)\nprint('CONNECTED')"
+        result = run_python(code)
+    finally:
+        listener.close()
+    assert "CONNECTED" not in result.output and result.exit_code != 0
+    assert "Connection refused" in result.output or "unreachable" in result.output
+
+
+def test_sandbox_cannot_write_outside_its_folder():
+    if isolation() != "full":
+        pytest.fail("bubblewrap is needed for a read-only file system; make test installs it")
+    open_to_all = tempfile.mkdtemp()  # writable by every user: only the sandbox's read-only view stops it
+    os.chmod(open_to_all, 0o777)
+    target = os.path.join(open_to_all, "outside.txt")
+    try:
+        result = run_python(f"open({target!r}, 'w').write('x')")
+        assert result.exit_code != 0 and "Read-only file system" in result.output
+        assert not os.path.exists(target)
+    finally:
+        shutil.rmtree(open_to_all)
+
+
+def test_sandbox_output_is_capped():
+    result = run_python("print('x' * 100_000)")
+    assert result.truncated and len(result.output.encode()) == OUTPUT_CAP_BYTES
+
+
+def test_sandbox_contains_a_fork_bomb_and_runs_again_after():
+    counted = run_python(
+        "import os, time\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+        "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)",
+        time_limit=5,
+    )
+    assert counted.output.strip().isdigit() and int(counted.output.strip()) < MAX_PROCESSES
+    bomb = run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", 3)
+    assert bomb.timed_out
+    assert run_python("print(6 * 7)").output.strip() == "42"
+
+
+# ----- the tools alone -------------------------------------------------------------------
+
+
+def test_calculator_is_safe_arithmetic():
+    assert calculate("17/100 * 250") == "42.5"
+    assert calculate("2^10") == "1024"
+    assert calculate("1,234 * 2") == "2468"
+    with pytest.raises(ToolFailure, match="Division by zero"):
+        calculate("1/0")
+    with pytest.raises(ToolFailure, match="Not an arithmetic expression"):
+        calculate("__import__('os').system('true')")
+
+
+def test_clock_uses_the_given_time_zone():
+    assert "(UTC+09:00)" in current_time("Asia/Tokyo")
+    assert "UTC" in current_time("Not/AZone")
+
+
+# ----- the agent on the local model -------------------------------------------------------
+
+
+def test_calculator_call_is_made_saved_and_shown_to_the_model(tool_config, tmp_path):
+    chat = memory_chat(tool_config, tmp_path, ["calculator"])
+    seen = []
+    chat.on_tool_call = seen.append
+    reply = "".join(chat.stream_reply("Use the calculator to compute 1234*5678."))
+    call = chat.messages[-1].tool_calls[0]
+    assert call["name"] == "calculator" and call["result"] == "7006652" and not call["error"]
+    assert [r["result"] for r in seen[:2]] == [None, "7006652"]  # started, then ended
+    assert reply.strip()
+    stored = json.loads((tmp_path / "conversations.json").read_text())
+    assert stored[chat.name][1]["tool_calls"][0]["result"] == "7006652"
+
+
+def test_an_empty_reply_with_tools_falls_back_to_a_plain_streamed_answer(tool_config, tmp_path):
+    chat = memory_chat(tool_config, tmp_path, ["calculator"])
+    deltas = list(chat.stream_reply("Hello"))
+    assert chat.messages[-1].tool_calls == ()
+    assert len(deltas) > 1 and "".join(deltas).strip()  # streamed: more than one delta
+
+
+def test_a_failed_call_is_given_back_to_the_model_and_rounds_are_bounded(tool_config, tmp_path):
+    chat = memory_chat(tool_config, tmp_path, ["calculator"])
+    "".join(chat.stream_reply("Use the calculator to compute 3 apples plus 4 pears."))
+    calls = chat.messages[-1].tool_calls
+    assert calls and calls[0]["error"] and calls[0]["result"].startswith("Error: Not an arithmetic expression")
+    assert max(c["round"] for c in calls) < 3 and chat.messages[-1].content.strip()
+
+
+def test_knowledge_base_tool_answers_a_made_up_fact_with_its_source(tool_config, tmp_path):
+    kbs = KnowledgeBases(tmp_path / "kbs", build_embed_model)
+    kbs.create("plant notes").add_files([("valves.txt", txt())])
+    chat = memory_chat(tool_config, tmp_path, ["kb:plant notes"], ToolBox(kbs))
+    "".join(chat.stream_reply("Search my notes: when does the Zorblax valve open?"))
+    (call, *_) = chat.messages[-1].tool_calls
+    assert call["name"] == "search_plant_notes" and not call["error"]
+    assert "zorblax" in json.loads(call["arguments"])["question"].lower()
+    assert "42 kPa" in call["result"]
+    assert call["sources"][0]["file_name"] == "valves.txt" and "42 kPa" in call["sources"][0]["text"]
+
+
+def test_json_mode_on_the_local_model_gives_valid_json(tool_config, tmp_path):
+    chat = memory_chat(replace(tool_config, json_mode=True, max_tokens=80), tmp_path, [])
+    reply = "".join(chat.stream_reply("Give me a JSON object with the keys name and age."))
+    assert isinstance(json.loads(reply), dict) and chat.messages[-1].json_mode
+
+
+def test_loaded_tool_calls_rebuild_a_memory_the_agent_accepts(tool_config, tmp_path):
+    calls = (
+        {"id": "call_1", "name": "calculator", "arguments": '{"expression": "6*7"}', "result": "42", "round": 0},
+        {"id": "call_2", "name": "calculator", "arguments": '{"expression": "x"}', "result": "Error: bad", "round": 1},
+    )
+    messages = [
+        Message.user("What is 6 times 7?"),
+        replace(Message.assistant("It is 42."), tool_calls=calls),
+    ]
+    restored = [Message.from_dict(m.to_dict()) for m in messages]
+    assert restored == messages
+    memory = build_memory(restored, None, 2000)
+    sent = to_openai_message_dicts(memory.get())
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    # OpenAI's rule (its API refuses "orphan" tool messages): each tool message answers a call of
+    # the assistant message just before its run of tool messages.
+    for index, message in enumerate(sent):
+        if message["role"] == "tool":
+            owner = next(m for m in reversed(sent[:index]) if m["role"] != "tool")
+            assert message["tool_call_id"] in [c["id"] for c in owner["tool_calls"]]
+    # The local model takes it, with its tool server and without (llama-cpp-python's server
+    # refuses tool calls without text; the local LLM sends them as text).
+    for config in (replace(tool_config, tools_base_url=None), tool_config):
+        llm = build_llm(config)
+        agent = build_agent(llm, build_memory(restored, llm, 2000), None, ToolBox().build(["calculator"], llm))
+        assert "".join(drain(agent.stream_chat("Thanks! And what is 2+2?"))).strip()
+    store = ConversationStore(tmp_path / "conversations.json")
+    store.save("with tools", restored)
+    chat = MemoryChat(tool_config, store, ToolBox())
+    chat.load("with tools")
+    assert chat.tools == []  # none were stored on its user message
+    assert "".join(chat.stream_reply("Thanks!")).strip()

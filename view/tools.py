@@ -1,0 +1,155 @@
+"""The agent's tools on the memory page: the sidebar that chooses them (and JSON mode), each tool
+call shown as a "Used <tool>" expander (live, with a status line, and again from the saved reply),
+and a JSON-mode reply shown as formatted JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import streamlit as st
+
+from controller.chatbot_with_memory import MemoryChat
+from controller.tools import ToolBox, arguments_text, tool_label
+from model.message import Message
+from settings import Settings
+from utils.llm import LLMConfig
+from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
+from utils.sandbox import ISOLATION_NOTES, isolation
+from view.common import picked_model_server, widget_key
+
+JSON_MODE_KEY = "memory_json_mode"
+
+
+def tools_sidebar(chat: MemoryChat | None, toolbox: ToolBox) -> tuple[list[str], bool]:
+    """The "Tools" multiselect and the "JSON mode" switch; returns (chosen tool ids, JSON mode on).
+
+    The multiselect starts from ``chat.tools`` (the loaded conversation's) and is keyed by the
+    conversation's name, so loading another conversation shows its tools.
+    """
+    current = chat.tools if chat is not None else []
+    options = toolbox.available()
+    options += [t for t in current if t not in options]
+    chosen = st.multiselect(
+        "Tools",
+        options,
+        default=current,
+        format_func=tool_label,
+        key=widget_key("memory_tools", (chat.name or "") if chat is not None else ""),
+        placeholder="No tools: a plain chat",
+        help="The agent decides when to call a chosen tool. Remembered with the conversation.",
+    )
+    json_mode = st.toggle(
+        "JSON mode", key=JSON_MODE_KEY, help='Replies are asked for as one JSON object (response_format "json_object").'
+    )
+    if "python" in chosen:
+        level = isolation()
+        (st.caption if level == "full" else st.warning)(ISOLATION_NOTES[level])
+    return chosen, json_mode
+
+
+@st.cache_resource(show_spinner=False)
+def _tool_server(model_path: object, context_window: int, start_timeout: float, threads: int | None) -> LocalServer:
+    """The bundled model's second server, in the ``chatml-function-calling`` format, shared by all tabs."""
+    return LocalServer.ensure(
+        None,
+        model_path,
+        context_window,
+        start_timeout,
+        threads,
+        chat_format=TOOL_CHAT_FORMAT,  # type: ignore[arg-type]
+    )
+
+
+def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
+    """The API root of the server that gives the bundled local model tool calls (started with a
+    spinner the first time), or None when the provider is not the bundled model, or it failed (said
+    with ``st.error``; tools are then sent to the model's own server, which ignores them)."""
+    if config.provider != "local" or picked_model_server().path is not None:
+        return None
+    try:
+        with st.spinner("Starting the local model's tool-calling server… a few seconds the first time."):
+            return _tool_server(
+                settings.local_model_path,
+                settings.local_context_window,
+                settings.local_server_start_timeout,
+                settings.local_llm_threads,
+            ).base_url
+    except LocalServerError as exc:
+        st.error(f"Tools are unavailable with the local model: {exc}")
+        return None
+
+
+def tool_calls_view(message: Message) -> None:
+    """A reply's tool calls, each as a collapsed "Used <tool>" expander with arguments and result."""
+    for call in message.tool_calls:
+        with st.expander(_title(call), icon="⚠️" if call.get("error") else "🛠️"):
+            call_details(call)
+
+
+def _title(call: dict) -> str:
+    return f"Used {call['name']}" + (" (failed)" if call.get("error") else "")
+
+
+def call_details(call: dict) -> None:
+    """One tool call's arguments (Python code as code) and result (with a knowledge base's sources)."""
+    arguments = arguments_text(call["arguments"])
+    code = _code_of(call) if call["name"] == "run_python" else None
+    st.caption("Code" if code is not None else "Arguments")
+    st.code(code if code is not None else arguments, language="python" if code is not None else "json")
+    if call.get("result") is None:
+        return
+    st.caption("Result" if not call.get("error") else "Error (given back to the model)")
+    st.code(call["result"], language=None, wrap_lines=True)
+    for number, source in enumerate(call.get("sources") or (), start=1):
+        where = f" · {source['where']}" if source.get("where") else ""
+        st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
+        st.text(source["text"][:1500])
+
+
+def _code_of(call: dict) -> str | None:
+    try:
+        code = json.loads(call["arguments"]).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def live_tool_calls(container: st.delta_generator.DeltaGenerator) -> Callable[[dict], None]:
+    """A ``MemoryChat.on_tool_call`` that draws each call in ``container`` as it runs: a status line
+    "Using <tool>…" that becomes "Used <tool>" with its result (or an error) when it ends."""
+    statuses: dict[str, object] = {}
+
+    def on_call(record: dict) -> None:
+        key = f"{record['id']}|{record['round']}"
+        if record["result"] is None:
+            with container:
+                status = st.status(f"Using {record['name']}…", expanded=False)
+            statuses[key] = status
+            with status:
+                call_details(record)
+            return
+        status = statuses.pop(key, None)
+        if status is None:
+            return
+        with status:  # type: ignore[attr-defined]
+            st.caption("Result" if not record["error"] else "Error (given back to the model)")
+            st.code(record["result"], language=None, wrap_lines=True)
+        status.update(label=_title(record), state="error" if record["error"] else "complete")  # type: ignore[attr-defined]
+
+    return on_call
+
+
+def reply_body(message: Message) -> None:
+    """A message's text: Markdown, or for a JSON-mode reply formatted JSON (``st.json``); a JSON-mode
+    reply that is not valid JSON is shown as text with a note saying so."""
+    if not message.json_mode or message.role.value != "assistant":
+        st.markdown(message.content)
+        return
+    try:
+        value = json.loads(message.content)
+    except ValueError as exc:
+        st.markdown(message.content)
+        st.caption(f"⚠️ JSON mode was on, but this reply is not valid JSON ({exc}); it is shown as text.")
+        return
+    st.json(value)
