@@ -77,7 +77,7 @@ migrate: $(VENV)/.deps
 
 # Refresh the README's screenshots in docs/ on purpose (tests write theirs to a temp folder).
 screenshots: $(VENV)/.test-deps chromium
-	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py -k "save_reload or knowledge or regenerate"
+	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py tests/test_browser_tools.py -k "save_reload or knowledge or regenerate or calculator"
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run

@@ -1,14 +1,18 @@
 """The memory page's agent with tools, in a real browser on the real local model (its tool calls
-come from llama-cpp-python's chatml-function-calling format): a calculator call shown while it runs
-and after, saved with the reply; JSON mode shown as formatted JSON."""
+come from llama-cpp-python's chatml-function-calling format): a calculator call shown and saved with
+the reply, a knowledge base as a tool answering a made-up fact with its source, and JSON mode shown
+as formatted JSON."""
 
 import json
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from controller.knowledge_base import KnowledgeBases
+from tests.kb_files import txt
 from tests.test_browser import TIMEOUT_MS, wait_idle
 from tests.test_browser_chat import bubble, open_memory_page, saved
+from utils.embeddings import build_embed_model
 
 pytestmark = pytest.mark.browser
 
@@ -68,3 +72,23 @@ def test_json_mode_shows_the_reply_as_formatted_json(greedy, streamlit_app, brow
     answer = conversation[1]
     assert answer["json_mode"] is True
     assert isinstance(json.loads(answer["content"]), dict)
+
+
+@pytest.fixture
+def plant_notes(greedy):
+    """A knowledge base "plant notes" holding valves.txt (a made-up fact), made before the app starts."""
+    kbs = KnowledgeBases(greedy.parent / "kbs", build_embed_model)
+    kbs.create("plant notes").add_files([("valves.txt", txt())])
+    return greedy
+
+
+def test_a_knowledge_base_tool_answers_with_its_source(plant_notes, streamlit_app, browser_page):
+    page = browser_page
+    open_memory_page(page, streamlit_app)
+    choose_tool(page, "Knowledge base: plant notes")
+    ask(page, "Search my notes: when does the Zorblax valve open?")
+    reply = bubble(page, 1)
+    expect(reply.get_by_text("Used search_plant_notes", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    reply.get_by_text("Used search_plant_notes", exact=True).click()
+    expect(reply.get_by_text("valves.txt").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(reply.get_by_text("42 kPa").first).to_be_visible()
