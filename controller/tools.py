@@ -42,8 +42,9 @@ CALCULATOR_NAMES = {"pi": math.pi, "e": math.e}
 #: writes arguments under a grammar made from the schema with no token limit, so an unbounded
 #: string let the small model write until its context was full (a minute); the bound ends it.
 MAX_ARGUMENT_CHARS = 300
-#: Longest Python script run_python's schema allows, in characters.
-MAX_CODE_CHARS = 4000
+#: Longest Python script run_python's schema allows, in characters. llama-cpp-python turns
+#: maxLength into nested grammar rules; at 2,000 its grammar parser failed and the server died.
+MAX_CODE_CHARS = 1000
 
 
 class ToolFailure(Exception):

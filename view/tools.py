@@ -69,12 +69,17 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
         return None
     try:
         with st.spinner("Starting the local model's tool-calling server… a few seconds the first time."):
-            return _tool_server(
+            args = (
                 settings.local_model_path,
                 settings.local_context_window,
                 settings.local_server_start_timeout,
                 settings.local_llm_threads,
-            ).base_url
+            )
+            server = _tool_server(*args)
+            if not server.answers():  # it stopped (a crash): start another
+                _tool_server.clear()
+                server = _tool_server(*args)
+            return server.base_url
     except LocalServerError as exc:
         st.error(f"Tools are unavailable with the local model: {exc}")
         return None
