@@ -40,14 +40,21 @@ def ask(page: Page, text: str) -> None:
     wait_idle(page)
 
 
+def open_call(page: Page, url: str, tool: str, question: str, call: str):
+    """Choose ``tool`` on a new memory page, ask ``question``, open the reply's "Used ``call``"
+    expander and return the reply's bubble."""
+    open_memory_page(page, url)
+    choose_tool(page, tool)
+    ask(page, question)
+    reply = bubble(page, 1)
+    expect(reply.get_by_text(f"Used {call}", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    reply.get_by_text(f"Used {call}", exact=True).click()
+    return reply
+
+
 def test_the_calculator_call_is_shown_and_saved_with_the_reply(greedy, streamlit_app, browser_page, shots):
     page = browser_page
-    open_memory_page(page, streamlit_app)
-    choose_tool(page, "Calculator")
-    ask(page, "Use the calculator to compute 1234*5678.")
-    reply = bubble(page, 1)
-    expect(reply.get_by_text("Used calculator", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
-    reply.get_by_text("Used calculator", exact=True).click()
+    reply = open_call(page, streamlit_app, "Calculator", "Use the calculator to compute 1234*5678.", "calculator")
     expect(reply.get_by_text("7006652").first).to_be_visible(timeout=TIMEOUT_MS)
     expect(reply.get_by_text('"expression"').first).to_be_visible()
     page.wait_for_timeout(600)  # the expander opens with an animation
@@ -83,12 +90,7 @@ def plant_notes(greedy):
 
 
 def test_a_knowledge_base_tool_answers_with_its_source(plant_notes, streamlit_app, browser_page):
-    page = browser_page
-    open_memory_page(page, streamlit_app)
-    choose_tool(page, "Knowledge base: plant notes")
-    ask(page, "Search my notes: when does the Zorblax valve open?")
-    reply = bubble(page, 1)
-    expect(reply.get_by_text("Used search_plant_notes", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
-    reply.get_by_text("Used search_plant_notes", exact=True).click()
+    question = "Search my notes: when does the Zorblax valve open?"
+    reply = open_call(browser_page, streamlit_app, "Knowledge base: plant notes", question, "search_plant_notes")
     expect(reply.get_by_text("valves.txt").first).to_be_visible(timeout=TIMEOUT_MS)
     expect(reply.get_by_text("42 kPa").first).to_be_visible()
