@@ -151,11 +151,9 @@ class ToolCallWorker(OpenAIAgentWorker):
             return super()._call_function(tools, tool_call, memory, sources)
         finally:
             output = sources[-1] if sources else None
-            known = any(t.metadata.name == record["name"] for t in tools)
             record["result"] = output.content if output is not None else "Error: the tool gave no result."
-            record["error"] = (
-                output is None or not known or output.is_error or isinstance(output.raw_output, BaseException)
-            )
+            # Unknown tools and bad arguments come marked is_error; a tool that raised, with the exception.
+            record["error"] = output is None or output.is_error or isinstance(output.raw_output, BaseException)
             raw = output.raw_output if output is not None else None
             if isinstance(raw, dict) and raw.get("sources"):
                 record["sources"] = list(raw["sources"])

@@ -85,7 +85,7 @@ class MemoryChat(SavedChat):
         super().load(name)
         last = next((m for m in reversed(self.messages) if m.role.value == "user"), None)
         self.tools = list(last.tools) if last is not None else []
-        self.rebuild()
+        self.agent = self._agent(self.llm) if self.llm else None
 
     def _user_message(self, text: str) -> Message:
         """The user's message, with the tools it is sent with."""
@@ -98,21 +98,18 @@ class MemoryChat(SavedChat):
         Raises:
             ChatError: the provider failed (memory and agent are rebuilt from ``messages``).
         """
-        holder: list[OpenAIAgent] = []
 
         def start() -> Iterator[str]:
-            agent = self.agent
-            if agent is None:  # build_llm raises the ProviderConfigError that says what is missing
-                agent = self.agent = self._agent(build_llm(self.config))
-            holder[:] = [agent]
-            return drain(agent.stream_chat(text))
+            if self.agent is None:  # build_llm raises the ProviderConfigError that says what is missing
+                self.agent = self._agent(build_llm(self.config))
+            return drain(self.agent.stream_chat(text))
 
         def before_retry() -> None:  # the failed attempt's task never reached the memory
             if self.llm is not None:
                 self.agent = self._agent(self.llm)
 
         def save(message: Message) -> None:
-            calls = tuple(getattr(holder[0].agent_worker, "calls", ())) if holder else ()
+            calls = tuple(getattr(self.agent.agent_worker, "calls", ())) if self.agent is not None else ()
             message = replace(message, tool_calls=calls, json_mode=self.config.json_mode)
             if self.turn_id is not None:  # a queued turn: its reply carries the turn's id
                 message = replace(message, turn_id=self.turn_id)

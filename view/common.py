@@ -100,6 +100,14 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
         st.stop()
 
 
+def source_list(sources: tuple[dict, ...] | list[dict]) -> None:
+    """Retrieved chunks as the knowledge-base page shows them: number, file, page or row, similarity, text."""
+    for number, source in enumerate(sources, start=1):
+        where = f" · {source['where']}" if source.get("where") else ""
+        st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
+        st.text(source["text"][:1500])
+
+
 def provider_caption(config: LLMConfig) -> str:
     """One line naming the active provider and model, for the sidebar and Home."""
     return f"**Provider:** {PROVIDER_LABELS.get(config.provider, config.provider)}  \n**Model:** `{config.model}`"

@@ -19,6 +19,7 @@ from controller.chat_session import ChatSession
 from controller.saved_chat import SavedChat
 from model.message import Message
 from model.versions import version_count
+from view.common import source_list
 from view.tools import reply_body, tool_calls_view
 
 #: Height of the copy button's frame, in pixels.
@@ -109,10 +110,7 @@ def message_footer(message: Message) -> None:
         st.caption(f"Nothing in “{message.knowledge_base}” passed the similarity threshold; no model was asked.")
     if message.sources:
         with st.expander("Sources"):
-            for number, source in enumerate(message.sources, start=1):
-                where = f" · {source['where']}" if source.get("where") else ""
-                st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
-                st.text(source["text"][:1500])
+            source_list(message.sources)
 
 
 def copy_button(text: str) -> None:

@@ -16,7 +16,7 @@ from settings import Settings
 from utils.llm import LLMConfig
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
 from utils.sandbox import ISOLATION_NOTES, isolation
-from view.common import picked_model_server, widget_key
+from view.common import picked_model_server, source_list, widget_key
 
 JSON_MODE_KEY = "memory_json_mode"
 
@@ -76,7 +76,7 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
                 settings.local_llm_threads,
             )
             server = _tool_server(*args)
-            if not server.answers():  # it stopped (a crash): start another
+            if server.process is not None and server.process.poll() is not None:  # it died: start another
                 _tool_server.clear()
                 server = _tool_server(*args)
             return server.base_url
@@ -106,10 +106,7 @@ def call_details(call: dict) -> None:
         return
     st.caption("Result" if not call.get("error") else "Error (given back to the model)")
     st.code(call["result"], language=None, wrap_lines=True)
-    for number, source in enumerate(call.get("sources") or (), start=1):
-        where = f" · {source['where']}" if source.get("where") else ""
-        st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
-        st.text(source["text"][:1500])
+    source_list(call.get("sources") or [])
 
 
 def _code_of(call: dict) -> str | None:
