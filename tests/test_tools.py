@@ -51,6 +51,13 @@ def memory_chat(config, tmp_path, tools, toolbox=None):
     return chat
 
 
+#: Forks until the process limit refuses, and prints how many succeeded.
+FORK_COUNTER = (
+    "import os, time\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+    "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)"
+)
+
+
 # ----- the sandbox -----------------------------------------------------------------------
 
 
@@ -108,15 +115,31 @@ def test_sandbox_output_is_capped():
 
 
 def test_sandbox_contains_a_fork_bomb_and_runs_again_after():
-    counted = run_python(
-        "import os, time\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
-        "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)",
-        time_limit=5,
-    )
+    counted = run_python(FORK_COUNTER, time_limit=5)
     assert counted.output.strip().isdigit() and int(counted.output.strip()) < MAX_PROCESSES
     bomb = run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", 3)
     assert bomb.timed_out
     assert run_python("print(6 * 7)").output.strip() == "42"
+
+
+@pytest.mark.parametrize("unshare", [("unshare", "-rn"), ("unshare", "-n")])
+def test_without_bubblewrap_unshare_still_cuts_the_network_and_bounds_processes(monkeypatch, unshare):
+    """The fallback tier: with ``unshare -n`` (root, no user namespace) the code still runs unprivileged."""
+    import utils.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "isolation", lambda: "network")
+    monkeypatch.setattr(sandbox, "_unshare", lambda: unshare)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        port = listener.getsockname()[1]
+        code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3)\nprint('CONNECTED')"
+        assert "CONNECTED" not in run_python(code).output
+    finally:
+        listener.close()
+    forks = run_python(FORK_COUNTER, time_limit=5).output.strip()
+    assert forks.isdigit() and int(forks) < MAX_PROCESSES
 
 
 # ----- the tools alone -------------------------------------------------------------------

@@ -154,24 +154,38 @@ def _bwrap(folder: str) -> list[str]:
 
 @functools.cache
 def isolation() -> str:
-    """The isolation this machine allows: ``full`` (bubblewrap), ``network`` (``unshare -n``) or
+    """The isolation this machine allows: ``full`` (bubblewrap), ``network`` (``unshare``) or
     ``none``. Probed once per process by running ``true`` in each (at most 10 s each)."""
-    user = _user()
-    if shutil.which("bwrap") and _works(_bwrap("/"), user):
+    if shutil.which("bwrap") and _works(_bwrap("/"), _user()):
         return "full"
-    if shutil.which("unshare") and (_works(["unshare", "-n"], None) or _works(["unshare", "-rn"], user)):
-        return "network"
-    return "none"
+    return "network" if _unshare() else "none"
 
 
-def _prefix(level: str, folder: str) -> tuple[list[str], int | None]:
-    """The command prefix for ``level`` and the uid to start it as."""
-    user = _user()
+@functools.cache
+def _unshare() -> tuple[str, ...]:
+    """The ``unshare`` command that gives a new network namespace here, probed once: ``-rn`` (with a
+    user namespace, as the unprivileged user the code runs as), else ``-n`` as root; () if neither."""
+    if not shutil.which("unshare"):
+        return ()
+    if _works(["unshare", "-rn"], _user()):
+        return ("unshare", "-rn")
+    if os.geteuid() == 0 and _works(["unshare", "-n"], None):
+        return ("unshare", "-n")
+    return ()
+
+
+def _prefix(level: str, folder: str, user: int | None) -> tuple[list[str], int | None]:
+    """The command prefix for ``level`` and the uid to start it as, for code that runs as ``user``.
+
+    ``unshare -n`` needs root, so it is started as root and ``setpriv`` (util-linux) drops to
+    ``user`` inside the new namespace: RLIMIT_NPROC does not apply to root.
+    """
     if level == "full":
         return _bwrap(folder), user
-    if level == "network":
-        return (["unshare", "-n"], None) if _works(["unshare", "-n"], None) else (["unshare", "-rn"], user)
-    return [], user
+    command = list(_unshare()) if level == "network" else []
+    if command == ["unshare", "-n"] and user is not None:
+        return [*command, "setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"], None
+    return command, user
 
 
 def _limits(time_limit: float, memory_mb: int, processes: int) -> None:
@@ -208,7 +222,8 @@ def run_python(
     with tempfile.TemporaryDirectory(prefix="parley-python-") as folder, tempfile.TemporaryFile() as out:
         script = Path(folder) / "main.py"
         script.write_text(code, encoding="utf-8")
-        prefix, user = _prefix(level, folder)
+        user = _user()
+        prefix, start_as = _prefix(level, folder, user)
         if user is not None:
             os.chown(folder, user, user)
             os.chown(script, user, user)
@@ -222,9 +237,9 @@ def run_python(
             env=env,
             start_new_session=True,
             preexec_fn=functools.partial(_limits, time_limit, memory_mb, _process_limit(user)),
-            user=user,
-            group=user,
-            extra_groups=None if user is None else [],
+            user=start_as,
+            group=start_as,
+            extra_groups=None if start_as is None else [],
         )
         timed_out = False
         try:
