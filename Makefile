@@ -8,6 +8,10 @@ VENV   := .venv
 PIP    := $(VENV)/bin/pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# llama-cpp-python compiles llama.cpp for the CPU at install. Its default, -march=native, can use
+# instructions a virtual machine advertises but does not enable (AMX's tilezero: SIGILL at the first
+# token), so on x86-64 it is built for AVX2, which every x86-64 server of the last decade runs.
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
 .PHONY: run serve worker migrate test lint bench screenshots lock chromium services sandbox clean
 
@@ -15,7 +19,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.deps: requirements.txt constraints.txt | $(VENV)/bin/python
-	$(PIP) install -r requirements.txt -c constraints.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -r requirements.txt -c constraints.txt
 	touch $@
 
 $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
