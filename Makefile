@@ -13,7 +13,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # token), so on x86-64 it is built for AVX2, which every x86-64 server of the last decade runs.
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
-.PHONY: run serve worker migrate test lint bench screenshots lock chromium services sandbox clean
+.PHONY: run serve worker copy-conversations migrate test check lint duplicates bench screenshots lock chromium services sandbox clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,23 +61,39 @@ run: $(VENV)/.deps
 serve: $(VENV)/.deps
 	$(VENV)/bin/python -m api
 
-# The gates run before pytest: lint and format (ruff, configured in pyproject.toml) and types
-# (mypy on the layers below the views, and the chat server).
-lint: $(VENV)/.test-deps
+# The gates run before pytest: lint and format (ruff, configured in pyproject.toml), types (mypy
+# --strict on model/, controller/, utils/, api/ and worker/) and repeated code in the app.
+lint: $(VENV)/.test-deps duplicates
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# No repeated code inside the app's own folders (tests/ and bench/ are not the app). The
+# `duplicates` command comes with the developers' tool library; where it is missing, the gate says so.
+APP_PATHS := (model|controller|utils|api|worker|view|pages)/[^ ]+|Home\.py|settings\.py
+duplicates:
+	@if command -v duplicates >/dev/null 2>&1; then \
+	  found=$$(duplicates --most 200 --seconds 60 | grep -E '^D[0-9]+ ($(APP_PATHS)):[0-9-]+ ~ ($(APP_PATHS)):' || true); \
+	  if [ -n "$$found" ]; then echo "$$found"; echo "duplicates: repeated code inside the app (above)"; exit 1; fi; \
+	  echo "duplicates: no repeated code inside the app"; \
+	else echo "duplicates: the command is not on this machine, so this gate is skipped"; fi
+
 test: $(VENV)/.test-deps chromium services sandbox lint
 	$(VENV)/bin/python -m pytest
+
+# The quick tier for the inner loop: the gates, then the tests that need neither the local model
+# nor a browser (PostgreSQL and Redis, which start in a second, included).
+check: $(VENV)/.test-deps services sandbox lint
+	$(VENV)/bin/python -m pytest -m "not model and not browser" -q
 
 # A model worker for the chat server's queue (needs REDIS_URL); start as many as you like.
 worker: $(VENV)/.deps
 	$(VENV)/bin/python -m worker
 
-# Copy every conversation between stores: make migrate FROM=conversations.json TO=postgresql://...
-migrate: $(VENV)/.deps
-	$(VENV)/bin/python -m model.migrate --from "$(FROM)" --to "$(TO)"
+# Copy every conversation between stores: make copy-conversations FROM=conversations.json TO=postgresql://...
+# (`make migrate` is the same command under its older name: no schema changes, a copy.)
+copy-conversations migrate: $(VENV)/.deps
+	$(VENV)/bin/python -m model.copy_conversations --from "$(FROM)" --to "$(TO)"
 
 # Refresh the README's screenshots in docs/ on purpose (tests write theirs to a temp folder).
 screenshots: $(VENV)/.test-deps chromium

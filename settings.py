@@ -72,11 +72,11 @@ class Settings(BaseSettings):
             browser, in seconds (0 redraws on every delta).
         parley_api_port: the chat server's port on 127.0.0.1 (``make serve``).
         parley_api_keys: the chat server's API keys, comma-separated; None makes one at start.
-        parley_session_ttl: lifetime of a websocket session token, in seconds.
+        parley_session_ttl: lifetime of a websocket chat token, in seconds.
         parley_api_max_body: largest request body the chat server reads, in bytes (larger: 413).
         parley_api_max_concurrent: model calls the chat server runs at once; the rest wait in order.
         parley_api_max_queue: model calls that may wait; past that the server answers 429.
-        redis_url: Redis for the chat server's session tokens and the turn queue to model workers;
+        redis_url: Redis for the chat server's chat tokens and the turn queue to model workers;
             None keeps tokens in the server process and calls the model in-process.
         parley_worker_claim_idle: seconds before another worker takes over a turn whose worker
             stopped answering (a crash).

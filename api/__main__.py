@@ -20,7 +20,7 @@ from settings import load_settings
 
 class RedactSecrets(logging.Filter):
     """Replace the value of every ``token=`` and ``key=`` in a log record's text with ``***``
-    (uvicorn logs each websocket's path with its query string, which carries the session token)."""
+    (uvicorn logs each websocket's path with its query string, which carries the chat token)."""
 
     PATTERN = re.compile(r"((?:token|key)=)[^&\s\"']+", re.IGNORECASE)
 

@@ -1,4 +1,4 @@
-"""What the routes depend on: the server's shared state, the API-key check and the session-token check."""
+"""What the routes depend on: the server's shared state, the API-key check and the chat-token check."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import APIError
 from api.streaming import ModelSlots
-from controller.knowledge_base import KnowledgeBases
-from controller.sessions import SessionError, SessionTokens
-from model.store_base import Store
+from controller.chat_tokens import ChatTokens, TokenError
+from model.store import BaseConversationStore
 from settings import Settings
-from utils.llm import LLMConfig, config_from_settings, default_base_url, list_models
-from utils.local_server import LocalServer
+from utils.knowledge_bases import KnowledgeBases
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer
+from utils.model_list import models_of
+from utils.providers import LLMConfig, LocalEndpoint, resolve_config
 
 #: Seconds the provider's model list is kept before asking its /models again.
 MODELS_CACHE_SECONDS = 30.0
@@ -34,7 +35,7 @@ class ServerState:
         settings: the settings the server started with.
         keys: the accepted API keys (never logged).
         store: the conversation store (the page's file, lock and backups).
-        tokens: the websocket session tokens.
+        tokens: the websocket's chat tokens.
         slots: the bound on concurrent model calls.
         knowledge_bases: the page's knowledge bases (the embedding model loads on first use).
         local: the local model server when the provider is local, else None.
@@ -44,8 +45,8 @@ class ServerState:
 
     settings: Settings
     keys: list[str]
-    store: Store
-    tokens: SessionTokens
+    store: BaseConversationStore
+    tokens: ChatTokens
     slots: ModelSlots
     knowledge_bases: KnowledgeBases
     local: LocalServer | None = None
@@ -56,12 +57,8 @@ class ServerState:
     def config(self, model: str | None = None) -> LLMConfig:
         """The LLMConfig of the configured provider (with ``model`` instead of the configured one)."""
         local = self.local
-        config = config_from_settings(
-            self.settings,
-            local_base_url=local.base_url if local else None,
-            local_context_window=local.context_window if local else None,
-            system_prompt=self.settings.llm_system_prompt or None,
-        )
+        endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
+        config = resolve_config(self.settings, local=endpoint)
         return replace(config, model=model) if model else config
 
     def provider_models(self) -> list[str]:
@@ -70,10 +67,7 @@ class ServerState:
         stamp, models = self._models
         if time.monotonic() - stamp > MODELS_CACHE_SECONDS:
             config = self.config()
-            try:
-                listed = list_models(config.base_url or default_base_url(config.provider), config.api_key)
-            except Exception:  # the provider is down or refuses: the configured model is still offered
-                listed = []
+            listed = models_of(config)  # a provider that is down or refuses lists none
             models = [config.model, *[m for m in listed if m != config.model]]
             self._models = (time.monotonic(), models)
         return models
@@ -108,15 +102,15 @@ def require_key(
         raise APIError(401, "That API key is not valid for this Parley server.", "invalid_api_key")
 
 
-def session_name(state: ServerState, token: str) -> str:
-    """The conversation name of the live session ``token``.
+def token_name(state: ServerState, token: str) -> str:
+    """The conversation name of the live chat token ``token``.
 
     Raises:
         APIError: 401 when the token is unknown or expired.
     """
     try:
         return state.tokens.get(token).name
-    except SessionError as exc:
+    except TokenError as exc:
         raise APIError(401, str(exc), "invalid_session_token") from exc
 
 

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.streaming import RETRY_AFTER_SECONDS, Busy
-from controller.chat_session import ChatError
+from controller.errors import ChatError
 from controller.queue import QueueError
-from model.conversation_store import StoreError
-from utils.llm import ProviderConfigError
+from model.store import StoreError
+from utils.provider_errors import ProviderConfigError
 
 log = logging.getLogger("parley.api")
 
@@ -93,7 +93,7 @@ def from_exception(exc: BaseException) -> APIError:
     if isinstance(exc, redis.RedisError):
         return APIError(
             503,
-            f"Parley's Redis is not reachable right now ({_first_line(exc)}); sessions and queued turns need it. "
+            f"Parley's Redis is not reachable right now ({_first_line(exc)}); chat tokens and queued turns need it. "
             "Try again shortly.",
             "redis_unavailable",
         )

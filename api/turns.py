@@ -1,6 +1,7 @@
-"""The turns the routes run, each through the controllers that the pages use (no second
-implementation of a turn): the memory page's ``MemoryChat`` for saved conversations and sessions,
-``SimpleChat`` for /v1 chat completions, and ``KnowledgeChat`` for the ``kb:<name>`` models.
+"""The turns the routes run, each through the turn runner the pages use (``controller.chat.Chat``;
+no second implementation of a turn): the memory page's ``AgentEngine`` for saved conversations and
+chat tokens, ``PlainEngine`` for /v1 chat completions, and ``KnowledgeEngine`` for the
+``kb:<name>`` models.
 
 Each ``*_turn`` is a blocking generator of text deltas, meant for ``api.streaming.stream_in_thread``;
 when it ends, ``outcome`` holds the assistant message (and any auto-save failure).
@@ -17,12 +18,13 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import KB_PREFIX, ServerState
 from api.errors import APIError, from_exception
 from api.streaming import first_delta, stream_in_thread
-from controller.chatbot_with_memory import MemoryChat
-from controller.knowledge_base import KnowledgeBaseError, KnowledgeChat
+from controller.chat import Chat
+from controller.engines import AgentEngine, ChatEngine, KnowledgeEngine, PlainEngine
 from controller.queue import arelay, new_turn, submit
-from controller.simple_chat import SimpleChat
+from model.conversation import Conversation
 from model.message import Message
-from utils.llm import LLMConfig
+from utils.knowledge_bases import KnowledgeBaseError
+from utils.providers import LLMConfig
 
 
 @dataclass
@@ -32,15 +34,16 @@ class Outcome:
     Attributes:
         message: the assistant message (complete), or None until the turn ends.
         save_error: the sentence of a failed auto-save (the reply was given but not saved), or None.
+        extra: more for the answer (``sources``: the chunks a knowledge base gave, as dicts).
     """
 
     message: Message | None = None
     save_error: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, create: bool) -> Iterator[str]:
-    """Answer ``text`` in the saved conversation ``name`` with the memory page's agent and memory.
+    """Answer ``text`` in the saved conversation ``name`` with the memory page's engine.
 
     The conversation is read from the store first (so the page's saves are seen), the user's
     message is saved before the model is called, and the reply is saved when it ends.
@@ -50,22 +53,23 @@ def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, crea
         name: the conversation.
         text: the user's message.
         outcome: filled in when the turn ends.
-        create: True starts the conversation when it does not exist (a session's); False refuses.
+        create: True starts the conversation when it does not exist (a chat token's); False refuses.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False.
         ChatError: the message was refused or the provider failed (the user's message is saved).
         StoreError: the store cannot be read.
     """
-    chat = MemoryChat(state.config(), state.store)
+    chat = Chat(AgentEngine.from_defaults(state.config()), state.store)
     if state.store.get(name) is not None:
         chat.load(name)
     elif create:
         chat.save_as(name)
     else:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-    yield from chat.stream_reply(text)
-    outcome.message = chat.messages[-1]
+    turn = chat.send(text)
+    yield from turn
+    outcome.message = turn.reply
     outcome.save_error = chat.save_error
 
 
@@ -75,27 +79,25 @@ def completion_turn(
     """Answer ``text`` after ``history`` (a /v1 request's messages); nothing is saved.
 
     A ``kb:<name>`` model answers from that knowledge base (``outcome.extra["sources"]`` holds the
-    chunks it was given); any other model is asked through ``SimpleChat``.
+    chunks it was given); any other model through the plain engine.
 
     Raises:
         APIError: 404 when the knowledge base does not exist.
         ChatError: the message was refused or the provider failed.
     """
-    chat: SimpleChat | KnowledgeChat
+    engine: ChatEngine
     if config.model.startswith(KB_PREFIX):
         try:
             kb = state.knowledge_bases.open(config.model[len(KB_PREFIX) :])
         except KnowledgeBaseError as exc:
             raise APIError(404, str(exc), "model_not_found") from exc
-        chat = KnowledgeChat(_base_model(state, config), state.store, kb)
+        engine = KnowledgeEngine.from_defaults(_base_model(state, config), kb)
     else:
-        chat = SimpleChat(config)
-    chat.messages = list(history)
-    if isinstance(chat, KnowledgeChat):
-        chat.rebuild()  # its memory is built from its messages
-    yield from chat.stream_reply(text)
-    outcome.message = chat.messages[-1]
-    outcome.extra["sources"] = [dict(s) for s in outcome.message.sources]
+        engine = PlainEngine.from_defaults(config)
+    turn = Chat(engine, conversation=Conversation(messages=list(history))).send(text)
+    yield from turn
+    outcome.message = turn.reply
+    outcome.extra["sources"] = [s.to_dict() for s in turn.reply.sources] if turn.reply is not None else []
 
 
 def _base_model(state: ServerState, config: LLMConfig) -> LLMConfig:

@@ -2,8 +2,9 @@
 
 - saving one turn (``append`` of one message, what a chat turn does) into a store holding 100,
   1,000, 5,000 and 100,000 conversations of 10 messages, for the JSON file, PostgreSQL and Redis;
-- turns per second through the Redis queue with 1, 2 and 4 workers, each with its own local
-  model server, 12 turns submitted at once over HTTP.
+- turns per second through the Redis queue with 1, 2 and 4 workers, 12 turns submitted at once over
+  HTTP: each worker with its own local model server (CPU-bound on 2 cores), and all workers asking
+  one OpenAI-compatible server that streams at a fixed, remote-like pace (as Groq or OpenAI would).
 """
 
 from __future__ import annotations
@@ -105,66 +106,98 @@ async def _all_turns(url: str, headers: dict[str, str], names: list[str]) -> Non
     assert not failed, failed
 
 
-def bench_queue(worker_counts: tuple[int, ...] = (1, 2, 4), turns: int = 12, max_tokens: int = 64) -> dict[int, float]:
-    """Turns per second through the queue for each number of workers (each with its own model server)."""
+#: The remote-like backend of the paced queue run: time to first token, and tokens per second per
+#: stream (about what Groq or OpenAI give one stream; each worker holds one stream at a time).
+PACED_FIRST_TOKEN_S, PACED_TOKENS_PER_S, PACED_WORDS = 0.3, 40.0, 64
+
+
+def bench_queue(
+    worker_counts: tuple[int, ...] = (1, 2, 4), turns: int = 12, max_tokens: int = 64, backend: str = "local"
+) -> dict[int, float]:
+    """Turns per second through the queue for each number of workers.
+
+    Args:
+        worker_counts: the numbers of ``python -m worker`` processes to try.
+        turns: turns submitted at once over HTTP, one per conversation.
+        max_tokens: most tokens per reply.
+        backend: ``local`` (each worker starts its own local model server: CPU-bound on 2 cores) or
+            ``paced`` (every worker asks one OpenAI-compatible server that streams at a fixed, remote-like
+            pace: ``PACED_FIRST_TOKEN_S`` to the first token, then ``PACED_TOKENS_PER_S`` per stream).
+    """
+    from tests.scripted_server import Say, ScriptedServer
+    from utils.local_server import LocalServer
+
+    results: dict[int, float] = {}
+    rds = RedisServer()
+    chat_model = LocalServer.ensure(None, context_window=2048)  # the chat server's own (it answers no turn)
+    paced = None
+    if backend == "paced":
+        text = " ".join(f"word{i}" for i in range(PACED_WORDS))
+        paced = ScriptedServer([Say(text)], PACED_FIRST_TOKEN_S, PACED_TOKENS_PER_S).start()
+    try:
+        for count in worker_counts:
+            results[count] = _queue_run(rds, chat_model, count, turns, max_tokens, paced)
+            print(f"  queue ({backend}): {count} worker(s): {results[count]:.2f} turns/s", flush=True)
+    finally:
+        chat_model.stop()
+        rds.remove()
+        if paced is not None:
+            paced.stop()
+    return results
+
+
+def _queue_run(rds: RedisServer, chat_model: object, count: int, turns: int, max_tokens: int, paced: object) -> float:
+    """One run of ``bench_queue``: start the chat server and ``count`` workers, answer ``turns``; turns/s."""
     import os
     import subprocess
     import sys
 
     from bench.api import KEY, _start
-    from utils.local_server import LocalServer
 
     app_dir = Path(__file__).resolve().parent.parent
-    results: dict[int, float] = {}
-    rds = RedisServer()
-    seed_server = LocalServer.ensure(None, context_window=2048)
-    try:
-        for count in worker_counts:
-            rds.flush()
-            folder = Path(tempfile.mkdtemp())
-            os.environ["REDIS_URL"] = rds.url()
-            process, url = _start(seed_server, folder, max_tokens)
-            env = {k: v for k, v in os.environ.items() if k != "LOCAL_LLM_PORT"}
-            env.update(
-                {
-                    "REDIS_URL": rds.url(),
-                    "CONVERSATIONS_FILE": str(folder / "conversations.json"),
-                    "LLM_MAX_TOKENS": str(max_tokens),
-                    "LLM_TEMPERATURE": "0",
-                    "LOCAL_CONTEXT_WINDOW": "2048",
-                }
+    rds.flush()
+    folder = Path(tempfile.mkdtemp())
+    os.environ["REDIS_URL"] = rds.url()
+    process, url = _start(chat_model, folder, max_tokens)  # type: ignore[arg-type]
+    env = {k: v for k, v in os.environ.items() if k != "LOCAL_LLM_PORT"}
+    env.update(
+        {
+            "REDIS_URL": rds.url(),
+            "CONVERSATIONS_FILE": str(folder / "conversations.json"),
+            "LLM_MAX_TOKENS": str(max_tokens),
+            "LLM_TEMPERATURE": "0",
+            "LOCAL_CONTEXT_WINDOW": "2048",
+        }
+    )
+    if paced is not None:
+        base_url = paced.base_url  # type: ignore[attr-defined]
+        env.update({"LLM_PROVIDER": "openai_like", "LLM_BASE_URL": base_url, "LLM_MODEL": "scripted"})
+    workers = []
+    for index in range(count):
+        log = open(folder / f"worker-{index}.log", "wb")  # noqa: SIM115 (closed with the process)
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "worker"], cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-            workers = []
-            for _ in range(count):
-                log = open(folder / f"worker-{len(workers)}.log", "wb")  # noqa: SIM115 (closed with the process)
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "worker"], cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT
-                    )
-                )
-            for index in range(count):  # each starts its own model server: wait until all answer
-                deadline = time.monotonic() + 180
-                while b"is answering turns" not in (folder / f"worker-{index}.log").read_bytes():
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a worker did not start")
-                    time.sleep(0.2)
-            headers = {"Authorization": f"Bearer {KEY}"}
-            names = [f"q{i}" for i in range(turns)]
-            with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-                for name in names:
-                    client.post("/conversations", json={"name": name})
-
-            started = time.perf_counter()
-            asyncio.run(_all_turns(url, headers, names))
-            results[count] = turns / (time.perf_counter() - started)
-            print(f"  queue: {count} worker(s): {results[count]:.2f} turns/s", flush=True)
-            for worker in workers:
-                worker.terminate()
-                worker.wait(30)
-            process.terminate()
-            process.wait(15)
-            del os.environ["REDIS_URL"]
-    finally:
-        seed_server.stop()
-        rds.remove()
-    return results
+        )
+    for index in range(count):  # a local worker starts its own model server: wait until all answer
+        deadline = time.monotonic() + 180
+        while b"is answering turns" not in (folder / f"worker-{index}.log").read_bytes():
+            if time.monotonic() > deadline:
+                raise RuntimeError("a worker did not start")
+            time.sleep(0.2)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    names = [f"q{i}" for i in range(turns)]
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        for name in names:
+            client.post("/conversations", json={"name": name})
+    started = time.perf_counter()
+    asyncio.run(_all_turns(url, headers, names))
+    rate = turns / (time.perf_counter() - started)
+    for worker in workers:
+        worker.terminate()
+        worker.wait(30)
+    process.terminate()
+    process.wait(15)
+    del os.environ["REDIS_URL"]
+    return rate

@@ -9,11 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from controller.knowledge_base import KnowledgeBases, KnowledgeChat
-from model.conversation_store import ConversationStore
+from controller.chat import Chat
+from controller.engines import KnowledgeEngine
+from model.json_store import JsonFileStore
 from utils.embeddings import build_embed_model
-from utils.llm import LLMConfig
+from utils.knowledge_bases import KnowledgeBases
 from utils.local_server import LOCAL_MODEL_ALIAS
+from utils.providers import LLMConfig
 
 SYLLABLES = [
     "zor",
@@ -94,12 +96,14 @@ def run(server_base_url: str, context_window: int, runs: int = 5) -> dict:
             temperature=0.0,
             context_window=context_window,
         )
-        chat = KnowledgeChat(config, ConversationStore(Path(tempfile.mkdtemp()) / "c.json"), kb, threshold=0.0)
+        chat = Chat(
+            KnowledgeEngine.from_defaults(config, kb, threshold=0.0), JsonFileStore(Path(tempfile.mkdtemp()) / "c.json")
+        )
         answers = []
         for _, _, question in sample[:runs]:
-            chat.new_chat()
+            chat.new()
             t = time.perf_counter()
-            "".join(chat.stream_reply(question))
+            "".join(chat.send(question))
             answers.append((time.perf_counter() - t) * 1000)
         results[count] = {
             "chunks": report.chunks,

@@ -1,41 +1,65 @@
-"""The context budget: how many tokens a request may use, and which history fits in it.
+"""The context budget: how many tokens a request may use, which history fits in it, and how much
+of an attached file fits beside the typed text.
 
 The prompt may use ``memory_token_limit`` tokens: the context window minus max tokens (room for
 the reply), times ``PROMPT_SHARE`` (slack for tokenizer differences). The system prompt and the
-new message are counted first; the memory then keeps the newest messages that fit, and the
-rest are left out. Construction of memories and agents is in ``controller.agent``.
+new message are counted first; the memory then keeps the newest messages that fit, and the rest
+are left out. Counts are llama-index's tokenizer's (tiktoken's cl100k), not the model's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from llama_index.core.llms import LLM
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.utils import get_tokenizer
 
-from controller.chat_session import ChatError, ContextBudget
-from model.message import Message
-from utils.llm import DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW, LLMConfig, context_window_of
+from controller.errors import ChatError
+from model.conversation import complete_history
+from model.message import Attachment, Message
+from utils.documents import DocumentError, read_text
+from utils.llm import DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW, context_window_of
+from utils.providers import LLMConfig
 
 #: Share of (context window - max tokens) the prompt may use. The rest is slack for the gap
-#: between llama-index's tokenizer (tiktoken's cl100k) and the model's own, and for the chat
-#: template's tokens around each message.
+#: between llama-index's tokenizer and the model's own, and for the chat template's tokens.
 PROMPT_SHARE = 0.75
+#: Share of the tokens left next to the typed text that attached files may take; the rest keeps
+#: room for the conversation so far.
+ATTACHMENT_SHARE = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBudget:
+    """What went to the model for the last reply.
+
+    Attributes:
+        sent_messages: messages sent, counting the new one and the system prompt.
+        sent_tokens: their size in tokens, as llama-index's tokenizer counts them.
+        left_out: older messages left out to fit the context window.
+        token_limit: tokens available for the prompt (context window minus room for the reply).
+    """
+
+    sent_messages: int
+    sent_tokens: int
+    left_out: int
+    token_limit: int
 
 
 def memory_token_limit(context_window: int, max_tokens: int) -> int:
-    """Return the prompt's token limit: ``(context_window - max_tokens) * PROMPT_SHARE``, at least 256.
+    """The prompt's token limit: ``(context_window - max_tokens) * PROMPT_SHARE``, at least 256.
 
     Args:
         context_window: the model's context window, in tokens.
         max_tokens: the most tokens one reply may take.
-
-    Returns:
-        the most tokens (system prompt, history and new message together) one request may carry.
     """
     return max(256, int((context_window - max_tokens) * PROMPT_SHARE))
 
 
 def prompt_token_limit(config: LLMConfig, llm: LLM | None) -> int:
-    """Return ``memory_token_limit`` for ``config``'s model, in tokens.
+    """``memory_token_limit`` for ``config``'s model, in tokens.
 
     Args:
         config: the provider, model and max tokens in use.
@@ -45,6 +69,18 @@ def prompt_token_limit(config: LLMConfig, llm: LLM | None) -> int:
     """
     window = context_window_of(llm) if llm is not None else config.context_window or DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW
     return memory_token_limit(window, config.max_tokens)
+
+
+def build_memory(messages: Sequence[Message], llm: LLM | None, token_limit: int) -> ChatMemoryBuffer:
+    """A ChatMemoryBuffer holding the complete ``messages`` (tool calls rebuilt in order), oldest first.
+
+    Args:
+        messages: the stored conversation.
+        llm: the model the memory serves, or None when none can be built yet.
+        token_limit: most tokens of history sent with a request; older messages are left out.
+    """
+    history = [chat for m in complete_history(messages) for chat in m.to_chat_messages()]
+    return ChatMemoryBuffer.from_defaults(chat_history=history, llm=llm, token_limit=token_limit)
 
 
 def fit_memory(memory: ChatMemoryBuffer, text: str, system_prompt: str | None, limit: int) -> ContextBudget:
@@ -57,7 +93,7 @@ def fit_memory(memory: ChatMemoryBuffer, text: str, system_prompt: str | None, l
         limit: tokens the whole prompt may take (``memory_token_limit``).
 
     Returns:
-        the ContextBudget of the request about to be made (counts in llama-index's tokens).
+        the ContextBudget of the request about to be made.
 
     Raises:
         ChatError: ``text`` alone (with the system prompt) is bigger than ``limit``; it carries
@@ -83,17 +119,66 @@ def fit_memory(memory: ChatMemoryBuffer, text: str, system_prompt: str | None, l
     )
 
 
-def before_pending(messages: list[Message], pending: str | None) -> list[Message]:
-    """Return the messages before the last user message when that one still waits for a reply.
+def fit_attachment(text: str, budget: int, count: Callable[[str], list[int]]) -> str:
+    """The longest start of ``text`` that is at most ``budget`` tokens long.
 
     Args:
-        messages: the conversation, oldest first.
-        pending: the text of the user message waiting for a reply, or None when none waits.
+        text: a file's text.
+        budget: tokens it may take (at least 0).
+        count: the tokenizer (text → tokens), whose length is counted.
 
     Returns:
-        ``messages`` unchanged when ``pending`` is None, else the messages before the last user one.
+        ``text`` itself when it fits, else its start cut at a character (an approximation from the
+        characters-per-token ratio, shrunk until it fits), or "" when the budget is 0.
     """
-    if pending is None:
-        return messages
-    last_user = max(i for i, m in enumerate(messages) if m.role.value == "user")
-    return messages[:last_user]
+    tokens = len(count(text))
+    if tokens <= budget:
+        return text
+    cut = int(len(text) * budget / max(tokens, 1))
+    while cut > 0 and len(count(text[:cut])) > budget:
+        cut = int(cut * 0.9)
+    return text[:cut]
+
+
+def read_attachments(
+    text: str,
+    files: Sequence[tuple[str, bytes]],
+    kept: Sequence[Attachment],
+    system_prompt: str | None,
+    token_limit: int,
+) -> tuple[Attachment, ...]:
+    """The attachments of a user message: ``kept`` ones, then ``files`` read and cut to fit.
+
+    Args:
+        text: what the user typed.
+        files: ``(file name, bytes)`` dropped into the chat box, read as a knowledge base reads them.
+        kept: attachments already read (kept when a message is edited).
+        system_prompt: sent with the message, or None.
+        token_limit: tokens the whole prompt may take.
+
+    Returns:
+        ``kept`` followed by one Attachment per file: together the new files take at most
+        ``ATTACHMENT_SHARE`` of the tokens left next to ``text``, the system prompt and ``kept``.
+
+    Raises:
+        ChatError: a file is not supported or cannot be read; the sentence names it and
+            ``refused_text`` holds ``text``.
+    """
+    if not files:
+        return tuple(kept)
+    read = []
+    for name, data in files:
+        try:
+            read.append((name, read_text(name, data)))
+        except DocumentError as exc:
+            raise ChatError(
+                f"The file could not be used: {exc} Your message was not sent; it is below.", refused_text=text
+            ) from exc
+    count = get_tokenizer()
+    fixed = len(count(text)) + len(count(system_prompt or "")) + sum(len(count(a.text)) for a in kept)
+    share = max(0, int((token_limit - fixed) * ATTACHMENT_SHARE)) // len(read)
+    found = list(kept)
+    for name, whole in read:
+        used = fit_attachment(whole, share, count)
+        found.append(Attachment(name=name, text=used, used_chars=len(used), total_chars=len(whole)))
+    return tuple(found)

@@ -1,11 +1,12 @@
-"""The turn queue (seed 002's design) in Redis Streams, used when REDIS_URL is set.
+"""The turn queue in Redis Streams, used when REDIS_URL is set.
 
 The chat server saves the user's message (marked with a new ``turn_id``), then adds the turn to the
 stream ``parley:turns`` (``XADD``) and relays the frames that appear on the turn's reply stream
 ``parley:reply:<turn_id>``. Model workers (``python -m worker``, as many as you like) read
 ``parley:turns`` in the consumer group ``parley-workers``; each answers one turn at a time through
-the memory page's controller, publishes ``{"type": "delta"|"done"|"error"|"restart", ...}`` frames
-on the reply stream, saves the reply, then acknowledges the turn (``XACK``).
+the turn runner with the memory page's engine (``controller.chat``, ``AgentEngine``), publishes
+``{"type": "delta"|"done"|"error"|"restart", ...}`` frames on the reply stream, saves the reply,
+then acknowledges the turn (``XACK``).
 
 A worker killed mid-turn leaves its entry pending; after ``claim_idle`` seconds another worker
 claims it (``XAUTOCLAIM``), publishes a ``restart`` frame ("the model worker restarted; answering
@@ -30,11 +31,12 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from controller.chat_session import ChatError
-from controller.chatbot_with_memory import MemoryChat
+from controller.chat import Chat
+from controller.engines import AgentEngine
+from controller.errors import ChatError
 from model.message import Message
-from model.store_base import Store, StoreError
-from utils.llm import LLMConfig
+from model.store import BaseConversationStore, StoreError
+from utils.providers import LLMConfig
 
 TURNS = "parley:turns"
 GROUP = "parley-workers"
@@ -106,7 +108,12 @@ class TurnWorker:
     """
 
     def __init__(
-        self, client: redis.Redis, store: Store, config: LLMConfig, claim_idle: float, name: str | None = None
+        self,
+        client: redis.Redis,
+        store: BaseConversationStore,
+        config: LLMConfig,
+        claim_idle: float,
+        name: str | None = None,
     ) -> None:
         self.client, self.store, self.config, self.claim_idle = client, store, config, claim_idle
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -171,15 +178,15 @@ class TurnWorker:
         if done is not None:  # saved by a worker that died before acknowledging: answer once only
             self._publish(turn_id, {"type": "done", "message": done.to_dict()})
             return
-        chat = MemoryChat(self.config, self.store)
+        chat = Chat(AgentEngine.from_defaults(self.config), self.store)
         try:
-            chat.load_turn(name, turn_id)
+            turn = chat.answer_queued(name, turn_id)
         except ChatError as exc:
             self._publish(turn_id, {"type": "error", "message": str(exc), "refused": True})
             return
         renewed = time.monotonic()
         try:
-            for delta in chat.retry():
+            for delta in turn:
                 self._publish(turn_id, {"type": "delta", "text": delta})
                 if time.monotonic() - renewed > self.claim_idle / 3:  # still alive: keep the turn
                     self.client.xclaim(TURNS, GROUP, self.name, 0, [entry_id], justid=True)
@@ -187,7 +194,8 @@ class TurnWorker:
         except ChatError as exc:
             self._publish(turn_id, {"type": "error", "message": str(exc), "refused": exc.refused_text is not None})
             return
-        self._publish(turn_id, {"type": "done", "message": chat.messages[-1].to_dict(), "save_error": chat.save_error})
+        reply = turn.reply.to_dict() if turn.reply is not None else None
+        self._publish(turn_id, {"type": "done", "message": reply, "save_error": chat.save_error})
 
 
 async def arelay(

@@ -1,7 +1,7 @@
 """The tools the memory page's agent may call: knowledge bases, a calculator, a clock and Python.
 
 A conversation's tools are chosen by id (``TOOL_IDS`` plus ``kb:<knowledge base name>``) and
-built here as llama-index tools for ``controller.agent.build_agent``. A tool that fails raises
+built here as llama-index tools for ``controller.llama_adapter.build_agent``. A tool that fails raises
 ``ToolFailure`` with one line for the agent and the user (the agent gets it as the call's result,
 ``Error: <line>``, and may try again).
 """
@@ -12,18 +12,17 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.llms import LLM
-from llama_index.core.postprocessor import SimilarityPostprocessor
 from llama_index.core.tools import BaseTool, FunctionTool, QueryEngineTool, ToolMetadata, ToolOutput
 from pydantic import BaseModel, Field
 from simpleeval import EvalWithCompoundTypes, InvalidExpression, NumberTooHigh
 
-from controller.knowledge_base import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
+from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
 from utils.sandbox import OUTPUT_CAP_BYTES, run_python
 
 #: Tool ids and their labels in the sidebar; knowledge bases are ``kb:<name>``, labelled by name.
@@ -171,6 +170,7 @@ class KnowledgeBaseTool(QueryEngineTool):
         )
 
 
+@dataclass
 class ToolBox:
     """Builds a conversation's tools.
 
@@ -181,16 +181,10 @@ class ToolBox:
         threshold: least cosine similarity (0 to 1) a chunk needs.
     """
 
-    def __init__(
-        self,
-        knowledge_bases: KnowledgeBases | None = None,
-        timezone: str | None = None,
-        top_k: int = 3,
-        threshold: float = 0.3,
-    ) -> None:
-        self.knowledge_bases = knowledge_bases
-        self.timezone = timezone
-        self.top_k, self.threshold = top_k, threshold
+    knowledge_bases: KnowledgeBases | None = None
+    timezone: str | None = None
+    top_k: int = 3
+    threshold: float = 0.3
 
     def available(self) -> list[str]:
         """Tool ids to offer: the built-in ones, then one per knowledge base."""
@@ -240,11 +234,7 @@ class ToolBox:
                 kb = self.knowledge_bases.open(kb_name)
             except KnowledgeBaseError:
                 return None
-            engine: BaseQueryEngine = kb.index.as_query_engine(
-                llm=llm,
-                similarity_top_k=self.top_k,
-                node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=self.threshold)],
-            )
+            engine = kb.query_engine(llm, self.top_k, self.threshold)
             metadata = ToolMetadata(
                 name=name,
                 description=f"Answer a question from the user's documents in the knowledge base {kb_name!r}.",

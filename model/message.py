@@ -1,64 +1,207 @@
-"""The Message dataclass and its conversions.
+"""A message and its typed parts, and their stored form: the one place where a message becomes the
+dict kept in conversations.json (and in the PostgreSQL and Redis stores) and back.
 
-A message is stored in conversations.json as ``{"role": ..., "content": ...}``, the seed
-(bnaGPT) format. Optional extra keys that Parley writes: ``timestamp`` (ISO 8601, UTC) and
-``incomplete`` (true when a reply was cut off), ``model`` (the model that gave a reply),
-``knowledge_base`` and ``sources`` (knowledge-base chats), ``turn_id`` (turns answered through the
-Redis queue), ``stopped`` (the user stopped the reply), ``feedback`` (``{"rating": 1|-1, "comment",
-"timestamp"}`` on a rated reply), ``attachments`` (files dropped into the chat box: ``{"name", "text",
-"used_chars", "total_chars"}``), ``versions`` with ``version_index`` (the other versions of a
-regenerated reply or an edited message, see ``model.versions``), ``tools`` (on a user message: the
-ids of the tools the agent was offered, ``controller.tools``), ``tool_calls`` (on a reply: the
-agent's tool calls before it, ``controller.agent.ToolCallWorker``) and ``json_mode`` (a reply
-asked for as a JSON object). Unknown keys are ignored on read.
+Stored form: ``{"role": "user"|"assistant"|"system", "content": "..."}``, the format the app has
+always written, plus these optional keys: ``timestamp`` (ISO 8601, UTC), ``incomplete`` (a reply cut
+off), ``model`` (the model that gave a reply), ``knowledge_base`` and ``sources`` (knowledge-base
+chats), ``turn_id`` (turns answered through the Redis queue), ``stopped`` (the user stopped the
+reply), ``feedback``, ``attachments``, ``versions`` with ``version_index`` (``model.versions``),
+``tools`` (on a user message: the tool ids offered with it), ``tool_calls`` (on a reply: the tool
+calls made before it) and ``json_mode``. Readers ignore keys they do not know, and parts that are
+not well formed are dropped, so a file written by another version still loads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-#: Roles a stored message may have (conversations.json format, see DESIGN.md).
+#: Roles a stored message may have.
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)
 
 
 class InvalidMessageError(ValueError):
-    """Raised when a dict from conversations.json is not a valid message."""
+    """A stored dict is not a valid message; ``str(error)`` says what is wrong."""
 
 
 def utc_now_iso() -> str:
-    """Return the current UTC time as an ISO 8601 string with seconds, e.g. ``2026-11-21T19:30:00Z``."""
+    """The current UTC time as ISO 8601 with seconds, e.g. ``2026-11-21T19:30:00Z``."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A passage a reply was given: a knowledge-base chunk.
+
+    Attributes:
+        file_name: the file it comes from.
+        where: the page (``page 3``) or row (``Sheet1, row 4``) in it, or "".
+        score: its cosine similarity to the question, 0 to 1.
+        text: the passage.
+    """
+
+    file_name: str
+    where: str = ""
+    score: float = 0.0
+    text: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form ``{"file_name", "where", "score", "text"}``."""
+        return {"file_name": self.file_name, "where": self.where, "score": self.score, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Source | None:
+        """The Source of a stored dict, or None when it has no ``file_name``."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("file_name"), str):
+            return None
+        score = data.get("score")
+        return cls(
+            file_name=data["file_name"],
+            where=_text(data.get("where")),
+            score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else 0.0,
+            text=_text(data.get("text")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call of a tool by the agent, before its reply.
+
+    Attributes:
+        id: the call's id (OpenAI's ``tool_call_id``).
+        name: the function name the model called, e.g. ``calculator``.
+        arguments: the JSON text the model wrote.
+        result: the text given back to the model; None while the call runs.
+        error: True when the call failed (unknown tool, bad arguments, or the tool raised).
+        round: the 0-based round of calls in the turn.
+        sources: for a knowledge base, the chunks its answer came from.
+    """
+
+    id: str
+    name: str
+    arguments: str
+    result: str | None = None
+    error: bool = False
+    round: int = 0
+    sources: tuple[Source, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form ``{"id", "name", "arguments", "result", "error", "round", "sources"?}``."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.result,
+            "error": self.error,
+            "round": self.round,
+        }
+        if self.sources:
+            data["sources"] = [s.to_dict() for s in self.sources]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> ToolCall | None:
+        """The ToolCall of a stored dict, or None unless id, name, arguments and result are text."""
+        if not isinstance(data, Mapping) or not all(
+            isinstance(data.get(k), str) for k in ("id", "name", "arguments", "result")
+        ):
+            return None
+        round_ = data.get("round")
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            arguments=data["arguments"],
+            result=data["result"],
+            error=data.get("error") is True,
+            round=round_ if isinstance(round_, int) and not isinstance(round_, bool) else 0,
+            sources=_parts(data.get("sources"), Source.from_dict),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """The user's rating of a reply.
+
+    Attributes:
+        rating: 1 (thumbs up) or -1 (thumbs down).
+        comment: the user's comment, or "".
+        timestamp: when it was rated (ISO 8601 UTC), or None.
+    """
+
+    rating: int
+    comment: str = ""
+    timestamp: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form ``{"rating", "comment", "timestamp"}``."""
+        return {"rating": self.rating, "comment": self.comment, "timestamp": self.timestamp}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Feedback | None:
+        """The Feedback of a stored dict, or None unless its rating is 1 or -1."""
+        if not isinstance(data, Mapping) or data.get("rating") not in (1, -1) or isinstance(data.get("rating"), bool):
+            return None
+        stamp = data.get("timestamp")
+        return cls(int(data["rating"]), _text(data.get("comment")), stamp if isinstance(stamp, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file given with a user message.
+
+    Attributes:
+        name: the file's name.
+        text: the part of its text that was sent to the model.
+        used_chars: the length of ``text``, in characters.
+        total_chars: the length of the file's whole text, in characters.
+    """
+
+    name: str
+    text: str
+    used_chars: int = 0
+    total_chars: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form ``{"name", "text", "used_chars", "total_chars"}``."""
+        return {"name": self.name, "text": self.text, "used_chars": self.used_chars, "total_chars": self.total_chars}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Attachment | None:
+        """The Attachment of a stored dict, or None unless name and text are text."""
+        if (
+            not isinstance(data, Mapping)
+            or not isinstance(data.get("name"), str)
+            or not isinstance(data.get("text"), str)
+        ):
+            return None
+        return cls(data["name"], data["text"], _count(data.get("used_chars")), _count(data.get("total_chars")))
 
 
 @dataclass(slots=True, frozen=True)
 class Message:
-    """One chat message (immutable: the store shares Message objects between lists).
+    """One chat message (immutable: lists of messages share them).
 
     Attributes:
-        role: who wrote it, a llama-index ``MessageRole`` (user, assistant or system).
-        content: the text, as markdown.
+        role: who wrote it (user, assistant or system).
+        content: the text, as Markdown.
         timestamp: ISO 8601 UTC time it was written, or None for messages from older files.
-        incomplete: True when this is an assistant reply that was cut off before it ended.
-        model: for an assistant reply, the model that gave it (e.g. ``smollm2-135m-instruct``).
+        incomplete: True for a reply that was cut off before it ended.
+        model: for a reply, the model that gave it (e.g. ``smollm2-135m-instruct``).
         knowledge_base: the knowledge base a knowledge-base chat used, or None.
-        sources: for a knowledge-base reply, the retrieved chunks it was given, each a dict with
-            ``file_name``, ``where`` (page or row, may be ""), ``score`` (cosine similarity) and ``text``.
+        sources: for a knowledge-base reply, the chunks it was given.
         turn_id: the queued turn (REDIS_URL) a user message started or a reply answered, or None.
         stopped: True when the user stopped this reply (it is then also ``incomplete``).
-        feedback: the user's rating of a reply, ``{"rating": 1 or -1, "comment": str, "timestamp": str}``, or None.
-        attachments: files given with a user message, each ``{"name", "text", "used_chars", "total_chars"}``
-            (``text`` is the part of the file's text that was sent, ``used_chars`` its length in characters).
-        versions: the other versions of this message, each a branch: a list of message dicts whose first
-            is the other version of this message and the rest what followed it (``model.versions``).
+        feedback: the user's rating of a reply, or None.
+        attachments: files given with a user message.
+        versions: the other versions of this message, each a branch: that version of the message
+            followed by what came after it then (``model.versions``).
         version_index: the 0-based place of this version among all ``len(versions) + 1``.
         tools: on a user message, the tool ids offered with it (e.g. ``calculator``, ``kb:notes``).
-        tool_calls: on a reply, the tool calls made for it, in order, each ``{"id", "name",
-            "arguments" (JSON text), "result" (text), "error" (bool), "round" (int), "sources"?}``.
+        tool_calls: on a reply, the tool calls made for it, in order.
         json_mode: on a reply, True when it was asked for as a JSON object.
     """
 
@@ -68,56 +211,56 @@ class Message:
     incomplete: bool = False
     model: str | None = None
     knowledge_base: str | None = None
-    sources: tuple[dict, ...] = ()
+    sources: tuple[Source, ...] = ()
     turn_id: str | None = None
     stopped: bool = False
-    feedback: dict | None = None
-    attachments: tuple[dict, ...] = ()
-    versions: tuple[tuple[dict, ...], ...] = ()
+    feedback: Feedback | None = None
+    attachments: tuple[Attachment, ...] = ()
+    versions: tuple[tuple[Message, ...], ...] = field(default=(), compare=True)
     version_index: int = 0
     tools: tuple[str, ...] = ()
-    tool_calls: tuple[dict, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
     json_mode: bool = False
 
+    @property
+    def is_user(self) -> bool:
+        """True for the user's messages."""
+        return self.role is MessageRole.USER
+
+    @property
+    def is_reply(self) -> bool:
+        """True for the assistant's messages."""
+        return self.role is MessageRole.ASSISTANT
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the conversations.json form: ``{"role", "content"}`` plus set optional keys."""
+        """The stored form: ``{"role", "content"}`` plus the optional keys that are set."""
         data: dict[str, Any] = {"role": self.role.value, "content": self.content}
-        if self.timestamp is not None:
-            data["timestamp"] = self.timestamp
-        if self.incomplete:
-            data["incomplete"] = True
-        if self.model is not None:
-            data["model"] = self.model
-        if self.knowledge_base is not None:
-            data["knowledge_base"] = self.knowledge_base
-        if self.sources:
-            data["sources"] = [dict(s) for s in self.sources]
-        if self.turn_id is not None:
-            data["turn_id"] = self.turn_id
-        if self.stopped:
-            data["stopped"] = True
-        if self.feedback is not None:
-            data["feedback"] = dict(self.feedback)
-        if self.attachments:
-            data["attachments"] = [dict(a) for a in self.attachments]
-        if self.versions:
-            data["versions"] = [[dict(m) for m in branch] for branch in self.versions]
-            data["version_index"] = self.version_index
-        if self.tools:
-            data["tools"] = list(self.tools)
-        if self.tool_calls:
-            data["tool_calls"] = [dict(c) for c in self.tool_calls]
-        if self.json_mode:
-            data["json_mode"] = True
+        optional: list[tuple[str, Any, bool]] = [
+            ("timestamp", self.timestamp, self.timestamp is not None),
+            ("incomplete", True, self.incomplete),
+            ("model", self.model, self.model is not None),
+            ("knowledge_base", self.knowledge_base, self.knowledge_base is not None),
+            ("sources", [s.to_dict() for s in self.sources], bool(self.sources)),
+            ("turn_id", self.turn_id, self.turn_id is not None),
+            ("stopped", True, self.stopped),
+            ("feedback", self.feedback.to_dict() if self.feedback else None, self.feedback is not None),
+            ("attachments", [a.to_dict() for a in self.attachments], bool(self.attachments)),
+            ("versions", [[m.to_dict() for m in branch] for branch in self.versions], bool(self.versions)),
+            ("version_index", self.version_index, bool(self.versions)),
+            ("tools", list(self.tools), bool(self.tools)),
+            ("tool_calls", [c.to_dict() for c in self.tool_calls], bool(self.tool_calls)),
+            ("json_mode", True, self.json_mode),
+        ]
+        data.update((key, value) for key, value, present in optional if present)
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Build a Message from a conversations.json dict; unknown keys are ignored.
+    def from_dict(cls, data: object) -> Message:
+        """The Message of a stored dict; unknown keys and malformed parts are left out.
 
         Raises:
-            InvalidMessageError: if ``data`` is not a mapping, the role is not user, assistant
-                or system, or the content is not a string.
+            InvalidMessageError: ``data`` is not a mapping, its role is not user, assistant or
+                system, or its content is not text.
         """
         if not isinstance(data, Mapping):
             raise InvalidMessageError(f"a message must be an object, not {type(data).__name__}")
@@ -130,37 +273,35 @@ class Message:
         content = data.get("content")
         if not isinstance(content, str):
             raise InvalidMessageError("a message's content must be text")
-        timestamp = data.get("timestamp")
-        model = data.get("model")
-        raw_versions = data.get("versions")
-        branches = (_dicts(b, ("role", "content")) for b in (raw_versions if isinstance(raw_versions, list) else ()))
-        versions = tuple(tuple(branch) for branch in branches if branch)
+        versions = tuple(branch for branch in (_branch(b) for b in _list(data.get("versions"))) if branch)
         return cls(
             role=role,
             content=content,
-            timestamp=timestamp if isinstance(timestamp, str) else None,
+            timestamp=_optional_text(data.get("timestamp")),
             incomplete=data.get("incomplete") is True,
-            model=model if isinstance(model, str) else None,
-            knowledge_base=data.get("knowledge_base") if isinstance(data.get("knowledge_base"), str) else None,
-            sources=tuple(s for s in data.get("sources") or () if isinstance(s, dict))
-            if isinstance(data.get("sources"), list)
-            else (),
-            turn_id=data.get("turn_id") if isinstance(data.get("turn_id"), str) else None,
+            model=_optional_text(data.get("model")),
+            knowledge_base=_optional_text(data.get("knowledge_base")),
+            sources=_parts(data.get("sources"), Source.from_dict),
+            turn_id=_optional_text(data.get("turn_id")),
             stopped=data.get("stopped") is True,
-            feedback=_feedback(data.get("feedback")),
-            attachments=tuple(_dicts(data.get("attachments"), ("name", "text"))),
+            feedback=Feedback.from_dict(data.get("feedback")),
+            attachments=_parts(data.get("attachments"), Attachment.from_dict),
             versions=versions,
             version_index=_version_index(data.get("version_index"), len(versions)),
-            tools=tuple(t for t in data.get("tools") or () if isinstance(t, str))
-            if isinstance(data.get("tools"), list)
-            else (),
-            tool_calls=tuple(_tool_calls(data.get("tool_calls"))),
+            tools=tuple(t for t in _list(data.get("tools")) if isinstance(t, str)),
+            tool_calls=_parts(data.get("tool_calls"), ToolCall.from_dict),
             json_mode=data.get("json_mode") is True,
         )
 
+    def model_text(self) -> str:
+        """The text the model is sent for this message: ``content``, then each attached file's text
+        after a line ``[Attached file: <name>]``."""
+        parts = [self.content]
+        parts += [f"[Attached file: {a.name}]\n{a.text}" for a in self.attachments]
+        return "\n\n".join(parts)
+
     def to_chat_message(self) -> ChatMessage:
-        """Return the llama-index ``ChatMessage`` with the same role and content, plus the text of
-        attached files, each after a line ``[Attached file: <name>]``."""
+        """The llama-index ChatMessage with this role and ``model_text()``."""
         return ChatMessage(role=self.role, content=self.model_text())
 
     def to_chat_messages(self) -> list[ChatMessage]:
@@ -168,78 +309,78 @@ class Message:
         reply with ``tool_calls``, per round an assistant message carrying that round's calls
         (OpenAI's ``tool_calls``) and one ``tool`` message per call with its result, then the reply;
         otherwise ``[to_chat_message()]``."""
-        if not self.tool_calls:
-            return [self.to_chat_message()]
         chat: list[ChatMessage] = []
-        for round_ in sorted({call["round"] for call in self.tool_calls}):
-            calls = [c for c in self.tool_calls if c["round"] == round_]
+        for round_ in sorted({call.round for call in self.tool_calls}):
+            calls = [c for c in self.tool_calls if c.round == round_]
             requests = [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in calls
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
             ]
             chat.append(ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": requests}))
             chat.extend(
                 ChatMessage(
                     role=MessageRole.TOOL,
-                    content=str(c["result"]),
-                    additional_kwargs={"tool_call_id": c["id"], "name": c["name"]},
+                    content=str(c.result),
+                    additional_kwargs={"tool_call_id": c.id, "name": c.name},
                 )
                 for c in calls
             )
         chat.append(self.to_chat_message())
         return chat
 
-    def model_text(self) -> str:
-        """The text the model is sent for this message: ``content`` and the attached files' text."""
-        parts = [self.content]
-        for attachment in self.attachments:
-            parts.append(f"[Attached file: {attachment['name']}]\n{attachment['text']}")
-        return "\n\n".join(parts)
-
     @classmethod
     def from_chat_message(cls, message: ChatMessage, timestamp: str | None = None) -> Message:
-        """Build a Message from a llama-index ``ChatMessage``; a None content becomes ``""``.
+        """The Message of a llama-index ChatMessage; a None content becomes "".
 
         Raises:
-            InvalidMessageError: if the role is not user, assistant or system (e.g. a tool message).
+            InvalidMessageError: the role is not user, assistant or system (e.g. a tool message).
         """
         if message.role not in STORED_ROLES:
             raise InvalidMessageError(f"role {message.role.value!r} cannot be stored")
         return cls(role=message.role, content=message.content or "", timestamp=timestamp)
 
+    def bare(self) -> Message:
+        """This message without its other versions (they live on the chosen version only)."""
+        return replace(self, versions=(), version_index=0)
+
     @classmethod
     def user(cls, content: str) -> Message:
-        """Return a user message with the current UTC timestamp."""
+        """A user message with the current UTC timestamp."""
         return cls(MessageRole.USER, content, utc_now_iso())
 
     @classmethod
     def assistant(cls, content: str, incomplete: bool = False, model: str | None = None) -> Message:
-        """Return an assistant message from ``model`` with the current UTC timestamp."""
+        """A reply from ``model`` with the current UTC timestamp."""
         return cls(MessageRole.ASSISTANT, content, utc_now_iso(), incomplete, model)
 
 
-def _dicts(items: object, required: tuple[str, ...]) -> list[dict]:
-    """The dicts in list ``items`` that have every key of ``required`` (others are dropped)."""
-    if not isinstance(items, list):
-        return []
-    return [item for item in items if isinstance(item, dict) and all(k in item for k in required)]
+def _list(value: object) -> list[Any]:
+    """``value`` if it is a list, else []."""
+    return value if isinstance(value, list) else []
 
 
-def _tool_calls(items: object) -> list[dict]:
-    """The stored tool calls that have an id, name, arguments and result as text and a round."""
-    calls = []
-    for call in _dicts(items, ("id", "name", "arguments", "result")):
-        if all(isinstance(call[k], str) for k in ("id", "name", "arguments", "result")):
-            round_ = call.get("round")
-            calls.append({**call, "round": round_ if isinstance(round_, int) and not isinstance(round_, bool) else 0})
-    return calls
+def _parts(items: object, parse: Any) -> tuple[Any, ...]:
+    """The well-formed parts of a stored list, each parsed with ``parse`` (which gives None for a bad one)."""
+    return tuple(part for part in (parse(item) for item in _list(items)) if part is not None)
 
 
-def _feedback(value: object) -> dict | None:
-    """A stored ``feedback`` value if it has a rating of 1 or -1, else None."""
-    if isinstance(value, dict) and value.get("rating") in (1, -1):
-        return dict(value)
-    return None
+def _branch(items: object) -> tuple[Message, ...]:
+    """A stored branch of versions as Messages; a branch with a bad message is dropped whole."""
+    try:
+        return tuple(Message.from_dict(item) for item in _list(items))
+    except InvalidMessageError:
+        return ()
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _optional_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _version_index(index: object, others: int) -> int:

@@ -1,4 +1,4 @@
-"""Conversations in Redis (CONVERSATIONS_URL=redis://...), through redis-py.
+"""``RedisStore``: conversations in Redis (CONVERSATIONS_URL=redis://...), through redis-py.
 
 Keys: one list per conversation, ``parley:conv:<name>``, each element a message as JSON in the
 conversations.json form; and the index ``parley:conversations``, a sorted set of the names scored
@@ -11,7 +11,6 @@ which Redis runs atomically, so concurrent appends to one conversation never ove
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,14 +22,11 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from model.message import InvalidMessageError, Message
-from model.pg_store import mask_url
-from model.store_base import Conversations, Store, StoreError, last_activity, normalize_name
+from model.store import BaseConversationStore, Conversations, StoreError, last_activity, mask_url, normalize_name
 
 T = TypeVar("T")
 INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
-#: Attempts of one operation when the connection breaks (a restarted server), 0.5 s and 1 s apart.
-ATTEMPTS = 3
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -90,7 +86,7 @@ def _decode(items: list[Any]) -> list[Message]:
         raise StoreError(f"A stored message is not valid ({exc}).") from exc
 
 
-class RedisStore(Store):
+class RedisStore(BaseConversationStore):
     """The conversation store in Redis.
 
     Args:
@@ -122,16 +118,11 @@ class RedisStore(Store):
         Raises:
             StoreError: Redis stayed unreachable.
         """
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return work(self._redis)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if attempt == ATTEMPTS:
-                    raise StoreError(
-                        f"Could not reach Redis at {self.location}: {exc}. Your conversation is still here; try again."
-                    ) from exc
-                time.sleep(0.5 * attempt)
-        raise AssertionError("unreachable")
+        return self._retrying(
+            lambda: work(self._redis),
+            (redis.ConnectionError, redis.TimeoutError),
+            lambda exc: f"Could not reach Redis at {self.location}: {exc}. Your conversation is still here; try again.",
+        )
 
     # ----- reading -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -223,7 +214,7 @@ class RedisStore(Store):
             with r.pipeline(transaction=True) as pipe:
                 while True:
                     try:
-                        pipe.watch(INDEX, _key(old), _key(new))
+                        pipe.watch(INDEX, _key(old), _key(new))  # type: ignore[no-untyped-call]  # redis-py's own annotation gap
                         score = pipe.zscore(INDEX, old)
                         if score is None:
                             raise StoreError(f"There is no saved conversation called {old!r}.")

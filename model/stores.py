@@ -1,20 +1,19 @@
-"""Open the conversation store that CONVERSATIONS_URL names: a path (the JSON file store, the
-default), ``postgresql://...`` (PostgreSQL) or ``redis://...`` (Redis)."""
+"""Open the conversation store that CONVERSATIONS_URL names: a path (``JsonFileStore``, the
+default), ``postgresql://...`` (``PostgresStore``) or ``redis://...`` (``RedisStore``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from model.conversation_store import ConversationStore
-from model.pg_store import mask_url
-from model.store_base import Store, StoreError
+from model.json_store import JsonFileStore
+from model.store import BaseConversationStore, StoreError, mask_url
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def open_store(location: str | Path) -> Store:
-    """Return the store at ``location``.
+def open_store(location: str | Path) -> BaseConversationStore:
+    """The store at ``location``.
 
     Args:
         location: a file path (relative paths are the caller's to resolve), or a PostgreSQL or Redis URL.
@@ -25,7 +24,7 @@ def open_store(location: str | Path) -> Store:
     """
     text = str(location).strip()
     if text.startswith(POSTGRES_SCHEMES):
-        from model.pg_store import PostgresStore
+        from model.postgres_store import PostgresStore
 
         return PostgresStore(text)
     if text.startswith(REDIS_SCHEMES):
@@ -36,4 +35,4 @@ def open_store(location: str | Path) -> Store:
         raise StoreError(
             f"CONVERSATIONS_URL {mask_url(text)} is not a file path, a postgresql:// URL or a redis:// URL."
         )
-    return ConversationStore(Path(text))
+    return JsonFileStore(Path(text))

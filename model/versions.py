@@ -1,22 +1,20 @@
 """Versions of a message: a regenerated reply, or an edited user message that starts a new branch.
 
 As ChatGPT does, each version of a message carries its own continuation. The chosen version
-and what follows it are the conversation's plain messages (what seed readers of
+and what follows it are the conversation's plain messages (what older readers of
 conversations.json see). The other versions are kept on the chosen message under ``versions``:
-each a branch, a list of message dicts whose first is that version of the message and the rest
-what followed it then. ``version_index`` is the chosen version's 0-based place among all of them.
+each a branch, the other version of the message followed by what came after it then.
+``version_index`` is the chosen version's 0-based place among all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from model.message import Message
 
-
-def _bare(message: Message) -> dict:
-    """``message``'s dict without its own versions (they live on the chosen version only)."""
-    return replace(message, versions=(), version_index=0).to_dict()
+Branch = tuple[Message, ...]
 
 
 def version_count(message: Message) -> int:
@@ -24,8 +22,8 @@ def version_count(message: Message) -> int:
     return len(message.versions) + 1
 
 
-def all_branches(messages: list[Message], index: int) -> list[tuple[dict, ...]]:
-    """Every version of ``messages[index]`` as a branch of message dicts, in version order.
+def all_branches(messages: Sequence[Message], index: int) -> list[Branch]:
+    """Every version of ``messages[index]`` as a branch, in version order.
 
     Args:
         messages: the conversation (the chosen branch).
@@ -33,19 +31,19 @@ def all_branches(messages: list[Message], index: int) -> list[tuple[dict, ...]]:
 
     Returns:
         ``version_count`` branches; the one at ``messages[index].version_index`` is the current
-        message and everything after it.
+        message (without its versions) and everything after it.
 
     Raises:
         IndexError: ``index`` is not a position in ``messages``.
     """
     message = messages[index]
-    current = (_bare(message), *(m.to_dict() for m in messages[index + 1 :]))
+    current = (message.bare(), *messages[index + 1 :])
     others = list(message.versions)
     return [*others[: message.version_index], current, *others[message.version_index :]]
 
 
-def choose_version(messages: list[Message], index: int, choice: int) -> list[Message]:
-    """Return the conversation with version ``choice`` (0-based) of ``messages[index]`` chosen.
+def choose_version(messages: Sequence[Message], index: int, choice: int) -> list[Message]:
+    """The conversation with version ``choice`` (0-based) of ``messages[index]`` chosen.
 
     The messages before ``index`` are kept; the chosen branch's messages follow them, and the
     branch left becomes one of the versions.
@@ -57,16 +55,12 @@ def choose_version(messages: list[Message], index: int, choice: int) -> list[Mes
     if not 0 <= choice < len(branches):
         raise IndexError(f"message {index} has {len(branches)} versions, not {choice + 1}")
     chosen = branches[choice]
-    first = replace(
-        Message.from_dict(chosen[0]),
-        versions=tuple(b for i, b in enumerate(branches) if i != choice),
-        version_index=choice,
-    )
-    return [*messages[:index], first, *(Message.from_dict(d) for d in chosen[1:])]
+    first = replace(chosen[0], versions=tuple(b for i, b in enumerate(branches) if i != choice), version_index=choice)
+    return [*messages[:index], first, *chosen[1:]]
 
 
-def add_version(messages: list[Message], index: int, old_branch: list[Message]) -> list[Message]:
-    """Return the conversation with ``messages[index]`` as a new, last version beside ``old_branch``.
+def add_version(messages: Sequence[Message], index: int, old_branch: Sequence[Message]) -> list[Message]:
+    """The conversation with ``messages[index]`` as a new, last version beside ``old_branch``.
 
     Args:
         messages: the conversation, whose message at ``index`` is the new version (a regenerated

@@ -1,6 +1,6 @@
-"""Simple Chat: wires view.simple_chat to controller.simple_chat."""
+"""Simple Chat: wires view.simple_chat to controller.engines.PlainEngine."""
 
-from controller.simple_chat import SimpleChat
+from controller.engines import PlainEngine
 from view.simple_chat import render
 
-render(make_chat=SimpleChat)
+render(engine=PlainEngine)

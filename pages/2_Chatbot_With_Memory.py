@@ -1,6 +1,6 @@
-"""Chatbot With Memory: wires view.chatbot_with_memory to controller.chatbot_with_memory."""
+"""Chatbot With Memory: wires view.chatbot_with_memory to controller.engines.AgentEngine."""
 
-from controller.chatbot_with_memory import MemoryChat
+from controller.engines import AgentEngine
 from view.chatbot_with_memory import render
 
-render(make_chat=MemoryChat)
+render(engine=AgentEngine)

@@ -1,6 +1,6 @@
-"""Knowledge Base: wires view.knowledge_base to controller.knowledge_base."""
+"""Knowledge Base: wires view.knowledge_base to controller.engines.KnowledgeEngine."""
 
-from controller.knowledge_base import KnowledgeChat
+from controller.engines import KnowledgeEngine
 from view.knowledge_base import render
 
-render(make_chat=KnowledgeChat)
+render(engine=KnowledgeEngine)

@@ -15,8 +15,8 @@ import pytest
 from settings import DEFAULT_SECRETS_FILE
 from tests.fault_server import FaultServer
 from tests.servers import PostgresServer, RedisServer
-from utils.llm import LLMConfig
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, free_port
+from utils.providers import LLMConfig
 
 APP_DIR = Path(__file__).resolve().parent.parent
 #: Short replies keep the real-model tests quick; the length of a reply changes nothing they check.
@@ -61,6 +61,22 @@ def _checkout_status() -> list[str] | None:
     except OSError:
         return None
     return sorted(result.stdout.splitlines()) if result.returncode == 0 else None
+
+
+#: Fixtures that start the local model's server, or a browser.
+MODEL_FIXTURES = {"local_server"}
+BROWSER_FIXTURES = {"browser_page", "streamlit_app"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the local model (through any fixture that needs its server) with
+    ``model``, and every one that drives Chromium with ``browser``, so `make check` can leave them out."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if names & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session", autouse=True)

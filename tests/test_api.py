@@ -104,9 +104,9 @@ def stop_api(api: Api) -> None:
 @pytest.fixture(scope="module")
 def kb_folder(tmp_path_factory) -> Path:
     """A data folder holding one knowledge base, "Plant", with valves.txt indexed (real embeddings)."""
-    from controller.knowledge_base import KnowledgeBases
     from tests.kb_files import all_files
     from utils.embeddings import build_embed_model
+    from utils.knowledge_bases import KnowledgeBases
 
     folder = tmp_path_factory.mktemp("api")
     embed = build_embed_model()
@@ -230,13 +230,13 @@ def test_knowledge_base_model_answers_with_its_sources(sdk):
     assert stream[-1].model_extra["parley_sources"][0]["file_name"] == "valves.txt"
 
 
-# ----- seed 002's session protocol ---------------------------------------------------------------
+# ----- the token-session protocol ----------------------------------------------------------------
 def test_token_websocket_memory_refresh(local_server, tmp_path):
     """Token → two websocket turns with memory (the first message is in the history the model gets)
     → refresh returns the history; the conversation is saved under the token's name."""
     proxy = RecordingProxy(local_server.base_url).start()
     server = start_api(
-        tmp_path / "seed",
+        tmp_path / "tokens",
         local_server,
         LLM_PROVIDER="openai_like",
         LLM_BASE_URL=proxy.base_url,
@@ -244,7 +244,7 @@ def test_token_websocket_memory_refresh(local_server, tmp_path):
     )
     try:
         with server.client() as client:
-            issued = client.post("/token", json={"name": "Seed 002 chat"}).json()
+            issued = client.post("/token", json={"name": "Phone chat"}).json()
         assert issued["expires_in"] == pytest.approx(3600, abs=5) and len(issued["token"]) == 36
 
         async def talk() -> tuple[dict, dict]:
@@ -267,8 +267,8 @@ def test_token_websocket_memory_refresh(local_server, tmp_path):
             refreshed = client.get("/refresh_token", params={"token": issued["token"]}).json()
         assert [m["content"] for m in refreshed["messages"]][::2] == ["My name is Ada Lovelace.", "What is my name?"]
         assert len(refreshed["messages"]) == 4 and refreshed["expires_in"] > 3590
-        assert [m["role"] for m in server.saved()["Seed 002 chat"]] == ["user", "assistant", "user", "assistant"]
-        assert issued["token"] not in server.log(), "the session token was written to the server's log"
+        assert [m["role"] for m in server.saved()["Phone chat"]] == ["user", "assistant", "user", "assistant"]
+        assert issued["token"] not in server.log(), "the chat token was written to the server's log"
         assert KEY not in server.log()
     finally:
         stop_api(server)
@@ -288,7 +288,7 @@ def test_expired_and_unknown_tokens_are_refused_with_4401(local_server, tmp_path
 
         assert asyncio.run(connect("not-a-token")) == (
             4401,
-            "This session token is not known; get one from POST /token.",
+            "This chat token is not known; get one from POST /token.",
         )
         time.sleep(2.5)
         code, reason = asyncio.run(connect(token))

@@ -11,13 +11,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from controller.chatbot_with_memory import MemoryChat
-from model.conversation_store import ConversationStore
+from controller.chat import Chat
+from controller.engines import AgentEngine
+from model.json_store import JsonFileStore
 from model.stores import open_store
 from tests.conftest import APP_DIR
 from tests.test_pages import MEMORY, TIMEOUT, chat_texts
-from utils.llm import LLMConfig
 from utils.local_server import free_port
+from utils.providers import LLMConfig
 from view.common import widget_key
 
 
@@ -62,11 +63,11 @@ def test_a_restarted_server_between_two_turns_loses_nothing(backend, local_confi
     _, url, server = backend
     store = open_store(url)
     try:
-        chat = MemoryChat(local_config, store)
+        chat = Chat(AgentEngine.from_defaults(local_config), store)
         chat.save_as("Across a restart")
-        "".join(chat.stream_reply("First turn."))
+        "".join(chat.send("First turn."))
         server.restart()
-        "".join(chat.stream_reply("Second turn, after the restart."))
+        "".join(chat.send("Second turn, after the restart."))
         assert chat.save_error is None
         saved = [m.content for m in store.get("Across a restart")]
         assert saved[0] == "First turn." and saved[2] == "Second turn, after the restart." and len(saved) == 4
@@ -79,15 +80,15 @@ def test_a_server_down_keeps_the_typed_message_and_the_next_save_catches_up(back
     store = open_store(url)
     config = LLMConfig(provider="openai_like", model="fault-model", base_url=fault.base_url)
     try:
-        chat = MemoryChat(config, store)
+        chat = Chat(AgentEngine.from_defaults(config), store)
         chat.save_as("Down for a while")
         server.stop()
-        "".join(chat.stream_reply("Typed while the database was down"))
+        "".join(chat.send("Typed while the database was down"))
         assert chat.save_error and ("PostgreSQL" in chat.save_error or "Redis" in chat.save_error)
         assert "still here" in chat.save_error
         assert [m.content for m in chat.messages][0] == "Typed while the database was down"
         server.start()
-        "".join(chat.stream_reply("And after it came back"))
+        "".join(chat.send("And after it came back"))
         assert chat.save_error is None
         assert [m.content for m in store.get("Down for a while")] == [
             "Typed while the database was down",
@@ -129,7 +130,7 @@ def test_an_unreachable_or_malformed_database_is_named_on_the_page_without_falli
     assert not app_env.exists(), "Parley fell back to the JSON file"
 
 
-def test_migrate_copies_everything_and_verifies(tmp_path, backend):
+def test_copy_conversations_copies_everything_and_verifies(tmp_path, backend):
     _, url, _ = backend
     source = tmp_path / "conversations.json"
     seed = {
@@ -139,7 +140,7 @@ def test_migrate_copies_everything_and_verifies(tmp_path, backend):
     seed["Unicode ☕"] = [{"role": "user", "content": "café", "timestamp": "2026-11-22T10:00:00Z"}]
     source.write_text(json.dumps(seed), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "model.migrate", "--from", str(source), "--to", url],
+        [sys.executable, "-m", "model.copy_conversations", "--from", str(source), "--to", url],
         cwd=APP_DIR,
         capture_output=True,
         text=True,
@@ -149,19 +150,19 @@ def test_migrate_copies_everything_and_verifies(tmp_path, backend):
     assert "Copied 26 conversation(s) with 51 message(s); every count verified." in result.stdout
     copied = open_store(url)
     try:
-        assert copied.load_all() == ConversationStore(source).load_all()
+        assert copied.load_all() == JsonFileStore(source).load_all()
     finally:
         copied.close()
 
 
-def test_migrate_to_an_unreachable_database_fails_with_a_sentence(tmp_path):
+def test_copying_to_an_unreachable_database_fails_with_a_sentence(tmp_path):
     source = tmp_path / "conversations.json"
     source.write_text(json.dumps({"a": []}), encoding="utf-8")
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "model.migrate",
+            "model.copy_conversations",
             "--from",
             str(source),
             "--to",
@@ -174,6 +175,6 @@ def test_migrate_to_an_unreachable_database_fails_with_a_sentence(tmp_path):
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("Migration failed: Could not connect to the PostgreSQL database at postgresql://parley:***@")
+    assert last.startswith("Copying failed: Could not connect to the PostgreSQL database at postgresql://parley:***@")
     assert "Connection refused" in last
     assert ":pw@" not in result.stderr and "Traceback" not in result.stderr

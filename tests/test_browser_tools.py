@@ -8,11 +8,11 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
-from controller.knowledge_base import KnowledgeBases
 from tests.kb_files import txt
 from tests.test_browser import TIMEOUT_MS, wait_idle
 from tests.test_browser_chat import bubble, open_memory_page, saved
 from utils.embeddings import build_embed_model
+from utils.knowledge_bases import KnowledgeBases
 
 pytestmark = pytest.mark.browser
 
@@ -56,14 +56,15 @@ def test_the_calculator_call_is_shown_and_saved_with_the_reply(greedy, streamlit
     page = browser_page
     reply = open_call(page, streamlit_app, "Calculator", "Use the calculator to compute 1234*5678.", "calculator")
     expect(reply.get_by_text("7006652").first).to_be_visible(timeout=TIMEOUT_MS)
-    expect(reply.get_by_text('"expression"').first).to_be_visible()
+    expect(reply.get_by_text('"expression"').last).to_be_visible()  # in the opened, successful call
     page.wait_for_timeout(600)  # the expander opens with an animation
     page.screenshot(path=str(shots / "tools.png"), full_page=True)
 
     (conversation,) = saved(greedy).values()
     user, answer = conversation
     assert user["tools"] == ["calculator"]
-    (call,) = answer["tool_calls"]
+    *retried, call = answer["tool_calls"]  # the small model may first write a bad call, then retry
+    assert all(c["error"] for c in retried) and len(retried) < 2
     assert call["name"] == "calculator" and call["result"] == "7006652" and call["error"] is False
     assert json.loads(call["arguments"])["expression"].replace(" ", "") == "1234*5678"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llama_index.core.base.llms.types import MessageRole
 
-from model.conversation_store import ConversationStore
+from model.json_store import JsonFileStore
 from model.message import Message
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ TURNS = 100
 
 def _saver(path: Path, start: int, ack_fd: int) -> None:
     """Child: save conversation c<start>, c<start+1>, ... forever, acknowledging each returned save."""
-    store = ConversationStore(path)
+    store = JsonFileStore(path)
     i = start
     while True:
         store.save(f"c{i}", [Message(MessageRole.USER, f"turn {i} " + "x" * (i % 300))])
@@ -62,7 +62,7 @@ def test_sigkill_at_random_points_never_loses_a_returned_save(tmp_path):
         assert len(orphans) <= 1, f"{len(orphans)} orphaned temp files after {kill + 1} kills"
     assert len(acknowledged) > KILLS / 4, "too few saves completed for the test to mean anything"
     assert not list(tmp_path.glob("conversations.json.corrupt-*"))
-    ConversationStore(path).save("after the kills", [Message.user("one more")])
+    JsonFileStore(path).save("after the kills", [Message.user("one more")])
     assert not list(tmp_path.glob(".conversations.json.*.tmp")), "the next write left an orphaned temp file"
     file_size = path.stat().st_size
     folder_size = sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file())
@@ -74,9 +74,9 @@ def test_two_processes_adding_turns_at_once_lose_nothing(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from model.conversation_store import ConversationStore
+        from model.json_store import JsonFileStore
         from model.message import Message
-        store = ConversationStore(sys.argv[1], lock_timeout=60)
+        store = JsonFileStore(sys.argv[1], lock_timeout=60)
         name, messages = sys.argv[2], []
         for i in range({TURNS}):
             messages.append(Message.user(f"{{name}} turn {{i}}"))

@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from controller.chat_session import ChatError
-from controller.chatbot_with_memory import MemoryChat
-from controller.simple_chat import SimpleChat
-from model.conversation_store import ConversationStore
+from controller.chat import Chat
+from controller.engines import AgentEngine, PlainEngine
+from controller.errors import ChatError
+from model.json_store import JsonFileStore
 from tests.fake_keys import OPENAI, fake
-from utils.llm import MAX_ATTEMPTS, LLMConfig
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
+from utils.provider_errors import MAX_ATTEMPTS
+from utils.providers import LLMConfig
 
 KEY = fake(OPENAI, "fake-test-key-never-shown-4242")
 PROVIDERS = {"groq": "llama-3.3-70b-versatile", "openai": "gpt-4o-mini", "openai_like": "fault-model"}
@@ -30,13 +31,13 @@ def config_for(provider: str, base_url: str, timeout: float = 2.0) -> LLMConfig:
     )
 
 
-def fail_once(chat: MemoryChat) -> ChatError:
+def fail_once(chat: Chat) -> ChatError:
     with pytest.raises(ChatError) as caught:
-        "".join(chat.stream_reply(TEXT))
+        "".join(chat.send(TEXT))
     return caught.value
 
 
-def assert_kept(chat: MemoryChat, store: ConversationStore) -> None:
+def assert_kept(chat: Chat, store: JsonFileStore) -> None:
     assert chat.messages[0].content == TEXT
     assert json.loads(store.path.read_text(encoding="utf-8"))["kept"][0]["content"] == TEXT
     assert chat.pending_user_text() == TEXT  # so Retry can send it again
@@ -44,12 +45,12 @@ def assert_kept(chat: MemoryChat, store: ConversationStore) -> None:
 
 @pytest.fixture
 def named_chat(tmp_path, fault, provider):
-    def make(mode: str, **options) -> tuple[MemoryChat, ConversationStore]:
+    def make(mode: str, **options) -> tuple[Chat, JsonFileStore]:
         fault.mode = mode
         for name, value in options.items():
             setattr(fault, name, value)
-        store = ConversationStore(tmp_path / "conversations.json")
-        chat = MemoryChat(config_for(provider, fault.base_url), store)
+        store = JsonFileStore(tmp_path / "conversations.json")
+        chat = Chat(AgentEngine.from_defaults(config_for(provider, fault.base_url)), store)
         chat.save_as("kept")
         return chat, store
 
@@ -117,8 +118,11 @@ def test_context_too_long_as_the_server_reports_it(named_chat, fault):
 
 
 def test_no_key_for_the_chosen_provider(tmp_path, fault):
-    store = ConversationStore(tmp_path / "conversations.json")
-    chat = MemoryChat(LLMConfig(provider="groq", model="llama-3.3-70b-versatile", base_url=fault.base_url), store)
+    store = JsonFileStore(tmp_path / "conversations.json")
+    chat = Chat(
+        AgentEngine.from_defaults(LLMConfig(provider="groq", model="llama-3.3-70b-versatile", base_url=fault.base_url)),
+        store,
+    )
     chat.save_as("kept")
     error = fail_once(chat)
     assert "No API key" in str(error) and "GROQ_API_KEY" in str(error)
@@ -128,15 +132,15 @@ def test_no_key_for_the_chosen_provider(tmp_path, fault):
 
 def test_unreachable_endpoint_fails_fast_with_the_url_and_bounded_attempts(tmp_path, provider):
     url = f"http://127.0.0.1:{free_port()}/v1"  # a closed port
-    store = ConversationStore(tmp_path / "conversations.json")
-    chat = MemoryChat(config_for(provider, url), store)
+    store = JsonFileStore(tmp_path / "conversations.json")
+    chat = Chat(AgentEngine.from_defaults(config_for(provider, url)), store)
     chat.save_as("kept")
     started = time.monotonic()
     error = fail_once(chat)
     elapsed = time.monotonic() - started
     assert f"Could not reach {url}" in str(error)
     assert chat.attempts == MAX_ATTEMPTS
-    # The issue's own requirement ("fails within 10 seconds"); the real figure is ~1.5 s (backoffs
+    # The requirement ("fails within 10 seconds"); the real figure is ~1.5 s (backoffs
     # of 0.5 s and 1 s on refused connections), so the bound has a wide margin on a busy machine.
     assert elapsed < 10, f"took {elapsed:.1f} s"
     assert error.can_fall_back
@@ -150,7 +154,7 @@ def test_retry_sends_the_kept_message_again(named_chat, fault):
     reply = "".join(chat.retry())
     assert reply == "Hello from the fault server."
     assert [m.content for m in chat.messages] == [TEXT, reply]
-    assert [m.content for m in chat.memory.get_all()] == [TEXT, reply]
+    assert [m.content for m in chat.memory().get_all()] == [TEXT, reply]
     last_request = fault.bodies[-1]["messages"]
     assert [m["content"] for m in last_request if m["role"] == "user"] == [TEXT]  # sent once, not twice
     assert json.loads(store.path.read_text(encoding="utf-8"))["kept"][1]["content"] == reply
@@ -176,21 +180,21 @@ def test_fallback_answers_with_the_local_model_and_labels_it(named_chat, fault, 
 
 def test_simple_chat_keeps_the_message_on_failure(fault):
     fault.mode = "500"
-    chat = SimpleChat(config_for("openai_like", fault.base_url))
+    chat = Chat(PlainEngine.from_defaults(config_for("openai_like", fault.base_url)))
     with pytest.raises(ChatError, match="server error"):
-        "".join(chat.stream_reply(TEXT))
+        "".join(chat.send(TEXT))
     assert [m.content for m in chat.messages] == [TEXT]
     fault.mode = "ok"
     assert "".join(chat.retry()) == "Hello from the fault server."
 
 
 def test_one_huge_message_is_refused_not_sent_with_empty_history(tmp_path, fault):
-    store = ConversationStore(tmp_path / "conversations.json")
+    store = JsonFileStore(tmp_path / "conversations.json")
     config = LLMConfig(provider="openai_like", model="m", base_url=fault.base_url, context_window=2048, max_tokens=512)
-    chat = MemoryChat(config, store)
+    chat = Chat(AgentEngine.from_defaults(config), store)
     huge = "word " * 5000
     with pytest.raises(ChatError, match="Shorten it") as caught:
-        chat.stream_reply(huge)
+        chat.send(huge)
     assert caught.value.refused_text == huge
     assert fault.attempts == 0 and chat.messages == []
 

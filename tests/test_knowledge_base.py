@@ -7,13 +7,15 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.embedding import EmbeddingStartEvent
 
-from controller.knowledge_base import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, KnowledgeChat
-from model.conversation_store import ConversationStore
+from controller.chat import Chat
+from controller.engines import KnowledgeEngine
+from model.json_store import JsonFileStore
 from tests.kb_files import FACTS, all_files
 from utils.documents import DocumentError, load_document
 from utils.embeddings import build_embed_model
-from utils.llm import LLMConfig
+from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases
 from utils.local_server import LOCAL_MODEL_ALIAS
+from utils.providers import LLMConfig
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +92,12 @@ def test_answer_on_the_local_model_cites_the_right_file(indexed, local_server, t
         max_tokens=24,
         context_window=local_server.context_window,
     )
-    chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb)
+    chat = Chat(KnowledgeEngine.from_defaults(config, kb), JsonFileStore(tmp_path / "c.json"))
     chat.save_as("kb")
-    reply = "".join(chat.stream_reply(FACTS[file_name][0]))
+    reply = "".join(chat.send(FACTS[file_name][0]))
     assert reply.strip() and reply != NOTHING_FOUND
     last = chat.messages[-1]
-    assert last.sources[0]["file_name"] == file_name and last.model == LOCAL_MODEL_ALIAS
+    assert last.sources[0].file_name == file_name and last.model == LOCAL_MODEL_ALIAS
     saved = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["kb"]
     assert saved[-1]["knowledge_base"] == "Facts" and saved[-1]["sources"][0]["file_name"] == file_name
 
@@ -104,8 +106,8 @@ def test_off_topic_question_says_nothing_found_without_asking_the_model(indexed,
     _, kb, _ = indexed
     fault.mode = "500"  # if the model were asked, this would fail
     config = LLMConfig(provider="openai_like", model="m", base_url=fault.base_url)
-    chat = KnowledgeChat(config, ConversationStore(tmp_path / "c.json"), kb, threshold=0.5)
-    assert "".join(chat.stream_reply("What is the best recipe for chocolate cake?")) == NOTHING_FOUND
+    chat = Chat(KnowledgeEngine.from_defaults(config, kb, threshold=0.5), JsonFileStore(tmp_path / "c.json"))
+    assert "".join(chat.send("What is the best recipe for chocolate cake?")) == NOTHING_FOUND
     assert fault.attempts == 0 and chat.messages[-1].content == NOTHING_FOUND
 
 

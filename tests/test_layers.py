@@ -53,10 +53,65 @@ def test_the_chat_server_is_a_view_over_the_controllers():
         assert not any(m.split(".")[0] in ("view", "pages") for m in modules), path
 
 
-def test_controllers_do_not_import_the_memory_page_controller():
-    """The shared helpers live in controller/agent.py, context.py and saved_chat.py; only the turns that
-    are the memory page's (its page, the chat server and the queue's workers) use chatbot_with_memory.py."""
-    runs_the_memory_turn = {"chatbot_with_memory.py", "queue.py"}
-    for path in (APP_DIR / "controller").glob("*.py"):
-        if path.name not in runs_the_memory_turn:
-            assert "controller.chatbot_with_memory" not in imported_modules(path), path
+#: The app's own folders and top-level modules (bench/ and tests/ are not the app).
+APP_FILES = [
+    *(
+        p
+        for folder in ("model", "controller", "utils", "api", "worker", "view", "pages")
+        for p in (APP_DIR / folder).rglob("*.py")
+    ),
+    APP_DIR / "Home.py",
+    APP_DIR / "settings.py",
+]
+#: Longest function allowed, in lines, not counting its docstring.
+MAX_FUNCTION_LINES = 60
+
+
+def function_lengths(path: Path) -> list[tuple[str, int]]:
+    """Every function in ``path`` with its length in lines, its docstring left out."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines = node.end_lineno - node.lineno + 1
+            first = node.body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                lines -= first.end_lineno - first.lineno + 1
+            found.append((node.name, lines))
+    return found
+
+
+def test_no_function_in_the_app_is_over_60_lines():
+    long = [
+        f"{path.relative_to(APP_DIR)}:{name} ({lines} lines)"
+        for path in APP_FILES
+        for name, lines in function_lengths(path)
+        if lines > MAX_FUNCTION_LINES
+    ]
+    assert not long, long
+
+
+def test_the_length_rule_counts_without_the_docstring(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    path = tmp_path / "f.py"
+    path.write_text(f'def f():\n    """A\n    long\n    docstring."""\n{body}\n', encoding="utf-8")
+    assert function_lengths(path) == [("f", 61)]  # the def line and 60 statements
+
+
+def test_one_turn_runner_serves_the_pages_the_chat_server_and_the_workers():
+    """Only the turn runner (controller/turn.py) asks an engine for a reply; the pages' views, api/ and
+    the worker reach the engines through controller.chat, and llama-index's internals stay in one adapter."""
+    for path in APP_FILES:
+        text = path.read_text(encoding="utf-8")
+        relative = str(path.relative_to(APP_DIR))
+        if relative not in ("controller/turn.py", "controller/engines.py"):
+            assert ".stream(self._history" not in text and "engine.stream(" not in text, relative
+        if relative != "controller/llama_adapter.py":
+            modules = imported_modules(path)
+            assert not any(m.startswith("llama_index.agent") for m in modules), relative
+            assert "_get_llm_chat_kwargs" not in text and "put_in_queue" not in text, relative
+    for user in ("api/turns.py", "controller/queue.py", "view/chat.py"):
+        assert "controller.chat" in imported_modules(APP_DIR / user), user

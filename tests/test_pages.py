@@ -14,7 +14,7 @@ SIMPLE = str(APP_DIR / "pages" / "1_Simple_Chat.py")
 MEMORY = str(APP_DIR / "pages" / "2_Chatbot_With_Memory.py")
 TIMEOUT = 120  # seconds for one run on the real model; a bound, not a measurement
 
-SEED = {
+SAVED_FILE = {
     "Meeting Ada": [
         {"role": "user", "content": "Hi, my name is Ada."},
         {"role": "assistant", "content": "Nice to meet you, Ada!"},
@@ -66,8 +66,7 @@ def test_simple_chat_sends_the_whole_history(app_env):
     chat = at.session_state["simple_chat"]
     # system prompt + the first turn (2 messages) + the new message
     assert (chat.budget.sent_messages, chat.budget.left_out) == (4, 0)
-    sent = chat.history("next")
-    assert [m.content for m in sent[1:]] == [m.content for m in chat.messages] + ["next"]
+    assert [m.content for m in chat.memory().get()] == [m.content for m in chat.messages]
     assert len(chat_texts(at)) == 4
 
 
@@ -92,17 +91,17 @@ def test_save_confirm_save_writes_the_file(app_env):
 
 
 def test_load_into_a_fresh_session_renders_the_messages(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     assert chat_texts(at) == []
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     assert chat_texts(at) == [("user", "Hi, my name is Ada."), ("assistant", "Nice to meet you, Ada!")]
-    memory = [m.content for m in at.session_state["memory_chat"].memory.get_all()]
+    memory = [m.content for m in at.session_state["memory_chat"].memory().get_all()]
     assert memory == ["Hi, my name is Ada.", "Nice to meet you, Ada!"]
 
 
 def test_delete_removes_it_from_the_file_and_the_sidebar(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("delete", "Meeting Ada")).click().run()
     assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Meeting Ada", "Other"]  # asks first
@@ -125,13 +124,13 @@ def test_blank_name_is_refused_with_a_message(app_env, name):
 
 
 def test_saving_over_an_existing_name_asks_first(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = send(run(MEMORY), "A new conversation")
     next(b for b in at.sidebar.button if b.label == "Save").click().run()
     at.sidebar.text_input(key="memory_save_name").input("Other")
     next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
     assert any("already exists" in w.value for w in at.sidebar.warning)
-    assert json.loads(app_env.read_text(encoding="utf-8"))["Other"] == SEED["Other"]
+    assert json.loads(app_env.read_text(encoding="utf-8"))["Other"] == SAVED_FILE["Other"]
     next(b for b in at.sidebar.button if b.label == "Replace").click().run()
     saved = json.loads(app_env.read_text(encoding="utf-8"))
     assert saved["Other"][0]["content"] == "A new conversation"
@@ -148,7 +147,7 @@ def test_corrupt_file_is_moved_aside_and_the_user_is_told(app_env):
 
 
 def test_named_conversation_auto_saves_each_turn(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     send(at, "What is my name?")
@@ -158,7 +157,7 @@ def test_named_conversation_auto_saves_each_turn(app_env):
 
 
 def test_delete_can_be_cancelled(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("delete", "Other")).click().run()
     assert any("Delete “Other”?" in w.value for w in at.sidebar.warning)
@@ -168,7 +167,7 @@ def test_delete_can_be_cancelled(app_env):
 
 
 def test_rename_changes_the_file_and_the_open_conversation(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     at.text_input(key=widget_key("new-name", "Meeting Ada")).input("  Ada, again 🎉  ")
@@ -179,7 +178,7 @@ def test_rename_changes_the_file_and_the_open_conversation(app_env):
 
 
 def test_search_filters_by_name_and_content(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.text_input(key="memory_search").input("something ELSE").run()
     assert widget_key("load", "Other") in sidebar_buttons(at)
@@ -189,14 +188,14 @@ def test_search_filters_by_name_and_content(app_env):
 
 
 def test_new_chat_starts_an_empty_unnamed_conversation(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     next(b for b in at.sidebar.button if b.label == "New chat").click().run()
     assert chat_texts(at) == []
     chat = at.session_state["memory_chat"]
-    assert chat.name is None and chat.memory.get_all() == []
-    assert json.loads(app_env.read_text(encoding="utf-8")) == SEED  # nothing saved or lost
+    assert chat.name is None and chat.memory().get_all() == []
+    assert json.loads(app_env.read_text(encoding="utf-8")) == SAVED_FILE  # nothing saved or lost
 
 
 @pytest.mark.parametrize("name", ["Café ☕ 日本語 🚀", "long " * 100])
@@ -212,13 +211,13 @@ def test_unicode_and_very_long_names_save_and_show_shortened(app_env, name):
 
 
 def test_restore_from_backup_brings_back_a_deleted_conversation(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("delete", "Other")).click().run()
     at.button(key=widget_key("confirm-delete", "Other")).click().run()
     assert "Other" not in json.loads(app_env.read_text(encoding="utf-8"))
     at.button(key="memory_restore").click().run()
-    assert json.loads(app_env.read_text(encoding="utf-8")) == SEED
+    assert json.loads(app_env.read_text(encoding="utf-8")) == SAVED_FILE
     assert any("Restored" in s.value for s in at.sidebar.success)
 
 
@@ -236,7 +235,7 @@ def test_long_list_shows_the_newest_first_then_more_on_request(app_env):
 
 
 def test_auto_save_failure_is_shown_and_the_turn_is_kept(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     app_env.unlink()
@@ -253,7 +252,7 @@ def test_auto_save_failure_is_shown_and_the_turn_is_kept(app_env):
 
 
 def test_deleting_the_open_conversation_keeps_it_on_screen_unnamed(app_env):
-    app_env.write_text(json.dumps(SEED), encoding="utf-8")
+    app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("load", "Meeting Ada")).click().run()
     at.button(key=widget_key("delete", "Meeting Ada")).click().run()

@@ -51,7 +51,7 @@ def test_edit_send_makes_a_branch_and_cancel_changes_nothing(app_env):
     click(at, "Send")
     chat = at.session_state["memory_chat"]
     assert chat.messages[0].content == "My name is Grace." and chat.messages[0].version_index == 1
-    assert [m.content for m in chat.memory.get_all()][0] == "My name is Grace."
+    assert [m.content for m in chat.memory().get_all()][0] == "My name is Grace."
     assert any(m.value == "2 / 2" for m in at.main.markdown)
 
 

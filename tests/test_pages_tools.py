@@ -36,7 +36,7 @@ def test_python_that_cannot_be_isolated_is_said_in_the_sidebar(app_env, monkeypa
     at.sidebar.multiselect[0].select("python").run()
     assert not at.exception, at.exception
     assert any("NOT cut off from the network" in w.value for w in at.sidebar.warning)
-    assert at.session_state["memory_chat"].tools == ["python"]
+    assert at.session_state["memory_chat"].tools == ("python",)
 
 
 def test_a_loaded_conversation_brings_back_its_tools_calls_and_json_note(app_env):

@@ -1,4 +1,4 @@
-"""The chat server with REDIS_URL: session tokens in Redis, turns through the Redis Streams queue to
+"""The chat server with REDIS_URL: chat tokens in Redis, turns through the Redis Streams queue to
 model workers (`python -m worker`), a worker killed mid-turn, Redis restarted or down. Real
 redis-server, real uvicorn, real workers, the real local model."""
 

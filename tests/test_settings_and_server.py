@@ -12,8 +12,10 @@ import pytest
 
 from settings import Settings
 from tests.fake_keys import GROQ, OPENAI, fake
-from utils.llm import ProviderConfigError, build_llm, config_from_settings, config_problem, mask_key
+from utils.llm import build_llm
 from utils.local_server import LocalServer, LocalServerError, find_local_model
+from utils.provider_errors import ProviderConfigError, mask_key
+from utils.providers import config_problem, resolve_config
 
 APP_DIR = Path(__file__).resolve().parent.parent
 ALL_VARS = ("LLM_PROVIDER", "LLM_MODEL", "LLM_BASE_URL", "GROQ_API_KEY", "OPENAI_API_KEY")
@@ -52,13 +54,13 @@ def test_keys_never_show_in_repr(clean_env):
     secret = fake(GROQ, "supersecretvalue9876")
     clean_env.setenv("GROQ_API_KEY", secret)
     s = Settings()
-    assert "supersecret" not in repr(s) and "supersecret" not in repr(config_from_settings(s))
+    assert "supersecret" not in repr(s) and "supersecret" not in repr(resolve_config(s))
     assert mask_key(secret) == f"{GROQ}…9876"
 
 
 def test_chosen_provider_without_key_says_how_to_set_one(clean_env):
     clean_env.setenv("LLM_PROVIDER", "groq")
-    config = config_from_settings(Settings())
+    config = resolve_config(Settings())
     assert "GROQ_API_KEY" in config_problem(config)
     with pytest.raises(ProviderConfigError, match="GROQ_API_KEY"):
         build_llm(config)
@@ -67,7 +69,7 @@ def test_chosen_provider_without_key_says_how_to_set_one(clean_env):
 def test_openai_like_needs_a_base_url(clean_env):
     clean_env.setenv("LLM_PROVIDER", "openai_like")
     with pytest.raises(ProviderConfigError, match="LLM_BASE_URL"):
-        build_llm(config_from_settings(Settings()))
+        build_llm(resolve_config(Settings()))
 
 
 def test_bundled_model_is_found_without_importing_the_package():
@@ -81,6 +83,7 @@ def test_missing_model_file_says_what_to_do(tmp_path):
         find_local_model(tmp_path / "nope.gguf")
 
 
+@pytest.mark.model
 def test_server_that_cannot_start_gives_a_clear_error(tmp_path):
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"this is not a gguf file")
@@ -93,6 +96,7 @@ def test_running_server_is_reused(local_server):
     assert again.port == local_server.port and again.process is None
 
 
+@pytest.mark.model
 def test_server_does_not_outlive_a_killed_parent(tmp_path):
     """The app process is SIGKILLed; the model server it started must exit by itself."""
     script = textwrap.dedent(
@@ -139,7 +143,7 @@ def test_llm_base_url_alone_chooses_the_openai_compatible_provider(clean_env):
     clean_env.setenv("LLM_BASE_URL", "http://127.0.0.1:11434/v1")
     s = Settings()
     assert (s.provider, s.model) == ("openai_like", "default")
-    config = config_from_settings(s)
+    config = resolve_config(s)
     assert (config.provider, config.base_url, config_problem(config)) == (
         "openai_like",
         "http://127.0.0.1:11434/v1",
@@ -147,6 +151,7 @@ def test_llm_base_url_alone_chooses_the_openai_compatible_provider(clean_env):
     )
 
 
+@pytest.mark.model
 def test_a_server_that_never_becomes_ready_is_stopped_with_a_clear_error():
     """Loading the model takes longer than the start timeout allows: the error says what to do,
     and the half-started server does not keep running."""

@@ -7,14 +7,15 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 from llama_index.core.base.llms.types import MessageRole
 
-from model.conversation_store import export_json, parse_import
-from model.message import Message
-from model.store_base import Store, StoreError
+from model.message import Attachment, Feedback, Message, Source, ToolCall
+from model.store import BaseConversationStore, StoreError
 from model.stores import open_store
+from model.transfer import export_json, parse_import
 from tests.conftest import APP_DIR
 
 BACKENDS = ["file", "postgresql", "redis"]
@@ -33,7 +34,7 @@ def location(request, tmp_path, pg_server, redis_server) -> str:
 
 
 @pytest.fixture
-def store(location) -> Store:
+def store(location) -> BaseConversationStore:
     opened = open_store(location)
     yield opened
     opened.close()
@@ -48,20 +49,33 @@ def turn(i: int, who: str = "user", minute: int = 0) -> Message:
 
 
 def test_save_then_get_round_trips_every_field(store):
+    source = Source(file_name="a.txt", where="page 2", score=0.5, text="x")
+    call = ToolCall(id="c1", name="calculator", arguments='{"expression": "6*7"}', result="42", round=0)
     messages = [
-        turn(0),
+        replace(turn(0), tools=("calculator", "kb:Plant"), attachments=(Attachment("a.txt", "x", 1, 1),)),
         Message(MessageRole.ASSISTANT, "**bold** reply", "2026-11-22T10:00:01Z", model="m", incomplete=True),
-        Message(
-            MessageRole.ASSISTANT,
-            "from the KB",
-            knowledge_base="Plant",
-            sources=({"file_name": "a.txt", "where": "", "score": 0.5, "text": "x"},),
+        Message(MessageRole.ASSISTANT, "from the KB", knowledge_base="Plant", sources=(source,), turn_id="t1"),
+        replace(
+            Message.assistant("42", model="m"),
+            tool_calls=(call, replace(call, id="c2", error=True, round=1, sources=(source,))),
+            feedback=Feedback(-1, "meh", "2026-11-22T10:00:02Z"),
+            versions=((Message.assistant("41"), Message.user("no")),),
+            version_index=1,
+            json_mode=True,
+            stopped=True,
         ),
     ]
     assert store.save("  Chat one  ", messages) == "Chat one"
     assert store.get("Chat one") == messages
     assert store.get("nobody") is None
     assert store.exists("Chat one") and not store.exists("nobody")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+def test_blank_names_are_refused(store, name):
+    with pytest.raises(StoreError, match="enter a name"):
+        store.save(name, [turn(0)])
+    assert store.names() == []
 
 
 def test_an_empty_conversation_exists(store):
@@ -125,13 +139,13 @@ def test_summaries_page_through_the_list(store):
     assert page[0].last_activity == "2026-11-22T10:03:03Z"
 
 
-def test_import_and_export_in_the_seed_format(store):
-    seed = {"Seed chat": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
-    assert store.import_conversations(parse_import(json.dumps(seed)), replace=False) == ["Seed chat"]
-    assert store.import_conversations(parse_import(json.dumps(seed)), replace=False) == ["Seed chat (imported)"]
-    assert json.loads(export_json("Seed chat", store.get("Seed chat"))) == seed
-    assert store.import_conversations(parse_import(json.dumps(seed)), replace=True) == ["Seed chat"]
-    assert sorted(store.load_all()) == ["Seed chat", "Seed chat (imported)"]
+def test_import_and_export_in_the_plain_format(store):
+    plain = {"Plain chat": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    assert store.import_conversations(parse_import(json.dumps(plain)), replace=False) == ["Plain chat"]
+    assert store.import_conversations(parse_import(json.dumps(plain)), replace=False) == ["Plain chat (imported)"]
+    assert json.loads(export_json("Plain chat", store.get("Plain chat"))) == plain
+    assert store.import_conversations(parse_import(json.dumps(plain)), replace=True) == ["Plain chat"]
+    assert sorted(store.load_all()) == ["Plain chat", "Plain chat (imported)"]
 
 
 @pytest.mark.parametrize("name", ["Café ☕ 日本語", "🚀🔥", "x" * 300, "a/b\\c\"d'e<script>", "tab\tand\nnewline"])
@@ -152,7 +166,7 @@ def test_two_writers_appending_200_each_keep_all_400_in_each_writers_order(store
     script = textwrap.dedent(
         """
         import sys
-        from model.message import Message
+        from model.message import Attachment, Feedback, Message, Source, ToolCall
         from model.stores import open_store
         store = open_store(sys.argv[1])
         for i in range(200):

@@ -12,16 +12,20 @@ from dataclasses import replace
 import pytest
 from llama_index.llms.openai.utils import to_openai_message_dicts
 
-from controller.agent import build_agent, build_memory, drain
-from controller.chatbot_with_memory import MemoryChat
-from controller.knowledge_base import KnowledgeBases
+from controller.chat import Chat
+from controller.context import build_memory
+from controller.engines import AgentEngine
+from controller.llama_adapter import MAX_TOOL_ROUNDS, build_agent, drain
 from controller.tools import ToolBox, ToolFailure, calculate, current_time
-from model.conversation_store import ConversationStore
-from model.message import Message
+from model.json_store import JsonFileStore
+from model.message import Message, ToolCall
 from tests.kb_files import txt
+from tests.scripted_server import Call, Say, ScriptedServer
 from utils.embeddings import build_embed_model
+from utils.knowledge_bases import KnowledgeBases
 from utils.llm import build_llm
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer
+from utils.providers import LLMConfig
 from utils.sandbox import MAX_PROCESSES, OUTPUT_CAP_BYTES, isolation, run_python
 
 
@@ -45,8 +49,8 @@ def tool_config(local_config, tool_server):
 
 
 def memory_chat(config, tmp_path, tools, toolbox=None):
-    chat = MemoryChat(config, ConversationStore(tmp_path / "conversations.json"), toolbox or ToolBox())
-    chat.auto_title = True
+    store = JsonFileStore(tmp_path / "conversations.json")
+    chat = Chat(AgentEngine.from_defaults(config, toolbox or ToolBox()), store, auto_title=True)
     chat.set_tools(tools)
     return chat
 
@@ -166,53 +170,84 @@ def test_clock_uses_the_given_time_zone():
 def test_calculator_call_is_made_saved_and_shown_to_the_model(tool_config, tmp_path):
     chat = memory_chat(tool_config, tmp_path, ["calculator"])
     seen = []
-    chat.on_tool_call = seen.append
-    reply = "".join(chat.stream_reply("Use the calculator to compute 1234*5678."))
-    call = chat.messages[-1].tool_calls[0]
-    assert call["name"] == "calculator" and call["result"] == "7006652" and not call["error"]
-    assert [r["result"] for r in seen[:2]] == [None, "7006652"]  # started, then ended
+    reply = "".join(chat.send("Use the calculator to compute 1234*5678.").listen(seen.append))
+    *retried, call = chat.messages[-1].tool_calls  # the small model may first write a bad call, then retry
+    assert call.name == "calculator" and call.result == "7006652" and not call.error
+    assert all(c.error for c in retried) and len(retried) < 2
+    # each call was reported when it started (no result yet) and when it ended
+    assert [event.call.result for event in seen][-2:] == [None, "7006652"] and len(seen) == 2 * (len(retried) + 1)
     assert reply.strip()
     stored = json.loads((tmp_path / "conversations.json").read_text())
-    assert stored[chat.name][1]["tool_calls"][0]["result"] == "7006652"
+    assert stored[chat.name][1]["tool_calls"][-1]["result"] == "7006652"
 
 
 def test_an_empty_reply_with_tools_falls_back_to_a_plain_streamed_answer(tool_config, tmp_path):
     chat = memory_chat(tool_config, tmp_path, ["calculator"])
-    deltas = list(chat.stream_reply("Hello"))
+    deltas = list(chat.send("Hello"))
     assert chat.messages[-1].tool_calls == ()
     assert len(deltas) > 1 and "".join(deltas).strip()  # streamed: more than one delta
 
 
-def test_a_failed_call_is_given_back_to_the_model_and_rounds_are_bounded(tool_config, tmp_path):
-    chat = memory_chat(tool_config, tmp_path, ["calculator"])
-    "".join(chat.stream_reply("Use the calculator to compute 3 apples plus 4 pears."))
-    calls = chat.messages[-1].tool_calls
-    assert calls and calls[0]["error"] and calls[0]["result"].startswith("Error: Not an arithmetic expression")
-    assert max(c["round"] for c in calls) < 3 and chat.messages[-1].content.strip()
+def scripted_config(server: ScriptedServer) -> LLMConfig:
+    return LLMConfig(provider="openai_like", model="scripted", base_url=server.base_url, max_tokens=60)
+
+
+def test_a_failed_call_is_given_back_to_the_model_which_tries_again(tmp_path):
+    server = ScriptedServer(
+        [
+            Call("calculator", '{"expression": "3 apples + 4 pears"}'),
+            Call("calculator", '{"expression": "3 + 4"}'),
+            Say("You have 7 pieces of fruit."),
+        ]
+    ).start()
+    try:
+        chat = memory_chat(scripted_config(server), tmp_path, ["calculator"])
+        reply = "".join(chat.send("How many fruits are 3 apples plus 4 pears?"))
+    finally:
+        server.stop()
+    first, second = chat.messages[-1].tool_calls
+    assert first.error and first.result.startswith("Error: Not an arithmetic expression") and first.round == 0
+    assert (second.error, second.result, second.round) == (False, "7", 1)
+    assert reply == "You have 7 pieces of fruit."
+    # the model was given the error as the call's result before it tried again
+    answered = [m for m in server.bodies[1]["messages"] if m["role"] == "tool"]
+    assert answered[-1]["content"].startswith("Error: Not an arithmetic expression")
+
+
+def test_rounds_of_tool_calls_are_bounded_then_the_model_must_answer_in_words(tmp_path):
+    server = ScriptedServer([Call("calculator", '{"expression": "1 + 1"}')] * MAX_TOOL_ROUNDS + [Say("Two.")]).start()
+    try:
+        chat = memory_chat(scripted_config(server), tmp_path, ["calculator"])
+        reply = "".join(chat.send("Add one and one, again and again."))
+    finally:
+        server.stop()
+    assert [c.round for c in chat.messages[-1].tool_calls] == list(range(MAX_TOOL_ROUNDS))
+    assert [bool(b.get("tools")) for b in server.bodies] == [True] * MAX_TOOL_ROUNDS + [False]
+    assert reply == "Two."
 
 
 def test_knowledge_base_tool_answers_a_made_up_fact_with_its_source(tool_config, tmp_path):
     kbs = KnowledgeBases(tmp_path / "kbs", build_embed_model)
     kbs.create("plant notes").add_files([("valves.txt", txt())])
     chat = memory_chat(tool_config, tmp_path, ["kb:plant notes"], ToolBox(kbs))
-    "".join(chat.stream_reply("Search my notes: when does the Zorblax valve open?"))
+    "".join(chat.send("Search my notes: when does the Zorblax valve open?"))
     (call, *_) = chat.messages[-1].tool_calls
-    assert call["name"] == "search_plant_notes" and not call["error"]
-    assert "zorblax" in json.loads(call["arguments"])["question"].lower()
-    assert "42 kPa" in call["result"]
-    assert call["sources"][0]["file_name"] == "valves.txt" and "42 kPa" in call["sources"][0]["text"]
+    assert call.name == "search_plant_notes" and not call.error
+    assert "zorblax" in json.loads(call.arguments)["question"].lower()
+    assert "42 kPa" in call.result
+    assert call.sources[0].file_name == "valves.txt" and "42 kPa" in call.sources[0].text
 
 
 def test_json_mode_on_the_local_model_gives_valid_json(tool_config, tmp_path):
     chat = memory_chat(replace(tool_config, json_mode=True, max_tokens=80), tmp_path, [])
-    reply = "".join(chat.stream_reply("Give me a JSON object with the keys name and age."))
+    reply = "".join(chat.send("Give me a JSON object with the keys name and age."))
     assert isinstance(json.loads(reply), dict) and chat.messages[-1].json_mode
 
 
 def test_loaded_tool_calls_rebuild_a_memory_the_agent_accepts(tool_config, tmp_path):
     calls = (
-        {"id": "call_1", "name": "calculator", "arguments": '{"expression": "6*7"}', "result": "42", "round": 0},
-        {"id": "call_2", "name": "calculator", "arguments": '{"expression": "x"}', "result": "Error: bad", "round": 1},
+        ToolCall(id="call_1", name="calculator", arguments='{"expression": "6*7"}', result="42", round=0),
+        ToolCall(id="call_2", name="calculator", arguments='{"expression": "x"}', result="Error: bad", round=1),
     )
     messages = [
         Message.user("What is 6 times 7?"),
@@ -235,9 +270,9 @@ def test_loaded_tool_calls_rebuild_a_memory_the_agent_accepts(tool_config, tmp_p
         llm = build_llm(config)
         agent = build_agent(llm, build_memory(restored, llm, 2000), None, ToolBox().build(["calculator"], llm))
         assert "".join(drain(agent.stream_chat("Thanks! And what is 2+2?"))).strip()
-    store = ConversationStore(tmp_path / "conversations.json")
+    store = JsonFileStore(tmp_path / "conversations.json")
     store.save("with tools", restored)
-    chat = MemoryChat(tool_config, store, ToolBox())
+    chat = Chat(AgentEngine.from_defaults(tool_config, ToolBox()), store)
     chat.load("with tools")
-    assert chat.tools == []  # none were stored on its user message
-    assert "".join(chat.stream_reply("Thanks!")).strip()
+    assert chat.tools == ()  # none were stored on its user message
+    assert "".join(chat.send("Thanks!")).strip()

@@ -2,7 +2,7 @@
 
 Types: .txt and .md (UTF-8 text), .pdf (pypdf; one Document per page, metadata ``page``),
 .docx (docx2txt), .csv and .xlsx (openpyxl): in spreadsheets each row becomes one text of
-``header: value`` pairs, as the seed's Excel loader did (metadata ``row``, the spreadsheet's
+``header: value`` pairs, one text per row (metadata ``row``, the spreadsheet's
 row number counting the header as row 1, and ``sheet`` for .xlsx).
 """
 
@@ -61,29 +61,29 @@ def load_document(name: str, data: bytes) -> list[Document]:
     return documents
 
 
-def _text(data: bytes) -> list[tuple[str, dict]]:
+def _text(data: bytes) -> list[tuple[str, dict[str, object]]]:
     try:
         return [(data.decode("utf-8-sig"), {})]
     except UnicodeDecodeError as exc:
         raise DocumentError("the file is not UTF-8 text; save it as UTF-8 and add it again.") from exc
 
 
-def _pdf(data: bytes) -> list[tuple[str, dict]]:
+def _pdf(data: bytes) -> list[tuple[str, dict[str, object]]]:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
     return [(page.extract_text() or "", {"page": number}) for number, page in enumerate(reader.pages, start=1)]
 
 
-def _docx(data: bytes) -> list[tuple[str, dict]]:
+def _docx(data: bytes) -> list[tuple[str, dict[str, object]]]:
     import docx2txt
 
     return [(docx2txt.process(io.BytesIO(data)), {})]
 
 
 def _rows(
-    header: Sequence[object], rows: Iterable[Sequence[object]], start: int, extra: dict
-) -> list[tuple[str, dict]]:
+    header: Sequence[object], rows: Iterable[Sequence[object]], start: int, extra: dict[str, object]
+) -> list[tuple[str, dict[str, object]]]:
     """Each spreadsheet row as ``"header: value; ..."`` with its row number (from ``start``) and ``extra``."""
     names = [str(h).strip() if h is not None and str(h).strip() else f"column {i + 1}" for i, h in enumerate(header)]
     out = []
@@ -98,17 +98,17 @@ def _rows(
     return out
 
 
-def _csv(data: bytes) -> list[tuple[str, dict]]:
+def _csv(data: bytes) -> list[tuple[str, dict[str, object]]]:
     text = _text(data)[0][0]
     rows = list(csv.reader(io.StringIO(text)))
     return _rows(rows[0], rows[1:], start=2, extra={}) if rows else []
 
 
-def _xlsx(data: bytes) -> list[tuple[str, dict]]:
+def _xlsx(data: bytes) -> list[tuple[str, dict[str, object]]]:
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    out: list[tuple[str, dict]] = []
+    out: list[tuple[str, dict[str, object]]] = []
     for sheet in book.worksheets:
         rows = list(sheet.iter_rows(values_only=True))
         if rows:

@@ -53,7 +53,7 @@ def find_embedding_model() -> Path:
     )
 
 
-def _serve(conn, model_path: str, batch_size: int) -> None:
+def _serve(conn: Connection, model_path: str, batch_size: int) -> None:
     """The worker: load HuggingFaceEmbedding, then answer ("text"|"query", [texts]) requests."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["USE_TORCH"] = "1"  # the parent turned torch off for itself only
@@ -124,7 +124,8 @@ class EmbeddingWorker:
                 raise EmbeddingModelError("The embedding process stopped; restart Parley.") from exc
         if status != "ok":
             raise EmbeddingModelError(f"Embedding failed: {result}")
-        return result
+        vectors: list[list[float]] = result
+        return vectors
 
     def stop(self) -> None:
         """End the worker process."""

@@ -78,7 +78,8 @@ def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def generation_threads() -> int:
@@ -101,7 +102,7 @@ def server_answers(base_url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:
             json.load(response)
-            return response.status == 200
+            return bool(response.status == 200)
     except (OSError, ValueError):
         return False
 
@@ -118,8 +119,8 @@ class LocalServer:
 
     port: int
     context_window: int
-    process: subprocess.Popen | None = None
-    _log: deque = field(default_factory=lambda: deque(maxlen=400), repr=False)
+    process: subprocess.Popen[str] | None = None
+    _log: deque[str] = field(default_factory=lambda: deque(maxlen=400), repr=False)
 
     @property
     def base_url(self) -> str:
@@ -202,30 +203,7 @@ class LocalServer:
             return cls(port=port, context_window=context_window)
         model = find_local_model(model_path)
         port = port or free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "utils.local_server",
-            "--model",
-            str(model),
-            "--model_alias",
-            alias,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(context_window),
-            "--n_threads",
-            str(threads or generation_threads()),
-            "--n_threads_batch",
-            str(os.cpu_count() or 1),
-            # By default llama-cpp-python's server ends a streaming reply early as soon as another
-            # request arrives; Parley's tabs and API clients share the server, so requests queue instead.
-            "--interrupt_requests",
-            "False",
-            *(["--chat_format", chat_format] if chat_format else []),
-        ]
+        command = server_command(model, alias, port, context_window, threads or generation_threads(), chat_format)
         process = subprocess.Popen(
             command,
             cwd=Path(__file__).resolve().parent.parent,
@@ -239,23 +217,72 @@ class LocalServer:
         server = cls(port=port, context_window=context_window, process=process)
         threading.Thread(target=server._drain, daemon=True, name="local-llm-log").start()
         atexit.register(server.stop)
+        server._wait_ready(start_timeout)
+        return server
+
+    def _wait_ready(self, start_timeout: float) -> None:
+        """Wait until the started server answers.
+
+        Raises:
+            LocalServerError: it exited, or did not answer within ``start_timeout`` seconds (it is stopped).
+        """
+        assert self.process is not None
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = "\n".join(list(server._log)[-5:])
+            if self.process.poll() is not None:
+                tail = "\n".join(list(self._log)[-5:])
                 raise LocalServerError(
-                    f"The local model server stopped while starting (exit code {process.returncode}). "
-                    f"Is port {port} already in use? Set LOCAL_LLM_PORT to a free port and restart. "
+                    f"The local model server stopped while starting (exit code {self.process.returncode}). "
+                    f"Is port {self.port} already in use? Set LOCAL_LLM_PORT to a free port and restart. "
                     f"Last output:\n{tail}"
                 )
-            if server_answers(server.base_url, timeout=0.5):
-                return server
+            if server_answers(self.base_url, timeout=0.5):
+                return
             time.sleep(0.2)
-        server.stop()
+        self.stop()
         raise LocalServerError(
             f"The local model server did not answer within {start_timeout:g} s. The machine may be "
             "busy; restart the app, or raise LOCAL_SERVER_START_TIMEOUT."
         )
+
+
+def server_command(
+    model: Path, alias: str, port: int, context_window: int, threads: int, chat_format: str | None
+) -> list[str]:
+    """The command line of a llama-cpp-python server on 127.0.0.1:``port`` for the GGUF ``model``.
+
+    Args:
+        model: the GGUF file.
+        alias: the model id it answers to (``--model_alias``).
+        port: its TCP port.
+        context_window: ``--n_ctx``, in tokens.
+        threads: threads that generate tokens (prompt processing uses every core).
+        chat_format: llama-cpp-python's ``--chat_format``, or None for the GGUF's own template.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "utils.local_server",
+        "--model",
+        str(model),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(context_window),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(os.cpu_count() or 1),
+        # By default llama-cpp-python's server ends a streaming reply early as soon as another
+        # request arrives; Parley's tabs and API clients share the server, so requests queue instead.
+        "--interrupt_requests",
+        "False",
+        *(["--chat_format", chat_format] if chat_format else []),
+    ]
 
 
 def _exit_with_parent(parent_pid: int) -> None:

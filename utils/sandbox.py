@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Default wall-clock and CPU time limit, in seconds (the issue's default).
+#: Default wall-clock and CPU time limit, in seconds.
 TIME_LIMIT_SECONDS = 10.0
 #: Default address-space limit, in MB (2**20 bytes).
 MEMORY_LIMIT_MB = 256

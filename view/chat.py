@@ -10,18 +10,31 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 import streamlit as st
 
-from controller.chat_session import ChatError, ChatSession
-from settings import DEFAULT_MODELS, PROVIDER_LABELS, Settings
-from utils.llm import LLMConfig, config_from_settings, config_problem, default_base_url, list_models, mask_key
+from controller.chat import Chat
+from controller.engines import ChatEngine
+from controller.errors import ChatError
+from controller.turn import Turn
+from model.store import BaseConversationStore
+from settings import PROVIDER_LABELS, Settings
 from utils.local_models import GGUFInfo, ModelFileError, bundled_info, find_models, read_gguf
 from utils.local_server import LocalServerError
+from utils.model_list import models_of
+from utils.provider_errors import mask_key
+from utils.providers import (
+    LLMConfig,
+    LocalEndpoint,
+    ModelChoice,
+    config_problem,
+    provider_key,
+    provider_name,
+    resolve_config,
+)
 from view.common import local_model_name, local_server_or_stop, picked_model_server
 from view.messages import action_key, attachment_lines, message_footer, render_messages
 from view.tools import live_tool_calls
@@ -34,7 +47,6 @@ SYSTEM_PROMPT_PRESETS: dict[str, str] = {
     "No system prompt": "",
 }
 CUSTOM = "Custom"
-ChatT = TypeVar("ChatT", bound=ChatSession)
 #: Shortest time between two redraws of a streaming reply, in seconds (see ``coalesce``);
 #: STREAM_REDRAW_INTERVAL sets it for the app.
 STREAM_REDRAW_SECONDS = 0.2
@@ -68,45 +80,46 @@ def active_config(settings: Settings) -> LLMConfig:
     """
     choice = _choice(settings)
     provider = choice["provider"]
-    env_key = {"groq": settings.groq_api_key, "openai": settings.openai_api_key}.get(provider)
-    session_key = st.session_state.get(SESSION_KEYS, {}).get(provider)
-    if provider == "local":
-        server = local_server_or_stop(settings)
-        base_url, window = server.base_url, server.context_window
-    else:
-        base_url, window = choice["base_url"] or None, settings.llm_context_window
-    base = config_from_settings(settings, system_prompt=choice["system_prompt"] or None)
-    return replace(
-        base,
+    local = _local_endpoint(settings) if provider == "local" else None
+    typed = st.session_state.get(SESSION_KEYS, {}).get(provider)
+    picked = ModelChoice(
         provider=provider,
-        model=local_model_name() if provider == "local" else choice["model"] or DEFAULT_MODELS[provider],
-        base_url=base_url,
-        api_key=session_key or (env_key.get_secret_value() if env_key else None),
+        model=choice["model"] or None,
+        base_url=choice["base_url"] or None,
+        api_key=typed,
         temperature=choice["temperature"],
         max_tokens=choice["max_tokens"],
-        context_window=window,
+        system_prompt=choice["system_prompt"],
     )
+    return resolve_config(settings, picked, local)
 
 
-def tab_chat(key: str, make: Callable[[], ChatT], config: LLMConfig) -> ChatT:
-    """This tab's controller for a page, made with ``make()`` the first time, using ``config`` from now on."""
-    chat: ChatT = st.session_state.get(key) or make()
-    st.session_state[key] = chat
-    if chat.config != config:
-        chat.set_config(config)
+def _local_endpoint(settings: Settings) -> LocalEndpoint:
+    """The local model server in use, as a provider (started with a spinner the first time)."""
+    server = local_server_or_stop(settings)
+    return LocalEndpoint(server.base_url, server.context_window, local_model_name())
+
+
+def tab_chat(key: str, engine: ChatEngine, store: BaseConversationStore | None = None) -> Chat:
+    """This tab's Chat for a page (made the first time, saved to ``store`` with automatic titles),
+    answering with ``engine`` from now on."""
+    chat: Chat | None = st.session_state.get(key)
+    if chat is None:
+        chat = st.session_state[key] = Chat(engine, store, auto_title=store is not None)
+    chat.use(engine)
     return chat
 
 
 def local_config(settings: Settings, like: LLMConfig) -> LLMConfig:
     """The local model's config with ``like``'s limits and system prompt (for the fallback)."""
-    server = local_server_or_stop(settings)
+    local = _local_endpoint(settings)
     return replace(
         like,
         provider="local",
-        model=local_model_name(),
-        base_url=server.base_url,
+        model=local.model,
+        base_url=local.base_url,
         api_key=None,
-        context_window=server.context_window,
+        context_window=local.context_window,
     )
 
 
@@ -119,7 +132,7 @@ def model_settings(settings: Settings) -> LLMConfig:
             "Provider",
             providers,
             index=providers.index(choice["provider"]),
-            format_func=lambda p: PROVIDER_LABELS[p].split(" (")[0] if p != "openai_like" else "OpenAI-compatible",
+            format_func=provider_name,
             key="set_provider",
         )
         if provider == "openai_like":
@@ -151,7 +164,7 @@ def model_settings(settings: Settings) -> LLMConfig:
             choice["system_prompt"] = SYSTEM_PROMPT_PRESETS[choice["preset"]]
         st.caption("Changes apply from your next message, in this tab only.")
     config = active_config(settings)
-    st.markdown(f"**{PROVIDER_LABELS[config.provider].split(' (')[0]}** · `{config.model}`")
+    st.markdown(f"**{provider_name(config.provider)}** · `{config.model}`")
     problem = config_problem(config)
     if problem:
         st.error(problem)
@@ -160,10 +173,10 @@ def model_settings(settings: Settings) -> LLMConfig:
 
 def _key_field(settings: Settings, provider: str) -> None:
     """The API key: from the environment (shown masked), or a password field kept in this tab."""
-    env_key = {"groq": settings.groq_api_key, "openai": settings.openai_api_key}[provider]
+    env_key = provider_key(settings, provider)
     keys = st.session_state.setdefault(SESSION_KEYS, {})
     if env_key is not None and provider not in keys:
-        st.caption(f"API key from the environment: `{mask_key(env_key.get_secret_value())}`")
+        st.caption(f"API key from the environment: `{mask_key(env_key)}`")
         return
     typed = st.text_input(
         f"{PROVIDER_LABELS[provider]} API key",
@@ -255,15 +268,12 @@ def _models_of(config: LLMConfig) -> list[str]:
     fingerprint = hashlib.sha256(f"{config.provider}|{config.base_url}|{config.api_key}".encode()).hexdigest()
     cache = st.session_state.setdefault("_models_cache", {})
     if fingerprint not in cache:
-        try:
-            cache[fingerprint] = list_models(config.base_url or default_base_url(config.provider), config.api_key)
-        except Exception:  # any failure: the user types the model name instead
-            cache[fingerprint] = []
-    return cache[fingerprint]
+        cache[fingerprint] = models_of(config)  # nothing listed: the user types the model name instead
+    return list(cache[fingerprint])
 
 
 def chat_area(
-    chat: ChatSession,
+    chat: Chat,
     config: LLMConfig,
     settings: Settings,
     page: str,
@@ -275,7 +285,7 @@ def chat_area(
     chat box (files accepted; its button stops a streaming reply) and the budget line.
 
     Args:
-        chat: this tab's controller for the page.
+        chat: this tab's Chat for the page.
         config: the model in use.
         settings: for the local fallback.
         page: a short page id, to keep this page's failure and widgets apart from the other's.
@@ -317,7 +327,7 @@ def chat_area(
             st.markdown(text)
             files_line = st.empty()
         try:
-            reply = chat.stream_reply(text, files)
+            reply = chat.send(text, files)
         except ChatError as exc:  # refused before sending: give the text back
             st.error(str(exc))
             if text.strip():
@@ -359,7 +369,7 @@ def _turn_lock(page: str) -> threading.Lock:
     return st.session_state.setdefault(f"{page}_turn_lock", threading.Lock())
 
 
-def _queued_action(chat: ChatSession, page: str) -> Iterator[str] | None:
+def _queued_action(chat: Chat, page: str) -> Turn | None:
     """Start the action queued by a message's button (regenerate, or send an edit); None if none.
 
     A refused action (e.g. an edit too long for the model) is shown with ``st.error`` and its text.
@@ -380,8 +390,8 @@ def _queued_action(chat: ChatSession, page: str) -> Iterator[str] | None:
 
 
 def _stream(
-    chat: ChatSession,
-    reply: Iterator[str],
+    chat: Chat,
+    reply: Turn,
     failure_key: str,
     interval: float,
     turn: threading.Lock,
@@ -395,8 +405,7 @@ def _stream(
     st.session_state.pop(failure_key, None)
     with st.chat_message("assistant"):
         body = st.container()
-        if hasattr(chat, "on_tool_call"):  # the memory page's agent: each tool call as it runs
-            chat.on_tool_call = live_tool_calls(body)
+        reply.listen(live_tool_calls(body))  # each tool call as it runs
         deltas = coalesce(reply, interval)
         turn.acquire()
         try:
@@ -440,7 +449,7 @@ def coalesce(deltas: Iterator[str], interval: float = STREAM_REDRAW_SECONDS) -> 
             close()
 
 
-def _budget_line(chat: ChatSession) -> None:
+def _budget_line(chat: Chat) -> None:
     """The context budget of the last request, under the chat."""
     budget = chat.budget
     if budget is None:

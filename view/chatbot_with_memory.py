@@ -1,16 +1,13 @@
-"""The Chatbot With Memory page: agent chat plus a sidebar to save, load and delete conversations."""
+"""The Chatbot With Memory page: the agent's chat plus a sidebar to save, load and delete conversations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import streamlit as st
 
-from controller.chatbot_with_memory import MemoryChat
+from controller.engines import AgentEngine
 from controller.tools import ToolBox
-from model.store_base import Store
-from utils.llm import LLMConfig
 from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, settings_or_stop, setup_page
 from view.conversations import conversation_sidebar
@@ -20,8 +17,8 @@ from view.tools import tool_server_url, tools_sidebar
 SESSION_KEY = "memory_chat"
 
 
-def render(make_chat: Callable[[LLMConfig, Store, ToolBox], MemoryChat]) -> None:
-    """Draw the page; ``make_chat(config, store, toolbox)`` makes this tab's controller the first time."""
+def render(engine: type[AgentEngine]) -> None:
+    """Draw the page; ``engine.from_defaults(config, toolbox)`` answers each turn."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
     toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone)
@@ -31,10 +28,8 @@ def render(make_chat: Callable[[LLMConfig, Store, ToolBox], MemoryChat]) -> None
     tools_url = tool_server_url(settings, config) if tool_ids else None
     config = replace(config, json_mode=json_mode, tools_base_url=tools_url)
     store = conversation_store(settings)
-    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store, toolbox), config)
-    chat.toolbox = toolbox  # the browser's time zone may be known only from the second run on
+    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox), store)
     chat.set_tools(tool_ids)
-    chat.auto_title = True  # saved from the first message, so a refresh loses nothing
     with st.sidebar:
         conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")

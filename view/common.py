@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 from pydantic import ValidationError
 
-from model.store_base import Store, StoreError
+from model.message import Source
+from model.store import BaseConversationStore, StoreError
 from model.stores import open_store
 from settings import PROVIDER_LABELS, Settings, load_settings
-from utils.llm import LLMConfig
 from utils.local_models import PickedModelServer
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
+from utils.providers import LLMConfig
 
 #: Longest conversation name shown in full in the sidebar, in characters.
 NAME_DISPLAY_LIMIT = 40
@@ -45,12 +47,12 @@ def _local_server(
 
 
 @st.cache_resource(show_spinner=False)
-def _store(location: str) -> Store:
+def _store(location: str) -> BaseConversationStore:
     """The store at ``location``, shared by all tabs (every backend is thread-safe)."""
     return open_store(location)
 
 
-def conversation_store(settings: Settings) -> Store:
+def conversation_store(settings: Settings) -> BaseConversationStore:
     """The conversation store that CONVERSATIONS_URL (or CONVERSATIONS_FILE) names, opened once.
 
     A database that cannot be reached is shown with ``st.error`` (its URL, password masked) and
@@ -100,12 +102,12 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
         st.stop()
 
 
-def source_list(sources: tuple[dict, ...] | list[dict]) -> None:
+def source_list(sources: Sequence[Source]) -> None:
     """Retrieved chunks as the knowledge-base page shows them: number, file, page or row, similarity, text."""
     for number, source in enumerate(sources, start=1):
-        where = f" · {source['where']}" if source.get("where") else ""
-        st.markdown(f"**{number}. {source['file_name']}**{where} · similarity {source['score']:.2f}")
-        st.text(source["text"][:1500])
+        where = f" · {source.where}" if source.where else ""
+        st.markdown(f"**{number}. {source.file_name}**{where} · similarity {source.score:.2f}")
+        st.text(source.text[:1500])
 
 
 def provider_caption(config: LLMConfig) -> str:

@@ -1,6 +1,6 @@
 """The saved conversations in the sidebar of the memory and knowledge-base pages.
 
-UI labels (DESIGN.md, relied on by tests): "Save", "Enter a name to save the conversation:",
+UI labels (tests and checks outside this repository rely on them): "Save", "Enter a name to save the conversation:",
 "Confirm Save", "Saved Conversations", and one popover per name holding "Load" and "Delete"
 ("Delete" asks "Yes, delete" / "Cancel"), plus "Rename" and Markdown/JSON export. Below the list:
 "Feedback" (rated answers as JSON Lines), "Import conversations" and "Restore from backup".
@@ -8,6 +8,7 @@ UI labels (DESIGN.md, relied on by tests): "Save", "Enter a name to save the con
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from controller.saved_chat import SavedChat
-from model.conversation_store import export_feedback, export_json, export_markdown, parse_import
-from model.store_base import Store, StoreError
+from controller.chat import Chat
+from model.message import Message
+from model.store import BaseConversationStore, StoreError
+from model.transfer import export_feedback, export_json, export_markdown, parse_import
 from view.common import flash, short_name, show_flashes, widget_key
 
 SHOW_SAVE = "memory_show_save"
@@ -25,11 +27,13 @@ PENDING_OVERWRITE = "memory_pending_overwrite"
 PENDING_DELETE = "memory_pending_delete"
 IMPORT_GENERATION = "memory_import_generation"
 LIST_LIMIT = "memory_list_limit"
+#: The exports of one conversation: label, writer, file suffix and MIME type.
+EXPORTS = (("Markdown", export_markdown, "md", "text/markdown"), ("JSON", export_json, "json", "application/json"))
 #: Saved conversations listed at first, and added by each "Show more" (keeps a rerun fast with thousands).
 LIST_PAGE = 30
 
 
-def conversation_sidebar(chat: SavedChat, store: Store) -> None:
+def conversation_sidebar(chat: Chat, store: BaseConversationStore) -> None:
     """The saved-conversations part of the sidebar: New chat, Save, search, the list, import, restore."""
     show_flashes()
     try:
@@ -43,7 +47,7 @@ def conversation_sidebar(chat: SavedChat, store: Store) -> None:
     if chat.save_error:
         st.error(chat.save_error)
     if st.button("New chat", icon="➕", use_container_width=True):
-        chat.new_chat()
+        chat.new()
         st.rerun()
     if st.button("Save", icon="💾", use_container_width=True):
         st.session_state[SHOW_SAVE] = True
@@ -81,7 +85,7 @@ def conversation_sidebar(chat: SavedChat, store: Store) -> None:
     _restore_section(store)
 
 
-def _confirm_delete(chat: SavedChat, name: str) -> None:
+def _confirm_delete(chat: Chat, name: str) -> None:
     """The confirmation step of Delete, shown in the sidebar above the list."""
     st.warning(f"Delete “{short_name(name)}”? A backup is kept.")
     yes, no = st.columns(2)
@@ -93,7 +97,7 @@ def _confirm_delete(chat: SavedChat, name: str) -> None:
         st.rerun()
 
 
-def _conversation_popover(chat: SavedChat, store: Store, name: str) -> None:
+def _conversation_popover(chat: Chat, store: BaseConversationStore, name: str) -> None:
     with st.popover(short_name(name), use_container_width=True, key=widget_key("conv", name)):
         st.caption(name)
         if st.button("Load", key=widget_key("load", name)):
@@ -104,28 +108,28 @@ def _conversation_popover(chat: SavedChat, store: Store, name: str) -> None:
         new_name = st.text_input("New name", value=name, key=widget_key("new-name", name))
         if st.button("Rename", key=widget_key("rename", name)):
             _act(lambda: chat.rename(name, new_name), f"Renamed to “{short_name(new_name.strip())}”.")
-        left, right = st.columns(2)  # the files are made only when a button is clicked
-        left.download_button(
-            "Markdown",
-            lambda: export_markdown(name, store.get(name) or []),
-            file_name=f"{_file_stem(name)}.md",
-            mime="text/markdown",
-            key=widget_key("export-md", name),
-            icon="⬇️",
-            on_click="ignore",
+        formats = (
+            ("Markdown", export_markdown, "md", "text/markdown"),
+            ("JSON", export_json, "json", "application/json"),
         )
-        right.download_button(
-            "JSON",
-            lambda: export_json(name, store.get(name) or []),
-            file_name=f"{_file_stem(name)}.json",
-            mime="application/json",
-            key=widget_key("export-json", name),
-            icon="⬇️",
-            on_click="ignore",
-        )
+        for column, (label, export, suffix, mime) in zip(st.columns(2), formats, strict=True):
+            column.download_button(  # the file is made only when the button is clicked
+                label,
+                functools.partial(_export, export, store, name),
+                file_name=f"{_file_stem(name)}.{suffix}",
+                mime=mime,
+                key=widget_key(f"export-{suffix}", name),
+                icon="⬇️",
+                on_click="ignore",
+            )
 
 
-def _import_section(store: Store) -> None:
+def _export(export: Callable[[str, list[Message]], str], store: BaseConversationStore, name: str) -> str:
+    """The conversation ``name`` as ``export`` writes it (empty when it is gone)."""
+    return export(name, store.get(name) or [])
+
+
+def _import_section(store: BaseConversationStore) -> None:
     generation = st.session_state.get(IMPORT_GENERATION, 0)
     upload = st.file_uploader(
         "Import conversations",
@@ -161,7 +165,7 @@ def _import_section(store: Store) -> None:
         _act(do_import, None)
 
 
-def _restore_section(store: Store) -> None:
+def _restore_section(store: BaseConversationStore) -> None:
     backups = store.list_backups()
     with st.popover("Restore from backup", icon="🕘", use_container_width=True):
         if not backups:
@@ -188,7 +192,7 @@ def _file_stem(name: str) -> str:
     return stem or "conversation"
 
 
-def _save_form(chat: SavedChat, store: Store) -> None:
+def _save_form(chat: Chat, store: BaseConversationStore) -> None:
     name = st.text_input("Enter a name to save the conversation:", value=chat.name or "", key="memory_save_name")
     pending = st.session_state.get(PENDING_OVERWRITE)
     if st.button("Confirm Save", type="primary"):
@@ -211,15 +215,12 @@ def _save_form(chat: SavedChat, store: Store) -> None:
             st.rerun()
 
 
-def _save(chat: SavedChat, name: str) -> None:
+def _save(chat: Chat, name: str) -> None:
     """Save (or rename: the automatic title goes) the open conversation as ``name``."""
     st.session_state.pop(PENDING_OVERWRITE, None)
-    old = chat.name
 
     def save() -> None:
         saved = chat.save_as(name)
-        if old is not None and old != saved:
-            chat.store.delete(old)
         st.session_state[SHOW_SAVE] = False
         flash(f"Saved as “{short_name(saved)}”. New messages are saved automatically.")
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from utils.llm import LLMConfig, check_provider, config_problem
+from utils.model_list import check_provider
+from utils.providers import LLMConfig, config_problem
 from view.chat import active_config
 from view.common import provider_caption, settings_or_stop, setup_page
 

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from controller.knowledge_base import KnowledgeBaseError, KnowledgeBases, KnowledgeChat
-from model.store_base import Store
-from settings import Settings
+from controller.engines import KnowledgeEngine
 from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
-from utils.llm import LLMConfig
+from utils.knowledge_bases import AddReport, KnowledgeBase, KnowledgeBaseError, KnowledgeBases
 from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
 from view.conversations import conversation_sidebar
@@ -34,39 +32,41 @@ def knowledge_bases(root: Path) -> KnowledgeBases:
     return KnowledgeBases(root, build_embed_model)
 
 
-def render(make_chat: Callable[[LLMConfig, Store], KnowledgeChat]) -> None:
-    """Draw the page; ``make_chat(config, store)`` makes this tab's controller the first time."""
+def render(engine: type[KnowledgeEngine]) -> None:
+    """Draw the page; ``engine.from_defaults(config, knowledge base, top k, threshold)`` answers each turn."""
     setup_page("Knowledge Base", "📚")
     settings = settings_or_stop()
     with st.sidebar:
         config = model_settings(settings)
     store = conversation_store(settings)
     kbs = knowledge_bases(settings.knowledge_base_dir)
-    chat = tab_chat(SESSION_KEY, lambda: make_chat(config, store), config)
-    chat.auto_title = True  # saved from the first message, so a refresh loses nothing
     st.title("Knowledge Base")
     with st.sidebar:
         show_flashes()
         try:
-            _knowledge_base_section(chat, kbs, settings)
+            kb = _knowledge_base_section(kbs)
         except EmbeddingModelError as exc:
             st.error(str(exc))
             st.stop()
+        top_k, threshold = _retrieval_settings() if kb is not None else (3, 0.3)
+    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold), store)
+    with st.sidebar:
         st.divider()
         conversation_sidebar(chat, store)
-    if chat.kb is None:
+    if kb is None:
         st.info("Create or choose a knowledge base in the sidebar, add your files, then ask about them.")
     else:
         st.caption(
-            f"Answering from **{chat.kb.name}**: {len(chat.kb.files)} file(s), {chat.kb.chunk_count} chunk(s). "
-            f"Top {chat.top_k} chunks with similarity ≥ {chat.threshold:.2f}."
+            f"Answering from **{kb.name}**: {len(kb.files)} file(s), {kb.chunk_count} chunk(s). "
+            f"Top {top_k} chunks with similarity ≥ {threshold:.2f}."
         )
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
         st.error(chat.save_error)
     chat_area(chat, config, settings, page="kb")
 
 
-def _knowledge_base_section(chat: KnowledgeChat, kbs: KnowledgeBases, settings: Settings) -> None:
+def _knowledge_base_section(kbs: KnowledgeBases) -> KnowledgeBase | None:
+    """Choose, create and delete knowledge bases, and add files; returns the chosen one, or None."""
     st.header("Knowledge base")
     names = kbs.names()
     chosen = st.session_state.get(CHOSEN)
@@ -76,7 +76,16 @@ def _knowledge_base_section(chat: KnowledgeChat, kbs: KnowledgeBases, settings: 
         chosen = st.selectbox("Knowledge base", names, index=names.index(chosen), key="kb_select")
     st.session_state[CHOSEN] = chosen
     with st.spinner("Loading the knowledge base…"):
-        chat.kb = kbs.open(chosen) if chosen else None
+        kb = kbs.open(chosen) if chosen else None
+    _create_popover(kbs)
+    if kb is None:
+        return None
+    _files_section(kb)
+    _delete_section(kbs, kb)
+    return kb
+
+
+def _create_popover(kbs: KnowledgeBases) -> None:
     with st.popover("New knowledge base", icon="➕", use_container_width=True):
         new_name = st.text_input("Name of the new knowledge base", key="kb_new_name")
         if st.button("Create", key="kb_create"):
@@ -89,39 +98,41 @@ def _knowledge_base_section(chat: KnowledgeChat, kbs: KnowledgeBases, settings: 
                 st.session_state[CHOSEN] = created.name
                 flash(f"Created the knowledge base “{created.name}”.")
                 st.rerun()
-    if chat.kb is None:
-        return
-    _files_section(chat, kbs)
-    chat.top_k = st.slider("Top k chunks", 1, 10, chat.top_k, key="kb_top_k")
-    chat.threshold = st.slider(
+
+
+def _retrieval_settings() -> tuple[int, float]:
+    """The "Top k chunks" and "Similarity threshold" sliders."""
+    top_k = st.slider("Top k chunks", 1, 10, 3, key="kb_top_k")
+    threshold = st.slider(
         "Similarity threshold",
         0.0,
         1.0,
-        float(chat.threshold),
+        0.3,
         0.05,
         key="kb_threshold",
         help="Chunks less similar to the question than this are not used (cosine similarity).",
     )
-    if st.session_state.get(PENDING_KB_DELETE) == chat.kb.name:
-        st.warning(f"Delete the knowledge base “{chat.kb.name}” and its index? Your original files are not touched.")
+    return top_k, threshold
+
+
+def _delete_section(kbs: KnowledgeBases, kb: KnowledgeBase) -> None:
+    if st.session_state.get(PENDING_KB_DELETE) == kb.name:
+        st.warning(f"Delete the knowledge base “{kb.name}” and its index? Your original files are not touched.")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", type="primary", key="kb_confirm_delete"):
-            name = chat.kb.name
-            kbs.delete(name)
-            chat.kb = None
+            kbs.delete(kb.name)
             st.session_state.pop(PENDING_KB_DELETE, None)
-            flash(f"Deleted the knowledge base “{name}”.")
+            flash(f"Deleted the knowledge base “{kb.name}”.")
             st.rerun()
         if no.button("Cancel", key="kb_cancel_delete"):
             st.session_state.pop(PENDING_KB_DELETE, None)
             st.rerun()
     elif st.button("Delete knowledge base", key="kb_delete"):
-        st.session_state[PENDING_KB_DELETE] = chat.kb.name
+        st.session_state[PENDING_KB_DELETE] = kb.name
         st.rerun()
 
 
-def _files_section(chat: KnowledgeChat, kbs: KnowledgeBases) -> None:
-    kb = chat.kb
+def _files_section(kb: KnowledgeBase) -> None:
     generation = st.session_state.get(UPLOAD_GENERATION, 0)
     uploads = st.file_uploader(
         "Add files",
@@ -149,7 +160,7 @@ def _files_section(chat: KnowledgeChat, kbs: KnowledgeBases) -> None:
                 st.rerun()
 
 
-def _index(run) -> None:
+def _index(run: Callable[[Callable[[int, int, int], None]], AddReport]) -> None:
     """Run an indexing action with a progress bar, then queue what happened for after the rerun."""
     bar = st.progress(0.0, text="Indexing…")
 

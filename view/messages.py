@@ -15,8 +15,7 @@ import json
 import streamlit as st
 import streamlit.components.v1 as components
 
-from controller.chat_session import ChatSession
-from controller.saved_chat import SavedChat
+from controller.chat import Chat
 from model.message import Message
 from model.versions import version_count
 from view.common import source_list
@@ -60,14 +59,14 @@ def message_key(page: str, index: int, message: Message) -> str:
     return f"{page}-m{index}-{digest}"
 
 
-def render_messages(chat: ChatSession, page: str, *, edit: bool = True, feedback: bool = True) -> None:
+def render_messages(chat: Chat, page: str, *, edit: bool = True, feedback: bool = True) -> None:
     """Draw each message of ``chat`` as a bubble with its footer and actions.
 
     Args:
-        chat: the page's controller.
+        chat: the page's Chat.
         page: the page's short id (keeps widget keys apart).
         edit: offer "Edit" under user messages.
-        feedback: offer thumbs and a comment under answers (``chat`` must be a SavedChat).
+        feedback: offer thumbs and a comment under answers (a saved conversation's page).
     """
     last = len(chat.messages) - 1
     for index, message in enumerate(chat.messages):
@@ -86,12 +85,12 @@ def render_messages(chat: ChatSession, page: str, *, edit: bool = True, feedback
 def attachment_lines(message: Message) -> None:
     """Under a user message: each attached file and how much of its text was sent."""
     for attachment in message.attachments:
-        used, total = attachment.get("used_chars", 0), attachment.get("total_chars", 0)
+        used, total = attachment.used_chars, attachment.total_chars
         if used >= total:
-            st.caption(f"📎 {attachment['name']} · all {total:,} characters were sent with this message.")
+            st.caption(f"📎 {attachment.name} · all {total:,} characters were sent with this message.")
         else:
             st.caption(
-                f"📎 {attachment['name']} · the first {used:,} of {total:,} characters were sent; "
+                f"📎 {attachment.name} · the first {used:,} of {total:,} characters were sent; "
                 "the rest does not fit the model's context window."
             )
 
@@ -122,7 +121,7 @@ def copy_button(text: str) -> None:
 
 
 def _actions(
-    chat: ChatSession,
+    chat: Chat,
     page: str,
     index: int,
     message: Message,
@@ -152,31 +151,31 @@ def _actions(
         if columns[4].button("›", key=f"{key}-next", disabled=chosen == count - 1, help="Next version"):
             chat.choose_version(index, chosen + 1)
             st.rerun()
-    if not is_user and feedback and isinstance(chat, SavedChat):
+    if not is_user and feedback:
         with columns[5]:
             _feedback(chat, index, message, key)
 
 
-def _feedback(chat: SavedChat, index: int, message: Message, key: str) -> None:
+def _feedback(chat: Chat, index: int, message: Message, key: str) -> None:
     """Thumbs up/down for reply ``index`` and, once rated, a "Comment" popover; saved at once."""
-    stored = message.feedback or {}
-    rating = stored.get("rating")
+    rating = message.feedback.rating if message.feedback else None
+    comment = message.feedback.comment if message.feedback else ""
     thumbs, comment_area = st.columns([1, 2], vertical_alignment="center")
     with thumbs:
         value = st.feedback("thumbs", key=f"{key}-thumbs", default={1: 1, -1: 0}.get(rating))  # type: ignore[call-overload]
     chosen = {1: 1, 0: -1}.get(value) if value is not None else None
     if chosen != rating:
-        chat.set_feedback(index, chosen, stored.get("comment", "") if chosen else "")
+        chat.set_feedback(index, chosen, comment if chosen else "")
         st.rerun()
     if rating is None:
         return
     with comment_area.popover("Comment", icon="💬"):
-        text = st.text_area("Comment on this answer (optional)", value=stored.get("comment", ""), key=f"{key}-comment")
+        text = st.text_area("Comment on this answer (optional)", value=comment, key=f"{key}-comment")
         if st.button("Save comment", key=f"{key}-save-comment"):
             chat.set_feedback(index, rating, text)
             st.rerun()
-    if stored.get("comment"):
-        comment_area.caption(f"💬 {stored['comment'][:80]}")
+    if comment:
+        comment_area.caption(f"💬 {comment[:80]}")
 
 
 def _queue(page: str, action: dict) -> None:

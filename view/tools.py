@@ -9,25 +9,26 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from controller.chatbot_with_memory import MemoryChat
+from controller.chat import Chat
+from controller.engines import ToolCallEvent, TurnEvent
 from controller.tools import ToolBox, arguments_text, tool_label
-from model.message import Message
+from model.message import Message, ToolCall
 from settings import Settings
-from utils.llm import LLMConfig
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
+from utils.providers import LLMConfig
 from utils.sandbox import ISOLATION_NOTES, isolation
 from view.common import picked_model_server, source_list, widget_key
 
 JSON_MODE_KEY = "memory_json_mode"
 
 
-def tools_sidebar(chat: MemoryChat | None, toolbox: ToolBox) -> tuple[list[str], bool]:
+def tools_sidebar(chat: Chat | None, toolbox: ToolBox) -> tuple[list[str], bool]:
     """The "Tools" multiselect and the "JSON mode" switch; returns (chosen tool ids, JSON mode on).
 
     The multiselect starts from ``chat.tools`` (the loaded conversation's) and is keyed by the
     conversation's name, so loading another conversation shows its tools.
     """
-    current = chat.tools if chat is not None else []
+    current = list(chat.tools) if chat is not None else []
     options = toolbox.available()
     options += [t for t in current if t not in options]
     chosen = st.multiselect(
@@ -88,58 +89,61 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
 def tool_calls_view(message: Message) -> None:
     """A reply's tool calls, each as a collapsed "Used <tool>" expander with arguments and result."""
     for call in message.tool_calls:
-        with st.expander(_title(call), icon="⚠️" if call.get("error") else "🛠️"):
+        with st.expander(_title(call), icon="⚠️" if call.error else "🛠️"):
             call_details(call)
 
 
-def _title(call: dict) -> str:
-    return f"Used {call['name']}" + (" (failed)" if call.get("error") else "")
+def _title(call: ToolCall) -> str:
+    return f"Used {call.name}" + (" (failed)" if call.error else "")
 
 
-def call_details(call: dict) -> None:
+def call_details(call: ToolCall) -> None:
     """One tool call's arguments (Python code as code) and result (with a knowledge base's sources)."""
-    arguments = arguments_text(call["arguments"])
-    code = _code_of(call) if call["name"] == "run_python" else None
+    arguments = arguments_text(call.arguments)
+    code = _code_of(call) if call.name == "run_python" else None
     st.caption("Code" if code is not None else "Arguments")
     st.code(code if code is not None else arguments, language="python" if code is not None else "json")
-    if call.get("result") is None:
+    if call.result is None:
         return
-    st.caption("Result" if not call.get("error") else "Error (given back to the model)")
-    st.code(call["result"], language=None, wrap_lines=True)
-    source_list(call.get("sources") or [])
+    st.caption("Result" if not call.error else "Error (given back to the model)")
+    st.code(call.result, language=None, wrap_lines=True)
+    source_list(call.sources)
 
 
-def _code_of(call: dict) -> str | None:
+def _code_of(call: ToolCall) -> str | None:
     try:
-        code = json.loads(call["arguments"]).get("code")
+        code = json.loads(call.arguments).get("code")
     except (ValueError, AttributeError):
         return None
     return code if isinstance(code, str) else None
 
 
-def live_tool_calls(container: st.delta_generator.DeltaGenerator) -> Callable[[dict], None]:
-    """A ``MemoryChat.on_tool_call`` that draws each call in ``container`` as it runs: a status line
+def live_tool_calls(container: st.delta_generator.DeltaGenerator) -> Callable[[TurnEvent], None]:
+    """A turn's listener that draws each tool call in ``container`` as it runs: a status line
     "Using <tool>…" that becomes "Used <tool>" with its result (or an error) when it ends."""
     statuses: dict[str, object] = {}
 
-    def on_call(record: dict) -> None:
-        key = f"{record['id']}|{record['round']}"
-        if record["result"] is None:
+    def on_event(event: TurnEvent) -> None:
+        if not isinstance(event, ToolCallEvent):
+            return
+        call = event.call
+        key = f"{call.id}|{call.round}"
+        if call.result is None:
             with container:
-                status = st.status(f"Using {record['name']}…", expanded=False)
+                status = st.status(f"Using {call.name}…", expanded=False)
             statuses[key] = status
             with status:
-                call_details(record)
+                call_details(call)
             return
         status = statuses.pop(key, None)
         if status is None:
             return
         with status:  # type: ignore[attr-defined]
-            st.caption("Result" if not record["error"] else "Error (given back to the model)")
-            st.code(record["result"], language=None, wrap_lines=True)
-        status.update(label=_title(record), state="error" if record["error"] else "complete")  # type: ignore[attr-defined]
+            st.caption("Result" if not call.error else "Error (given back to the model)")
+            st.code(call.result, language=None, wrap_lines=True)
+        status.update(label=_title(call), state="error" if call.error else "complete")  # type: ignore[attr-defined]
 
-    return on_call
+    return on_event
 
 
 def reply_body(message: Message) -> None:

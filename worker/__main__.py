@@ -1,7 +1,7 @@
 """``python -m worker`` (``make worker``): one model worker; run as many as you like, on any
 machine that reaches REDIS_URL and the conversation store (CONVERSATIONS_URL).
 
-It answers one turn at a time through the memory page's controller, with the configured provider
+It answers one turn at a time through the turn runner with the memory page's engine, with the configured provider
 (the local model by default: it starts or reuses its own local server, LOCAL_LLM_PORT). SIGTERM or
 Ctrl-C stops it after the turn in hand.
 """
@@ -30,12 +30,11 @@ def main() -> int:
         print("Set REDIS_URL: the worker takes its turns from Redis.", file=sys.stderr)
         return 2
     from controller.queue import TurnWorker
-    from model.pg_store import mask_url
     from model.redis_store import redis_client
-    from model.store_base import StoreError
+    from model.store import StoreError, mask_url
     from model.stores import open_store
-    from utils.llm import config_from_settings
-    from utils.local_server import LocalServer, LocalServerError
+    from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
+    from utils.providers import LocalEndpoint, resolve_config
 
     try:
         store = open_store(settings.conversations_location)
@@ -50,12 +49,8 @@ def main() -> int:
     except redis.RedisError as exc:
         print(f"Could not reach Redis at {mask_url(settings.redis_url)}: {exc}.", file=sys.stderr)
         return 1
-    config = config_from_settings(
-        settings,
-        local_base_url=local.base_url if local else None,
-        local_context_window=local.context_window if local else None,
-        system_prompt=settings.llm_system_prompt or None,
-    )
+    endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
+    config = resolve_config(settings, local=endpoint)
     worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

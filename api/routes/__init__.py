@@ -1,1 +1,1 @@
-"""One router per resource: sessions and the websocket, conversations, the OpenAI-compatible /v1."""
+"""One router per resource: chat tokens, the websocket, conversations, the OpenAI-compatible /v1."""

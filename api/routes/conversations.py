@@ -17,10 +17,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import State, check_name, require_key
+from api.deps import ServerState, State, check_name, require_key
 from api.errors import APIError, from_exception
 from api.turns import Outcome, memory_turn, queued_frames, start_turn
-from model.conversation_store import last_activity
+from model.message import Message
+from model.store import last_activity
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[Depends(require_key)])
 
@@ -44,27 +45,60 @@ class UserMessage(BaseModel):
     stream: bool = Field(default=False, description="True answers with Server-Sent Events.")
 
 
-def _summary(name: str, messages: list) -> dict[str, Any]:
-    return {"name": name, "messages": len(messages), "last_activity": last_activity(messages) or None}
+class ConversationSummary(BaseModel):
+    """One conversation in a list: its name, its number of messages and its newest message's time."""
+
+    name: str
+    messages: int = Field(description="How many messages it holds.")
+    last_activity: str | None = Field(description="The newest message's time (ISO 8601, UTC), or null.")
 
 
-@router.get("")
+class ConversationPage(BaseModel):
+    """A page of the conversation list, newest activity first."""
+
+    data: list[ConversationSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+class ConversationMessages(BaseModel):
+    """A conversation with its messages in the conversations.json format."""
+
+    name: str
+    messages: list[dict[str, Any]] = Field(description='Each {"role", "content", ...} as stored.')
+
+
+class TurnResult(BaseModel):
+    """The answer to one turn: the assistant message as stored, and a failed auto-save's sentence."""
+
+    message: dict[str, Any]
+    save_error: str | None = None
+
+
+def _summary(name: str, messages: list[Message]) -> ConversationSummary:
+    return ConversationSummary(name=name, messages=len(messages), last_activity=last_activity(messages) or None)
+
+
+@router.get("", response_model=ConversationPage)
 def list_conversations(
     state: State, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200)
-) -> dict[str, Any]:
-    """The conversations, newest activity first: ``{"data": [{"name", "messages", "last_activity"}],
-    "total", "offset", "limit"}`` (``messages`` is a count; ``last_activity`` an ISO 8601 time or null)."""
+) -> ConversationPage:
+    """The conversations, newest activity first (``messages`` is a count; ``last_activity`` an ISO
+    8601 time or null)."""
     page, total = state.store.summaries(offset, limit)
-    return {
-        "data": [{"name": s.name, "messages": s.messages, "last_activity": s.last_activity or None} for s in page],
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-    }
+    return ConversationPage(
+        data=[
+            ConversationSummary(name=s.name, messages=s.messages, last_activity=s.last_activity or None) for s in page
+        ],
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
 
 
-@router.post("", status_code=201)
-def create_conversation(body: NewConversation, state: State) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=ConversationSummary)
+def create_conversation(body: NewConversation, state: State) -> ConversationSummary:
     """Start an empty conversation called ``name``.
 
     Raises:
@@ -77,22 +111,22 @@ def create_conversation(body: NewConversation, state: State) -> dict[str, Any]:
     return _summary(name, [])
 
 
-def _existing(state: State, name: str) -> list:
+def _existing(state: ServerState, name: str) -> list[Message]:
     messages = state.store.get(name)
     if messages is None:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
     return messages
 
 
-@router.get("/{name}")
-def get_conversation(name: str, state: State) -> dict[str, Any]:
-    """``{"name", "messages": [{"role", "content", ...}]}`` in the conversations.json format."""
-    return {"name": name, "messages": [m.to_dict() for m in _existing(state, name)]}
+@router.get("/{name}", response_model=ConversationMessages)
+def get_conversation(name: str, state: State) -> ConversationMessages:
+    """The conversation's messages in the conversations.json format."""
+    return ConversationMessages(name=name, messages=[m.to_dict() for m in _existing(state, name)])
 
 
-@router.patch("/{name}")
-def rename_conversation(name: str, body: Rename, state: State) -> dict[str, Any]:
-    """Rename ``name`` (a backup is kept); sessions on it follow the rename.
+@router.patch("/{name}", response_model=ConversationSummary)
+def rename_conversation(name: str, body: Rename, state: State) -> ConversationSummary:
+    """Rename ``name`` (a backup is kept); chat tokens on it follow the rename.
 
     Raises:
         APIError: 404 for an unknown conversation, 400 for a refused name, 409 for a taken one.
@@ -114,8 +148,14 @@ def delete_conversation(name: str, state: State) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{name}/messages", response_model=None)
-async def add_message(name: str, body: UserMessage, state: State) -> dict[str, Any] | StreamingResponse:
+@router.post(
+    "/{name}/messages",
+    response_model=TurnResult,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "A TurnResult, or events with stream: true."}
+    },
+)
+async def add_message(name: str, body: UserMessage, state: State) -> TurnResult | StreamingResponse:
     """One turn: the user's message is saved, the memory page's agent answers, the reply is saved.
 
     Returns:
@@ -137,7 +177,7 @@ async def add_message(name: str, body: UserMessage, state: State) -> dict[str, A
     if not body.stream:
         await turn.finish()
         assert outcome.message is not None
-        return {"message": outcome.message.to_dict(), "save_error": outcome.save_error}
+        return TurnResult(message=outcome.message.to_dict(), save_error=outcome.save_error)
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -155,7 +195,7 @@ async def add_message(name: str, body: UserMessage, state: State) -> dict[str, A
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-async def _queued_turn(state: Any, name: str, body: UserMessage) -> dict[str, Any] | StreamingResponse:
+async def _queued_turn(state: ServerState, name: str, body: UserMessage) -> TurnResult | StreamingResponse:
     """The turn through the Redis queue: a worker answers; its frames become the answer or the events."""
     frames = queued_frames(state, name, body.content, create=False)
     try:
@@ -177,7 +217,7 @@ async def _queued_turn(state: Any, name: str, body: UserMessage) -> dict[str, An
             raise from_exception(exc) from exc
         if frame["type"] == "error":
             raise failure(frame)
-        return {"message": frame["message"], "save_error": frame.get("save_error")}
+        return TurnResult(message=frame["message"], save_error=frame.get("save_error"))
     if first["type"] == "error":
         raise failure(first)
 

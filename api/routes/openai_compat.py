@@ -25,6 +25,7 @@ from api.deps import KB_PREFIX, ServerState, State, require_key
 from api.errors import APIError, error_body, from_exception
 from api.turns import Outcome, completion_turn, start_turn
 from model.message import Message
+from utils.providers import LLMConfig
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_key)])
 
@@ -70,17 +71,59 @@ class ChatCompletionRequest(BaseModel):
     response_format: ResponseFormat | None = None
 
 
-@router.get("/models")
-def list_models(state: State) -> dict[str, Any]:
-    """``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}``: the provider's
-    models, then ``kb:<name>`` for each knowledge base."""
+class ModelObject(BaseModel):
+    """One model, as OpenAI's ``Model``."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """OpenAI's ``ListModelsResponse``."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class AssistantMessageOut(BaseModel):
+    """The message of a choice."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+
+
+class Choice(BaseModel):
+    """One choice of a chat completion."""
+
+    index: int
+    message: AssistantMessageOut
+    finish_reason: str
+
+
+class ChatCompletion(BaseModel):
+    """OpenAI's ``CreateChatCompletionResponse`` (streamed: ``chat.completion.chunk`` events instead);
+    ``parley_sources`` holds a knowledge base's chunks for ``kb:<name>`` models."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    parley_sources: list[dict[str, Any]] | None = None
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(state: State) -> ModelList:
+    """The provider's models, then ``kb:<name>`` for each knowledge base."""
     config = state.config()
     ids = [(m, config.provider) for m in state.provider_models()]
     ids += [(f"{KB_PREFIX}{name}", "parley") for name in state.knowledge_bases.names()]
-    return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": o} for i, o in ids]}
+    return ModelList(data=[ModelObject(id=i, owned_by=o) for i, o in ids])
 
 
-def _prepare(state: ServerState, body: ChatCompletionRequest) -> tuple[Any, list[Message], str]:
+def _prepare(state: ServerState, body: ChatCompletionRequest) -> tuple[LLMConfig, list[Message], str]:
     """The LLMConfig, the history and the new user text of a request.
 
     Raises:
@@ -113,8 +156,13 @@ def _prepare(state: ServerState, body: ChatCompletionRequest) -> tuple[Any, list
     return config, history, last.text()
 
 
-@router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, state: State) -> dict[str, Any] | StreamingResponse:
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    response_model_exclude_unset=True,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With stream: true, chunk events."}},
+)
+async def chat_completions(body: ChatCompletionRequest, state: State) -> ChatCompletion | StreamingResponse:
     """A chat completion in OpenAI's format (``stream: true``: ``chat.completion.chunk`` events, then
     ``data: [DONE]``).
 
@@ -145,7 +193,7 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> dict[st
         }
         if body.model.startswith(KB_PREFIX):
             answer["parley_sources"] = outcome.extra.get("sources", [])
-        return answer
+        return ChatCompletion.model_validate(answer)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {

@@ -1,21 +1,29 @@
-"""The conversation store contract, which every backend keeps: the JSON file (the default),
-PostgreSQL and Redis (chosen by CONVERSATIONS_URL, see ``model.stores.open_store``).
+"""The conversation store contract, which every backend keeps: ``JsonFileStore`` (the default),
+``PostgresStore`` and ``RedisStore`` (chosen by CONVERSATIONS_URL, see ``model.stores.open_store``).
 
 A backend implements the primitives (``names``, ``get``, ``save``, ``append``, ``delete``,
-``rename``, ``load_all``); search, import, paging and the clash rules are written once here.
-``append`` is what a chat turn uses: it adds messages at the end of what is stored *now*, so two
-instances writing to one conversation at once both keep their messages (no lost update).
+``rename``, ``load_all``); search, import, paging, the clash rules and the retry loop of the
+database backends are written once here. ``append`` is what a chat turn uses: it adds messages at
+the end of what is stored *now*, so two instances writing to one conversation at once both keep
+their messages (no lost update).
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from model.message import Message
 
 Conversations = dict[str, list[Message]]
+T = TypeVar("T")
+#: Attempts of one operation when a database connection breaks (a restarted server).
+ATTEMPTS = 3
+#: Pause before attempt n + 1, in seconds: ``RETRY_PAUSE * n`` (0.5 s, then 1 s).
+RETRY_PAUSE = 0.5
 
 
 class StoreError(Exception):
@@ -47,7 +55,17 @@ def last_activity(messages: list[Message]) -> str:
     return max((m.timestamp for m in messages if m.timestamp), default="")
 
 
-class Store(ABC):
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+class BaseConversationStore(ABC):
     """Named conversations, safe to share between threads, browser tabs and processes.
 
     Attributes:
@@ -56,6 +74,32 @@ class Store(ABC):
     """
 
     location: str = ""
+
+    def _retrying(
+        self,
+        work: Callable[[], T],
+        transient: tuple[type[BaseException], ...],
+        unreachable: Callable[[BaseException], str],
+    ) -> T:
+        """Run ``work``, again (up to ``ATTEMPTS`` times, pausing ``RETRY_PAUSE`` × attempt seconds)
+        when it raises one of ``transient`` (a broken connection: the server restarted).
+
+        Args:
+            work: the operation, which opens its own connection or transaction each time.
+            transient: the driver's errors worth another attempt.
+            unreachable: the sentence for the user once every attempt failed, from the last error.
+
+        Raises:
+            StoreError: every attempt failed with a transient error.
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return work()
+            except transient as exc:
+                if attempt == ATTEMPTS:
+                    raise StoreError(unreachable(exc)) from exc
+                time.sleep(RETRY_PAUSE * attempt)
+        raise AssertionError("unreachable")
 
     # ----- primitives, per backend ---------------------------------------------------------
     @abstractmethod

@@ -1,4 +1,4 @@
-"""Conversations in PostgreSQL (CONVERSATIONS_URL=postgresql://...), through psycopg 3 and its pool.
+"""``PostgresStore``: conversations in PostgreSQL (CONVERSATIONS_URL=postgresql://...), through psycopg 3 and its pool.
 
 Tables, created at start if missing (under an advisory lock, so two instances starting at once do
 not race): ``parley_conversations`` (one row per conversation, unique name, newest message time)
@@ -8,12 +8,11 @@ conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before it numbers the 
 concurrent appends to one conversation queue instead of overwriting each other.
 
 A connection that broke (the server restarted) is replaced by the pool; an operation that fails
-that way is tried again, up to ``ATTEMPTS`` times, before the user is told.
+that way is tried again (``BaseConversationStore._retrying``) before the user is told.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,11 +21,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from model.message import InvalidMessageError, Message
-from model.store_base import Conversations, Store, StoreError, Summary, last_activity, normalize_name
+from model.store import (
+    BaseConversationStore,
+    Conversations,
+    StoreError,
+    Summary,
+    last_activity,
+    mask_url,
+    normalize_name,
+)
 
 T = TypeVar("T")
-#: Attempts of one operation when the connection breaks (a restarted server), 0.5 s and 1 s apart.
-ATTEMPTS = 3
 #: Seconds to wait for a connection (at start, and from the pool).
 CONNECT_TIMEOUT = 5.0
 #: Arbitrary key of the advisory lock held while the tables are created.
@@ -48,17 +53,7 @@ CREATE INDEX IF NOT EXISTS parley_conversations_by_activity ON parley_conversati
 """
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-
-
-class PostgresStore(Store):
+class PostgresStore(BaseConversationStore):
     """The conversation store in PostgreSQL.
 
     Args:
@@ -103,24 +98,25 @@ class PostgresStore(Store):
         """Close the pool's connections."""
         self._pool.close()
 
-    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``work`` in one transaction, again on a fresh connection if the connection broke.
 
         Raises:
-            StoreError: the database stayed unreachable, or refused the statement.
+            StoreError: the database stayed unreachable.
         """
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self._pool.connection() as conn:
-                    return work(conn)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                if attempt == ATTEMPTS:
-                    raise StoreError(
-                        f"Could not reach the PostgreSQL database at {self.location}: {_reason(exc)}. "
-                        "Your conversation is still here; try again."
-                    ) from exc
-                time.sleep(0.5 * attempt)
-        raise AssertionError("unreachable")
+
+        def attempt() -> T:
+            with self._pool.connection() as conn:
+                return work(conn)
+
+        return self._retrying(
+            attempt,
+            (psycopg.OperationalError, PoolTimeout),
+            lambda exc: (
+                f"Could not reach the PostgreSQL database at {self.location}: {_reason(exc)}. "
+                "Your conversation is still here; try again."
+            ),
+        )
 
     # ----- reading -------------------------------------------------------------------------
     def names(self) -> list[str]:

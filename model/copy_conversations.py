@@ -1,5 +1,6 @@
-"""``python -m model.migrate --from conversations.json --to postgresql://...`` (``make migrate``):
-copy every conversation from one store to another, then check that each arrived whole.
+"""``python -m model.copy_conversations --from conversations.json --to postgresql://...``
+(``make copy-conversations``, or its older name ``make migrate``): copy every conversation from one
+store to another, then check that each arrived whole. No schema changes: it copies data.
 
 Either side is anything CONVERSATIONS_URL accepts (a JSON file, PostgreSQL, Redis). A name that
 already exists at the destination is replaced (the copy is the source's).
@@ -10,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.store_base import StoreError
+from model.store import StoreError
 from model.stores import open_store
 
 
-def migrate(source: str, destination: str) -> tuple[int, int]:
+def copy_conversations(source: str, destination: str) -> tuple[int, int]:
     """Copy every conversation from ``source`` to ``destination`` and verify the message counts.
 
     Returns:
@@ -42,14 +43,14 @@ def migrate(source: str, destination: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (1 on a failure, with its sentence on stderr)."""
-    parser = argparse.ArgumentParser(prog="python -m model.migrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m model.copy_conversations", description=__doc__)
     parser.add_argument("--from", dest="source", required=True, help="the store to copy from")
     parser.add_argument("--to", dest="destination", required=True, help="the store to copy to")
     args = parser.parse_args(argv)
     try:
-        conversations, messages = migrate(args.source, args.destination)
+        conversations, messages = copy_conversations(args.source, args.destination)
     except StoreError as exc:
-        print(f"Migration failed: {exc}", file=sys.stderr)
+        print(f"Copying failed: {exc}", file=sys.stderr)
         return 1
     print(f"Copied {conversations} conversation(s) with {messages} message(s); every count verified.")
     return 0

@@ -1,8 +1,9 @@
-"""Knowledge bases: named collections of files, indexed with llama-index and chatted with.
+"""Knowledge bases on disk: named collections of files, indexed with llama-index, and retrieval.
 
-Each knowledge base lives in ``KNOWLEDGE_BASE_DIR/<id>/``: ``index/`` is the persisted
-``VectorStoreIndex`` (``StorageContext.persist``) and ``manifest.json`` lists its files with
-their SHA-256, chunk count and document ids. A file whose bytes did not change is not embedded
+Chatting with one is ``controller.engines.KnowledgeEngine``'s. Each knowledge base lives in
+``KNOWLEDGE_BASE_DIR/<id>/``: ``index/`` is the persisted ``VectorStoreIndex``
+(``StorageContext.persist``) and ``manifest.json`` lists its files with their SHA-256, chunk count
+and document ids. A file whose bytes did not change is not embedded
 again; a changed file replaces its old chunks. At start an index is loaded from disk, not
 re-embedded.
 """
@@ -15,27 +16,22 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import LLM
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.postprocessor import SimilarityPostprocessor
+from llama_index.core.schema import BaseNode, NodeWithScore
 
-from controller.agent import build_context_chat_engine, build_memory, drain
-from controller.chat_session import ChatError
-from controller.context import before_pending, fit_memory
-from controller.saved_chat import SavedChat
-from model.message import Message
-from model.store_base import Store
+from model.message import Source
 from utils.documents import DocumentError, load_document
-from utils.llm import LLMConfig, build_llm
 
-#: What a knowledge-base chat answers when no chunk passes the similarity threshold.
-NOTHING_FOUND = "I found nothing about this in the knowledge base."
 #: Chunk size and overlap in tokens for SentenceSplitter.
 CHUNK_SIZE, CHUNK_OVERLAP = 256, 32
 MANIFEST = "manifest.json"
@@ -110,7 +106,7 @@ class KnowledgeBase:
         """
         indexed, unchanged, problems, chunks = [], [], [], 0
         splitter = SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
-        pending: list = []  # nodes not embedded yet: embedding in batches is ~10x faster than one by one
+        pending: list[BaseNode] = []  # nodes not embedded yet: embedding in batches is ~10x faster than one by one
 
         def flush(done: int) -> None:
             if pending:
@@ -143,7 +139,7 @@ class KnowledgeBase:
                 if len(pending) >= EMBED_BATCH or done == len(files):
                     flush(done)
             flush(len(files))
-            self._persist()
+            self.persist()
         return AddReport(indexed, unchanged, chunks, problems)
 
     def add_folder(self, folder: Path, progress: Callable[[int, int, int], None] = lambda d, t, c: None) -> AddReport:
@@ -166,7 +162,7 @@ class KnowledgeBase:
             entry = self.files.pop(name, None)
             if entry is not None:
                 self._delete_docs(entry.doc_ids)
-                self._persist()
+                self.persist()
 
     def retrieve(self, query: str, top_k: int, threshold: float) -> list[NodeWithScore]:
         """Return up to ``top_k`` chunks for ``query`` whose cosine similarity is ≥ ``threshold``, best first."""
@@ -175,12 +171,25 @@ class KnowledgeBase:
         nodes = self.index.as_retriever(similarity_top_k=top_k).retrieve(query)
         return [n for n in nodes if (n.score or 0.0) >= threshold]
 
+    def query_engine(self, llm: LLM, top_k: int, threshold: float) -> BaseQueryEngine:
+        """llama-index's query engine over this knowledge base, answering with ``llm`` from the
+        ``top_k`` chunks whose cosine similarity is at least ``threshold``."""
+        return self.index.as_query_engine(
+            llm=llm,
+            similarity_top_k=top_k,
+            node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=threshold)],
+        )
+
     def _delete_docs(self, doc_ids: list[str]) -> None:
         for doc_id in doc_ids:
             self.index.delete_ref_doc(doc_id, delete_from_docstore=True)
 
-    def _persist(self) -> None:
-        """Write the index and the manifest; the manifest is replaced atomically, last."""
+    def persist(self) -> None:
+        """Write the index and the manifest to the folder; the manifest is replaced atomically, last.
+
+        Raises:
+            OSError: the folder cannot be written.
+        """
         self.index.storage_context.persist(persist_dir=str(self.folder / "index"))
         data = {"name": self.name, "files": {n: asdict(e) for n, e in self.files.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
@@ -243,7 +252,7 @@ class KnowledgeBases:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             kb = KnowledgeBase(folder, name, self.embed_model)
-            kb._persist()
+            kb.persist()
         except OSError as exc:
             raise KnowledgeBaseError(
                 f"Could not create the knowledge base in {folder}: {exc.strerror or exc}."
@@ -270,8 +279,8 @@ class KnowledgeBases:
         shutil.rmtree(self._folder(name), ignore_errors=True)
 
 
-def source_of(node: NodeWithScore) -> dict:
-    """A retrieved chunk as stored in a Message's ``sources``: file name, page or row, score, text."""
+def source_of(node: NodeWithScore) -> Source:
+    """A retrieved chunk as a message's Source: file name, page or row, score, text."""
     meta = node.node.metadata
     if "page" in meta:
         where = f"page {meta['page']}"
@@ -279,87 +288,13 @@ def source_of(node: NodeWithScore) -> dict:
         where = f"{meta['sheet']}, row {meta['row']}" if "sheet" in meta else f"row {meta['row']}"
     else:
         where = ""
-    return {
-        "file_name": meta.get("file_name", "?"),
-        "where": where,
-        "score": round(float(node.score or 0.0), 4),
-        "text": node.node.get_content(),
-    }
+    return Source(
+        file_name=str(meta.get("file_name", "?")),
+        where=where,
+        score=round(float(node.score or 0.0), 4),
+        text=node.node.get_content(),
+    )
 
 
-class KnowledgeChat(SavedChat):
-    """A conversation that answers from a knowledge base, saved like the memory page's.
-
-    Every turn retrieves the top-k chunks above the threshold; with none, the reply is
-    NOTHING_FOUND and no model is asked. Otherwise llama-index's CondensePlusContextChatEngine
-    answers from those chunks with the conversation as memory, and the reply keeps its sources.
-
-    Args:
-        config: provider, model, limits and system prompt.
-        store: where named conversations are saved.
-        kb: the knowledge base, or None until one is chosen.
-        top_k: chunks retrieved per question.
-        threshold: least cosine similarity a chunk needs.
-    """
-
-    def __init__(
-        self,
-        config: LLMConfig,
-        store: Store,
-        kb: KnowledgeBase | None = None,
-        top_k: int = 3,
-        threshold: float = 0.3,
-    ) -> None:
-        self.kb, self.top_k, self.threshold = kb, top_k, threshold
-        super().__init__(config, store)
-
-    def _user_message(self, text: str) -> Message:
-        """The user's message, marked with the knowledge base.
-
-        Raises:
-            ChatError: no knowledge base is chosen yet (nothing is added; ``refused_text`` holds it).
-        """
-        if self.kb is None:
-            raise ChatError("Choose or create a knowledge base in the sidebar first.", refused_text=text)
-        return replace(Message.user(text), knowledge_base=self.kb.name)
-
-    def _turn(self, text: str) -> Iterator[str]:
-        """Yield the reply to ``text`` from the knowledge base's chunks, or NOTHING_FOUND without a model.
-
-        Raises:
-            ChatError: the provider failed (the memory is rebuilt from ``messages``).
-        """
-        chosen = self.kb
-        # Retrieval uses what the user typed, not the text of files attached to it.
-        query = next((m.content for m in reversed(self.messages) if m.role.value == "user"), text) or text
-        found = chosen.retrieve(query, self.top_k, self.threshold) if chosen is not None else []
-        if chosen is None or not found:
-            reply = Message.assistant(NOTHING_FOUND)
-            self.messages.append(replace(reply, knowledge_base=chosen.name if chosen else None))
-            self._autosave()
-            yield NOTHING_FOUND
-            return
-        kb: KnowledgeBase = chosen
-        sources: list[dict] = []
-
-        def start() -> Iterator[str]:
-            llm = build_llm(self.config)
-            history = before_pending(self.messages, text)
-            memory = build_memory(history, llm, self.token_limit)
-            fit_memory(memory, text, self.config.system_prompt, self.token_limit)
-            retriever = kb.index.as_retriever(similarity_top_k=self.top_k)
-            engine = build_context_chat_engine(retriever, llm, memory, self.config.system_prompt, self.threshold)
-            response = engine.stream_chat(text)
-            sources[:] = [source_of(n) for n in response.source_nodes]
-            return drain(response)
-
-        def mark(message: Message) -> None:
-            self.messages[-1] = replace(message, knowledge_base=kb.name, sources=tuple(sources))
-            self._autosave()
-
-        try:
-            yield from self._relay(start, on_message=mark)
-        except (ChatError, GeneratorExit):
-            self.rebuild()
-            raise
-        self.rebuild()
+#: What a knowledge-base chat answers when no chunk passes the similarity threshold (no model is asked).
+NOTHING_FOUND = "I found nothing about this in the knowledge base."

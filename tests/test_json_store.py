@@ -1,4 +1,6 @@
-"""Unit tests: the conversations.json store, in the seed's format."""
+"""The JSON file store's own behaviour (the contract every store keeps is tests/test_store_contract.py):
+the plain conversations.json format, files written by other code, bad files moved aside, backups,
+the lock, atomic writes and the Markdown export."""
 
 import json
 import os
@@ -6,10 +8,12 @@ import os
 import pytest
 from llama_index.core.base.llms.types import MessageRole
 
-from model.conversation_store import ConversationStore, StoreError, export_json, export_markdown, parse_import
+from model.json_store import JsonFileStore
 from model.message import Message
+from model.store import StoreError
+from model.transfer import export_markdown, parse_import
 
-SEED_FILE = {
+PLAIN_FILE = {
     "My chat": [
         {"role": "user", "content": "Hi, my name is Ada."},
         {"role": "assistant", "content": "Hello Ada!"},
@@ -18,45 +22,45 @@ SEED_FILE = {
 }
 
 
-def seed_save_conversation(path, name, messages):
-    """The seed app's own save code shape: read the dict, set the name, json.dump it."""
+def plain_save_conversation(path, name, messages):
+    """How the app this one grew from saved: read the dict, set the name, json.dump it indented."""
     data = json.loads(path.read_text()) if path.exists() else {}
     data[name] = messages
     path.write_text(json.dumps(data, indent=4))
 
 
-def test_seed_file_loads_unchanged(tmp_path):
+def test_a_plain_file_loads_unchanged(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     loaded = store.load_all()
-    assert list(loaded) == list(SEED_FILE)
-    assert [m.to_dict() for m in loaded["My chat"]] == SEED_FILE["My chat"]
+    assert list(loaded) == list(PLAIN_FILE)
+    assert [m.to_dict() for m in loaded["My chat"]] == PLAIN_FILE["My chat"]
     assert loaded["Другой 💬"][0].role is MessageRole.USER
 
 
-def test_file_written_by_seed_code_loads(tmp_path):
+def test_a_file_written_by_other_code_loads(tmp_path):
     path = tmp_path / "conversations.json"
-    seed_save_conversation(path, "a", [{"role": "user", "content": "one"}])
-    seed_save_conversation(path, "b", [{"role": "assistant", "content": "two"}])
-    assert ConversationStore(path).get("b") == [Message(MessageRole.ASSISTANT, "two")]
+    plain_save_conversation(path, "a", [{"role": "user", "content": "one"}])
+    plain_save_conversation(path, "b", [{"role": "assistant", "content": "two"}])
+    assert JsonFileStore(path).get("b") == [Message(MessageRole.ASSISTANT, "two")]
 
 
-def test_save_writes_seed_format_and_keeps_other_conversations(tmp_path):
+def test_save_writes_the_plain_format_and_keeps_other_conversations(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     store.save("  New one  ", [Message(MessageRole.USER, "hey"), Message(MessageRole.ASSISTANT, "yo")])
     on_disk = json.loads(path.read_text(encoding="utf-8"))
     assert on_disk["New one"] == [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "yo"}]
-    assert on_disk["My chat"] == SEED_FILE["My chat"]
+    assert on_disk["My chat"] == PLAIN_FILE["My chat"]
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_delete_removes_only_that_conversation_and_keeps_a_backup(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     store.delete("My chat")
     assert list(json.loads(path.read_text(encoding="utf-8"))) == ["Другой 💬"]
     backups = store.list_backups()
@@ -64,26 +68,18 @@ def test_delete_removes_only_that_conversation_and_keeps_a_backup(tmp_path):
 
 
 def test_backups_are_rotated(tmp_path):
-    store = ConversationStore(tmp_path / "c.json", backups=2)
+    store = JsonFileStore(tmp_path / "c.json", backups=2)
     for i in range(5):
         store.save(f"n{i}", [Message.user("x")])
         store.delete(f"n{i}")
     assert len(store.list_backups()) == 2
 
 
-@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
-def test_blank_names_are_refused(tmp_path, name):
-    store = ConversationStore(tmp_path / "c.json")
-    with pytest.raises(StoreError, match="enter a name"):
-        store.save(name, [Message.user("x")])
-    assert not (tmp_path / "c.json").exists()
-
-
 @pytest.mark.parametrize("content", ["", "{not json", '{"a": [{"role": "user", "content": "x"}', "[1, 2]"])
 def test_bad_file_is_moved_aside_not_overwritten(tmp_path, content):
     path = tmp_path / "conversations.json"
     path.write_text(content, encoding="utf-8")
-    store = ConversationStore(path)
+    store = JsonFileStore(path)
     assert store.load_all() == {}
     aside = list(tmp_path.glob("conversations.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text(encoding="utf-8") == content
@@ -95,8 +91,8 @@ def test_bad_file_is_moved_aside_not_overwritten(tmp_path, content):
 
 def test_partly_valid_file_keeps_readable_conversations(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps({"good": SEED_FILE["My chat"], "bad": "oops"}), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps({"good": PLAIN_FILE["My chat"], "bad": "oops"}), encoding="utf-8")
+    store = JsonFileStore(path)
     assert list(store.load_all()) == ["good"]
     assert list(json.loads(path.read_text(encoding="utf-8"))) == ["good"]
     assert len(list(tmp_path.glob("conversations.json.corrupt-*"))) == 1
@@ -104,8 +100,8 @@ def test_partly_valid_file_keeps_readable_conversations(tmp_path):
 
 def test_failed_write_leaves_file_unchanged(tmp_path, monkeypatch):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -113,56 +109,27 @@ def test_failed_write_leaves_file_unchanged(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(StoreError, match="No space left"):
         store.save("x", [Message.user("y")])
-    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+    assert json.loads(path.read_text(encoding="utf-8")) == PLAIN_FILE
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_names_newest_activity_first(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
-    store.save("old", [Message(MessageRole.USER, "a", "2026-01-01T00:00:00Z")])
-    store.save("new", [Message(MessageRole.USER, "b", "2026-06-01T00:00:00Z")])
-    store.save("undated", [Message(MessageRole.USER, "c")])
-    assert store.names() == ["new", "old", "undated"]
+def test_undated_conversations_keep_their_file_order_after_dated_ones(tmp_path):
+    store = JsonFileStore(tmp_path / "c.json")
+    store.save("undated 1", [Message(MessageRole.USER, "a")])
+    store.save("dated", [Message(MessageRole.USER, "b", "2026-06-01T00:00:00Z")])
+    store.save("undated 2", [Message(MessageRole.USER, "c")])
+    assert store.names() == ["dated", "undated 1", "undated 2"]
 
 
 def test_reads_are_cached_until_the_file_changes(tmp_path):
     path = tmp_path / "c.json"
-    store = ConversationStore(path)
+    store = JsonFileStore(path)
     store.save("a", [Message.user("x")])
     first = store.load_all()
     assert store.load_all() is first
-    other = ConversationStore(path)
+    other = JsonFileStore(path)
     other.save("b", [Message.user("y")])
     assert set(store.load_all()) == {"a", "b"}
-
-
-def test_rename_refuses_taken_names(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
-    store.save("a", [Message.user("x")])
-    store.save("b", [Message.user("y")])
-    with pytest.raises(StoreError, match="already exists"):
-        store.rename("a", "b")
-    assert store.rename("a", " c ") == "c"
-    assert set(store.load_all()) == {"b", "c"}
-
-
-def test_search_matches_names_and_message_text_ignoring_case(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
-    store.save("Holiday plans", [Message.user("Rome in May")])
-    store.save("Work", [Message.user("The quarterly REPORT is due")])
-    assert store.search("holiday") == ["Holiday plans"]
-    assert store.search("report") == ["Work"]
-    assert store.search("  ") == store.names()
-    assert store.search("nothing like this") == []
-
-
-def test_export_json_imports_back_unchanged(tmp_path):
-    messages = [Message.user("Hi 👋"), Message.assistant("Hello", model="m")]
-    text = export_json("Greeting", messages)
-    assert parse_import(text) == {"Greeting": messages}
-    other = ConversationStore(tmp_path / "other.json")
-    assert other.import_conversations(parse_import(text), replace=False) == ["Greeting"]
-    assert other.get("Greeting") == messages
 
 
 def test_export_markdown_has_title_roles_and_text():
@@ -172,7 +139,7 @@ def test_export_markdown_has_title_roles_and_text():
 
 
 def test_import_name_clash_keep_both_or_replace(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
+    store = JsonFileStore(tmp_path / "c.json")
     store.save("A", [Message.user("old")])
     incoming = {"A": [Message.user("new")], "B": [Message.user("b")]}
     assert store.import_conversations(incoming, replace=False) == ["A (imported)", "B"]
@@ -194,7 +161,7 @@ def test_import_name_clash_keep_both_or_replace(tmp_path):
 )
 def test_import_rejects_invalid_files_and_changes_nothing(tmp_path, content, reason):
     path = tmp_path / "c.json"
-    store = ConversationStore(path)
+    store = JsonFileStore(path)
     store.save("keep", [Message.user("x")])
     before = path.read_bytes()
     with pytest.raises(StoreError, match=reason):
@@ -203,7 +170,7 @@ def test_import_rejects_invalid_files_and_changes_nothing(tmp_path, content, rea
 
 
 def test_restore_backup_brings_back_a_deleted_conversation(tmp_path):
-    store = ConversationStore(tmp_path / "c.json")
+    store = JsonFileStore(tmp_path / "c.json")
     store.save("precious", [Message.user("x")])
     store.delete("precious")
     assert store.get("precious") is None
@@ -211,40 +178,32 @@ def test_restore_backup_brings_back_a_deleted_conversation(tmp_path):
     assert store.get("precious")[0].content == "x"
 
 
-@pytest.mark.parametrize("name", ["Café ☕ 日本語", "🚀🔥", "x" * 500, "a/b\\c\"d'e<script>"])
-def test_any_unicode_or_long_name_round_trips(tmp_path, name):
-    path = tmp_path / "c.json"
-    ConversationStore(path).save(f"  {name}  ", [Message.user("hi")])
-    assert list(json.loads(path.read_text(encoding="utf-8"))) == [name]
-    assert ConversationStore(path).get(name)[0].content == "hi"
-
-
 def test_lock_held_elsewhere_times_out_with_a_clear_message_and_no_change(tmp_path):
     from filelock import FileLock
 
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path, lock_timeout=0.2)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path, lock_timeout=0.2)
     with FileLock(str(path) + ".lock"), pytest.raises(StoreError, match="busy"):  # another window is writing
         store.save("x", [Message.user("y")])
-    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+    assert json.loads(path.read_text(encoding="utf-8")) == PLAIN_FILE
 
 
 def test_restore_of_a_file_that_is_not_a_backup_is_refused(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     elsewhere = tmp_path / "other.json"
     elsewhere.write_text("{}", encoding="utf-8")
     with pytest.raises(StoreError, match="is not a backup of conversations.json"):
         store.restore_backup(elsewhere)
-    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+    assert json.loads(path.read_text(encoding="utf-8")) == PLAIN_FILE
 
 
 def test_restore_of_a_damaged_backup_is_refused_and_changes_nothing(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     store.delete("My chat")  # makes a backup
     backup = store.list_backups()[0]
     backup.write_text('{"My chat": [{"role": "wizard", "content": 1}]}', encoding="utf-8")
@@ -261,17 +220,17 @@ def test_restore_of_a_damaged_backup_is_refused_and_changes_nothing(tmp_path):
 
 def test_renaming_a_missing_conversation_says_so_and_changes_nothing(tmp_path):
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(SEED_FILE), encoding="utf-8")
-    store = ConversationStore(path)
+    path.write_text(json.dumps(PLAIN_FILE), encoding="utf-8")
+    store = JsonFileStore(path)
     with pytest.raises(StoreError, match="There is no saved conversation called 'Gone'"):
         store.rename("Gone", "Anything")
-    assert json.loads(path.read_text(encoding="utf-8")) == SEED_FILE
+    assert json.loads(path.read_text(encoding="utf-8")) == PLAIN_FILE
     assert store.list_backups() == []
 
 
 def test_temp_files_of_dead_writers_are_removed_by_the_next_write(tmp_path):
     path = tmp_path / "conversations.json"
-    store = ConversationStore(path)
+    store = JsonFileStore(path)
     store.save("a", [Message.user("x")])
     orphans = [tmp_path / f".conversations.json.dead{i}.tmp" for i in range(3)]
     for orphan in orphans:

@@ -1,6 +1,6 @@
-"""Named conversations in one JSON file, written atomically under a file lock.
+"""``JsonFileStore``: named conversations in one JSON file, written atomically under a file lock.
 
-Format (the seed's, see DESIGN.md): a JSON object mapping each conversation name to a list of
+Format (``model.transfer``): a JSON object mapping each conversation name to a list of
 ``{"role": "user"|"assistant"|"system", "content": "..."}``; extra keys per message are allowed.
 
 Durability, for every write:
@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from glob import escape as glob_escape
@@ -31,22 +31,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from model.message import InvalidMessageError, Message
-from model.store_base import Conversations, Store, StoreError, Summary, last_activity, normalize_name
-
-__all__ = [
-    "ConversationStore",
-    "Conversations",
-    "StoreError",
-    "Summary",
-    "dump_conversations",
-    "export_json",
-    "export_markdown",
-    "last_activity",
-    "normalize_name",
-    "parse_conversations",
-    "parse_import",
-]
+from model.message import Message
+from model.store import BaseConversationStore, Conversations, StoreError, Summary, last_activity, normalize_name
+from model.transfer import entry_bytes, file_pieces, parse_conversations
 
 _UNCHANGED = "The file was not changed; your conversation is still here, so you can try again."
 
@@ -64,61 +51,7 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def parse_conversations(raw: object) -> tuple[Conversations, list[str]]:
-    """Turn a decoded JSON value into conversations, keeping every part that is valid.
-
-    Args:
-        raw: the value ``json.loads`` gave for the whole file.
-
-    Returns:
-        ``(conversations, problems)``: the valid conversations, and one sentence per part that
-        was dropped. A non-object top level gives ``({}, [problem])``.
-    """
-    if not isinstance(raw, dict):
-        return {}, [f"the file holds a {type(raw).__name__}, not an object of conversations"]
-    conversations: Conversations = {}
-    problems: list[str] = []
-    for name, items in raw.items():
-        if not isinstance(items, list):
-            problems.append(f"conversation {name!r} is not a list of messages")
-            continue
-        try:
-            conversations[name] = [Message.from_dict(item) for item in items]
-        except InvalidMessageError as exc:
-            problems.append(f"conversation {name!r}: {exc}")
-    return conversations, problems
-
-
-def dump_messages(messages: list[Message]) -> str:
-    """Serialise one conversation's messages to JSON text (one line, non-ASCII kept)."""
-    return json.dumps([m.to_dict() for m in messages], ensure_ascii=False)
-
-
-def dump_conversations(conversations: Conversations) -> str:
-    """Serialise conversations to the conversations.json text: one line per conversation.
-
-    Not indented: Python's C JSON encoder only runs without ``indent``, several times faster.
-    """
-    return b"".join(_pieces([_entry(name, messages) for name, messages in conversations.items()])).decode("utf-8")
-
-
-def _entry(name: str, messages: list[Message]) -> bytes:
-    """One conversation as the UTF-8 bytes of ``"name": [messages...]``."""
-    return f"{json.dumps(name, ensure_ascii=False)}: {dump_messages(messages)}".encode()
-
-
-def _pieces(entries: list[bytes]) -> list[bytes]:
-    """The whole file as a list of byte strings, ``{`` entries separated by ``,`` then ``}``."""
-    pieces = [b"{\n"]
-    for i, entry in enumerate(entries):
-        if i:
-            pieces.append(b",\n")
-        pieces.append(entry)
-    pieces.append(b"\n}\n")
-    return pieces
-
-
-class ConversationStore(Store):
+class JsonFileStore(BaseConversationStore):
     """Saved conversations in one JSON file; safe across threads, browser tabs and processes.
 
     Args:
@@ -272,10 +205,10 @@ class ConversationStore(Store):
         for name, messages in conversations.items():
             cached = self._fragments.get(name)
             if cached is None or cached[0] is not messages:
-                cached = (messages, _entry(name, messages))
+                cached = (messages, entry_bytes(name, messages))
             fragments[name] = cached
         self._fragments = fragments
-        return _pieces([entry for _, entry in fragments.values()])
+        return file_pieces([entry for _, entry in fragments.values()])
 
     def _remove_orphans(self) -> int:
         """Delete temp files left by writers that died mid-save (caller holds the lock).
@@ -503,66 +436,3 @@ class ConversationStore(Store):
 
         self._modify(change)
         return new
-
-
-def parse_import(text: str | bytes) -> Conversations:
-    """Parse an uploaded JSON file in the conversations.json format (one or many conversations).
-
-    Raises:
-        StoreError: the file is not UTF-8 JSON, not an object of conversations, holds an invalid
-            message, or holds none; the sentence says which.
-    """
-    try:
-        raw = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"That file is not valid JSON ({exc}). Nothing was imported.") from exc
-    conversations, problems = parse_conversations(raw)
-    if problems:
-        raise StoreError(f"That file is not in the conversations format: {problems[0]}. Nothing was imported.")
-    if not conversations:
-        raise StoreError("That file holds no conversations. Nothing was imported.")
-    return conversations
-
-
-def export_json(name: str, messages: list[Message]) -> str:
-    """Return one conversation as conversations.json text, ``{name: [messages]}``, importable as is."""
-    return dump_conversations({name: messages})
-
-
-def export_feedback(conversations: Mapping[str, list[Message]]) -> str:
-    """Return the rated replies of ``conversations`` as JSON Lines, one object per rated reply.
-
-    Each line: ``{"conversation", "question", "answer", "model", "rating", "comment", "timestamp"}``,
-    where ``question`` is the user message before the reply (with attached files' names),
-    ``rating`` is 1 (thumbs up) or -1 (thumbs down) and ``timestamp`` is when it was rated (ISO 8601 UTC).
-    The format suits prompt and model tuning tools that read JSONL (one JSON object per line).
-    """
-    lines = []
-    for name, messages in conversations.items():
-        question = ""
-        for message in messages:
-            if message.role.value == "user":
-                files = ", ".join(a["name"] for a in message.attachments)
-                question = message.content + (f" [files: {files}]" if files else "")
-            elif message.role.value == "assistant" and message.feedback:
-                record = {
-                    "conversation": name,
-                    "question": question,
-                    "answer": message.content,
-                    "model": message.model,
-                    "rating": message.feedback["rating"],
-                    "comment": message.feedback.get("comment", ""),
-                    "timestamp": message.feedback.get("timestamp"),
-                }
-                lines.append(json.dumps(record, ensure_ascii=False))
-    return "".join(line + "\n" for line in lines)
-
-
-def export_markdown(name: str, messages: list[Message]) -> str:
-    """Return one conversation as Markdown: a title, then a section per message with its role."""
-    lines = [f"# {name}", ""]
-    for m in messages:
-        note = " (incomplete)" if m.incomplete else ""
-        when = f" · {m.timestamp}" if m.timestamp else ""
-        lines += [f"### {m.role.value.capitalize()}{note}{when}", "", m.content, ""]
-    return "\n".join(lines)

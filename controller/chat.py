@@ -1,0 +1,413 @@
+"""The turn runner: one conversation, the engine that answers in it and the store it is saved in.
+
+The pages, the chat server (``api/``) and the model workers (``worker/``) all chat through a
+``Chat``. One turn on a saved conversation:
+
+1. the user's message (with its files' text, cut to the context budget) is appended and, if the
+   conversation has a name, saved now, so a crash loses nothing;
+2. the engine streams the reply (``controller.turn.Turn``: retries, Stop, the partial reply);
+3. the reply is appended and saved when it ends (a cut-off reply is saved marked incomplete).
+
+New messages are appended to the store (never replacing what another tab or instance added
+meanwhile); a change to earlier messages (a version chosen, a rating) rewrites the conversation.
+Regenerating and editing keep what they replace as versions (``model.versions``). With
+``auto_title``, a new conversation is saved from its first message under the first words of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from llama_index.core.memory import ChatMemoryBuffer
+
+from controller.context import ContextBudget, read_attachments
+from controller.engines import ChatEngine
+from controller.errors import ChatError
+from controller.turn import Turn
+from model.conversation import Conversation, auto_title_of
+from model.message import Attachment, Feedback, Message, utc_now_iso
+from model.store import BaseConversationStore, StoreError
+from model.versions import add_version, choose_version
+from utils.providers import LLMConfig
+
+
+class Chat:
+    """A conversation, the engine that answers in it, and (optionally) the store it is saved in.
+
+    Args:
+        engine: what answers (``controller.engines``).
+        store: where named conversations are saved, or None (nothing is saved: Simple Chat, ``/v1``).
+        conversation: the conversation to continue; a new, empty one by default.
+        auto_title: save a new conversation from its first message under an automatic title
+            (the pages); False keeps it unsaved until ``save_as`` (the API and the worker).
+    """
+
+    def __init__(
+        self,
+        engine: ChatEngine,
+        store: BaseConversationStore | None = None,
+        conversation: Conversation | None = None,
+        auto_title: bool = False,
+    ) -> None:
+        self._engine, self._store, self._auto_title = engine, store, auto_title
+        self._conversation = conversation or Conversation()
+        self._saved = len(self._conversation.messages) if self._conversation.name else 0  # messages in the store
+        self._rewrite = False  # earlier messages changed: the next save replaces the conversation
+        self._branch: tuple[int, list[Message]] | None = None  # what a regenerate or edit replaces
+        self._tools: tuple[str, ...] = self._conversation.tools()
+        self._budget: ContextBudget | None = None
+        self._save_error: str | None = None
+        self._turn: Turn | None = None
+        self._turn_id: str | None = None
+
+    # ----- what callers may read ------------------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        """The name the conversation is saved under, or None while it is unsaved."""
+        return self._conversation.name
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the conversation's messages, oldest first."""
+        return list(self._conversation.messages)
+
+    @property
+    def engine(self) -> ChatEngine:
+        """The engine that answers."""
+        return self._engine
+
+    @property
+    def config(self) -> LLMConfig:
+        """The provider and model that answer."""
+        return self._engine.config
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The tool ids new messages are sent with (those of the last user message after a load)."""
+        return self._tools
+
+    @property
+    def budget(self) -> ContextBudget | None:
+        """What the last request carried, or None before the first."""
+        return self._budget
+
+    @property
+    def save_error(self) -> str | None:
+        """The last failed save, as a sentence for the user, or None."""
+        return self._save_error
+
+    @property
+    def attempts(self) -> int:
+        """HTTP attempts made for the last reply (0 before the first)."""
+        return self._turn.attempts if self._turn is not None else 0
+
+    def memory(self) -> ChatMemoryBuffer:
+        """The memory the next turn starts from (the complete messages, tool calls rebuilt in order)."""
+        return self._engine.memory(self._conversation.messages)
+
+    def pending_user_text(self) -> str | None:
+        """The text of the user message that waits for an answer (what Retry sends), or None."""
+        message = self._conversation.pending_user_message()
+        return None if message is None else message.model_text()
+
+    # ----- settings -----------------------------------------------------------------------------
+    def use(self, engine: ChatEngine) -> None:
+        """Answer with ``engine`` from the next turn on (a new model, tools or knowledge base)."""
+        self._engine = engine
+
+    def set_tools(self, tool_ids: Sequence[str]) -> None:
+        """Send the next messages with the tools ``tool_ids``, and remember them with the
+        conversation: they are stored on its last user message, saved at once."""
+        self._tools = tuple(tool_ids)
+        messages = self._conversation.messages
+        last = self._conversation.last_user_index()
+        if last is not None and messages[last].tools != self._tools:
+            messages[last] = replace(messages[last], tools=self._tools)
+            self._changed()
+
+    # ----- turns --------------------------------------------------------------------------------
+    def send(self, text: str, files: Sequence[tuple[str, bytes]] = (), attachments: Sequence[Attachment] = ()) -> Turn:
+        """Add the user's ``text`` (with ``files``' text) and start the reply.
+
+        Args:
+            text: what the user typed.
+            files: ``(file name, bytes)`` dropped into the chat box (.txt, .md, .pdf, .docx, .csv, .xlsx).
+            attachments: files already read (kept when a message is edited).
+
+        Returns:
+            the reply's Turn; the user's message is already saved.
+
+        Raises:
+            ChatError: the message is too long, a file cannot be read or the engine cannot answer
+                yet; nothing is added and ``refused_text`` holds ``text``.
+        """
+        engine = self._engine
+        config = engine.config
+        found = read_attachments(text, files, attachments, config.system_prompt, engine.token_limit())
+        message = engine.user_message(replace(Message.user(text), attachments=found, tools=self._tools))
+        history = self._conversation.messages
+        self._budget = engine.budget(history, message.model_text())
+        self._append(message)
+        return self._start(engine, history[:-1], message)
+
+    def retry(self, fallback: LLMConfig | None = None) -> Turn:
+        """Answer the user message that waits for an answer again (after a failure or a stop).
+
+        Args:
+            fallback: another model (the local one) for this reply only; None keeps the engine's.
+
+        Raises:
+            ChatError: no message waits for an answer, or it no longer fits (``refused_text``).
+        """
+        index = self._conversation.pending_user_index()
+        if index is None:
+            raise ChatError("There is no message waiting for a reply.")
+        engine = self._engine.with_config(fallback) if fallback is not None else self._engine
+        return self._answer(engine, index)
+
+    def regenerate(self) -> Turn:
+        """Answer the last user message again; the answer it replaces is kept as a version.
+
+        The old answer leaves ``messages`` at once (so a page can draw the conversation without
+        it). When no new text arrives (a failure), the old answer comes back as it was.
+
+        Raises:
+            ChatError: the last message is not an answer to a user message.
+        """
+        messages = self._conversation.messages
+        index = len(messages) - 1
+        if index < 1 or not messages[index].is_reply or not messages[index - 1].is_user:
+            raise ChatError("There is no answer to regenerate.")
+        old = messages[index:]
+        del messages[index:]
+        self._branch = (index, old)
+        return self._answer(self._engine, index - 1, on_end=lambda: self._restore(index, old))
+
+    def edit(self, index: int, text: str) -> Turn:
+        """Send ``text`` in place of user message ``index``: a new branch from there.
+
+        The old message and everything after it are kept as a version of that message. Files
+        attached to the old message stay.
+
+        Raises:
+            ChatError: ``index`` is not a user message, or ``text`` was refused (nothing changes).
+        """
+        messages = self._conversation.messages
+        if not 0 <= index < len(messages) or not messages[index].is_user:
+            raise ChatError("Only your own messages can be edited.")
+        old = messages[index:]
+        del messages[index:]
+        self._branch = (index, old)
+        try:
+            return self.send(text, attachments=old[0].attachments)
+        except ChatError:
+            self._branch = None
+            messages[index:] = old
+            raise
+
+    def answer_queued(self, name: str, turn_id: str) -> Turn:
+        """Load ``name`` up to the user message of queued turn ``turn_id`` and start its answer.
+
+        Later messages are left out of this chat (they stay stored); the reply is marked with
+        ``turn_id`` and appended after what is stored.
+
+        Raises:
+            StoreError: no such conversation, or the store cannot be read.
+            ChatError: the conversation holds no user message of that turn.
+        """
+        self.load(name)
+        index = self._conversation.find_turn(turn_id)
+        if index is None:
+            raise ChatError(f"The message of this turn is no longer in {name!r}; it may have been edited or deleted.")
+        del self._conversation.messages[index + 1 :]
+        self._saved = index + 1
+        self._turn_id = turn_id
+        return self._answer(self._engine, index)
+
+    def _answer(self, engine: ChatEngine, index: int, on_end: Callable[[], None] | None = None) -> Turn:
+        """The Turn answering user message ``index`` with ``engine``; the reply goes at the end (after
+        a partial reply kept from an earlier attempt, which stays)."""
+        messages = self._conversation.messages
+        message = messages[index]
+        self._budget = engine.budget(messages[:index], message.model_text())
+        return self._start(engine, messages[:index], message, on_end)
+
+    def _start(
+        self, engine: ChatEngine, history: Sequence[Message], message: Message, on_end: Callable[[], None] | None = None
+    ) -> Turn:
+        ended = on_end or (lambda: None)
+        self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=self._turn_id)
+        return self._turn
+
+    def _append(self, message: Message) -> None:
+        """Add ``message`` at the end, keep a regenerated or edited branch as its version, and save."""
+        self._conversation.messages.append(message)
+        if self._branch is not None:
+            index, old = self._branch
+            self._branch = None
+            self._conversation.messages[:] = add_version(self._conversation.messages, index, old)
+            self._rewrite = True
+        self._autosave()
+
+    def _restore(self, index: int, old: list[Message]) -> None:
+        """After a regenerate: no new version arrived, so the old answer comes back."""
+        if self._branch is not None:
+            self._branch = None
+            self._conversation.messages[index:] = old
+
+    # ----- changing earlier messages ------------------------------------------------------------
+    def choose_version(self, index: int, choice: int) -> None:
+        """Make version ``choice`` (0-based) of message ``index`` the chosen one, with its branch; saved.
+
+        Raises:
+            IndexError: no such message or version.
+        """
+        self._conversation.messages[:] = choose_version(self._conversation.messages, index, choice)
+        self._changed()
+
+    def set_feedback(self, index: int, rating: int | None, comment: str = "") -> None:
+        """Rate reply ``index``: ``rating`` 1 (thumbs up), -1 (thumbs down) or None (no rating); saved at once.
+
+        Raises:
+            ValueError: ``index`` is not a reply or ``rating`` is not 1, -1 or None.
+        """
+        message = self._conversation.messages[index]
+        if not message.is_reply or rating not in (1, -1, None):
+            raise ValueError("only a reply can be rated, with 1 or -1")
+        feedback = None if rating is None else Feedback(rating, comment.strip(), utc_now_iso())
+        self._conversation.messages[index] = replace(message, feedback=feedback)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Earlier messages changed: the next save replaces the conversation; save now."""
+        self._rewrite = True
+        self._autosave()
+
+    # ----- saving -------------------------------------------------------------------------------
+    def _autosave(self) -> None:
+        """Save what is not saved yet under ``name``; with ``auto_title``, name a new conversation.
+
+        A failure is kept in ``save_error``, not raised; the next save writes what is still unsaved.
+        """
+        store, conversation = self._store, self._conversation
+        if store is None or not conversation.messages:
+            return
+        try:
+            if conversation.name is None:
+                if not self._auto_title:
+                    return
+                conversation.name = store.save(self._unique_title(store), conversation.messages, backup=False)
+            elif self._rewrite or self._saved > len(conversation.messages):
+                store.save(conversation.name, conversation.messages, backup=False)
+            else:
+                store.append(conversation.name, conversation.messages[self._saved :])
+            self._saved, self._rewrite, self._save_error = len(conversation.messages), False, None
+        except StoreError as exc:
+            self._save_error = str(exc)
+
+    def _unique_title(self, store: BaseConversationStore) -> str:
+        """``auto_title_of`` the first user message, with " (2)", " (3)"… if that name is taken.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        messages = self._conversation.messages
+        title = auto_title_of(next((m for m in messages if m.is_user), messages[0]))
+        candidate, number = title, 1
+        while store.exists(candidate):
+            number += 1
+            candidate = f"{title} ({number})"
+        return candidate
+
+    def _store_or_fail(self) -> BaseConversationStore:
+        if self._store is None:
+            raise StoreError("This chat is not saved anywhere.")
+        return self._store
+
+    def sync(self) -> bool:
+        """Take in messages that another tab or instance saved to this conversation since.
+
+        Does nothing while some messages are not saved yet (they would be lost), or when the
+        conversation is unnamed or was deleted.
+
+        Returns:
+            True if the messages changed.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        conversation = self._conversation
+        if self._store is None or conversation.name is None or self._saved != len(conversation.messages):
+            return False
+        stored = self._store.get(conversation.name)
+        if stored is None or (len(stored) == len(conversation.messages) and stored[-1:] == conversation.messages[-1:]):
+            return False  # others only ever add messages, so the same count and last message: no change
+        conversation.messages[:] = stored
+        self._saved = len(stored)
+        return True
+
+    def save_as(self, name: str) -> str:
+        """Save the conversation under ``name`` (trimmed); later turns are saved there, and the
+        name it had before (e.g. its automatic title) is dropped.
+
+        Returns:
+            the trimmed name.
+
+        Raises:
+            StoreError: empty name, no store, or a failed write; the messages stay in the chat.
+        """
+        store = self._store_or_fail()
+        old = self._conversation.name
+        saved = store.save(name, self._conversation.messages)
+        if old is not None and old != saved:
+            store.delete(old)
+        self._conversation.name = saved
+        self._saved, self._rewrite, self._save_error = len(self._conversation.messages), False, None
+        return saved
+
+    def load(self, name: str) -> None:
+        """Replace this chat's conversation with the saved ``name``, and its tools with that one's.
+
+        Raises:
+            StoreError: no such conversation, or the store cannot be read.
+        """
+        messages = self._store_or_fail().get(name)
+        if messages is None:
+            raise StoreError(f"There is no saved conversation called {name!r}; it may have been deleted.")
+        self._reset(Conversation(name, messages))
+
+    def new(self) -> None:
+        """Start an empty, unnamed conversation."""
+        self._reset(Conversation())
+
+    def _reset(self, conversation: Conversation) -> None:
+        self._conversation = conversation
+        self._saved = len(conversation.messages) if conversation.name else 0
+        self._rewrite, self._branch, self._budget, self._save_error = False, None, None, None
+        self._tools = conversation.tools()
+
+    def delete(self, name: str) -> None:
+        """Delete the saved ``name``; if it is this conversation, it stays open but unnamed.
+
+        Raises:
+            StoreError: the write failed; nothing changed.
+        """
+        self._store_or_fail().delete(name)
+        if self._conversation.name == name:
+            self._conversation.name = None
+            self._saved = 0
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename the saved ``old`` to ``new`` (trimmed); this conversation follows the rename.
+
+        Returns:
+            the trimmed new name.
+
+        Raises:
+            StoreError: blank or taken name, no such conversation, or a failed write.
+        """
+        renamed = self._store_or_fail().rename(old, new)
+        if self._conversation.name == old:
+            self._conversation.name = renamed
+        return renamed

@@ -1,0 +1,296 @@
+"""Chat engines: how a reply is produced for a conversation and a user message.
+
+An engine holds no conversation: ``stream(history, message, record)`` builds what it needs from
+the messages each time (the memory, the agent) and yields the reply's text deltas, reporting tool
+calls and sources on the ``TurnRecord``. The turn runner (``controller.chat``) owns everything
+around it: retries, Stop, saving, versions. Three engines:
+
+- ``PlainEngine`` (Simple Chat and ``/v1``): the history that fits, then the message;
+- ``AgentEngine`` (the memory page, the chat server's conversations and the workers): a
+  ChatMemoryBuffer and an OpenAIAgent rebuilt from the stored messages, with the tools the user
+  message was sent with;
+- ``KnowledgeEngine`` (the Knowledge Base page, ``kb:<name>`` models): retrieval, then an answer
+  from the chunks found, or ``NOTHING_FOUND`` without asking a model.
+
+Each is made by ``from_defaults`` from a resolved ``LLMConfig`` (``utils.providers.resolve_config``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.llms import LLM
+from llama_index.core.memory import ChatMemoryBuffer
+
+from controller.context import ContextBudget, build_memory, fit_memory, prompt_token_limit
+from controller.errors import ChatError
+from controller.llama_adapter import build_agent, build_context_chat_engine, close_stream, drain
+from controller.tools import ToolBox
+from model.message import Message, Source, ToolCall
+from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
+from utils.llm import build_llm, try_build_llm
+from utils.providers import LLMConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    """A tool call started (``call.result`` None) or ended."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesEvent:
+    """The passages a reply is being given."""
+
+    sources: tuple[Source, ...]
+
+
+TurnEvent = ToolCallEvent | SourcesEvent
+Listener = Callable[[TurnEvent], None]
+
+
+@dataclass
+class TurnRecord:
+    """What an engine reports while it answers: tool calls, sources, and whether a model answered.
+
+    Attributes:
+        tool_calls: the finished tool calls, in order.
+        sources: the passages the reply was given.
+        answered_by_model: False when the engine answered by itself (``NOTHING_FOUND``).
+        listeners: called with each event as it happens (e.g. a page drawing a tool call live).
+    """
+
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    answered_by_model: bool = True
+    listeners: list[Listener] = field(default_factory=list)
+
+    def tool_call(self, call: ToolCall) -> None:
+        """Report a tool call that started (``result`` None) or ended (then it is kept)."""
+        if call.result is not None:
+            self.tool_calls.append(call)
+        self._emit(ToolCallEvent(call))
+
+    def found(self, sources: Sequence[Source]) -> None:
+        """Report the passages the reply is given."""
+        self.sources = list(sources)
+        self._emit(SourcesEvent(tuple(sources)))
+
+    def reset(self) -> None:
+        """Forget what a failed attempt reported (before the next attempt)."""
+        self.tool_calls.clear()
+        self.sources.clear()
+        self.answered_by_model = True
+
+    def _emit(self, event: TurnEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+class ChatEngine(Protocol):
+    """How replies are produced (see the module docstring)."""
+
+    @property
+    def config(self) -> LLMConfig:
+        """The provider and model that answer."""
+
+    def with_config(self, config: LLMConfig) -> ChatEngine:
+        """The same engine answering with ``config`` (e.g. the local model as a fallback)."""
+
+    def token_limit(self) -> int:
+        """Tokens a request may carry (``controller.context.memory_token_limit``)."""
+
+    def memory(self, history: Sequence[Message]) -> ChatMemoryBuffer:
+        """The memory a turn after ``history`` starts from."""
+
+    def budget(self, history: Sequence[Message], text: str) -> ContextBudget:
+        """What a request for ``text`` after ``history`` would carry.
+
+        Raises:
+            ChatError: ``text`` does not fit at all (``refused_text`` holds it).
+        """
+
+    def user_message(self, message: Message) -> Message:
+        """``message`` marked for this engine (e.g. with its knowledge base).
+
+        Raises:
+            ChatError: this engine cannot answer yet (``refused_text`` holds the text).
+        """
+
+    def reply_message(self, reply: Message) -> Message:
+        """``reply`` marked for this engine (e.g. JSON mode, its knowledge base)."""
+
+    def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
+        """The reply to ``message`` after ``history``, as text deltas.
+
+        Raises:
+            Exception: the provider's failures, while iterating (the turn runner explains them).
+        """
+
+
+class _Engine:
+    """What every engine shares: its config, model, budget and memory."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        self._config = config
+        self._llm = try_build_llm(config)
+
+    @property
+    def config(self) -> LLMConfig:
+        """The provider and model that answer."""
+        return self._config
+
+    def token_limit(self) -> int:
+        """Tokens a request may carry (the context window less room for the reply, with slack)."""
+        return prompt_token_limit(self._config, self._llm)
+
+    def memory(self, history: Sequence[Message]) -> ChatMemoryBuffer:
+        """A ChatMemoryBuffer holding ``history``'s complete messages."""
+        return build_memory(history, self._llm, self.token_limit())
+
+    def budget(self, history: Sequence[Message], text: str) -> ContextBudget:
+        """What a request for ``text`` after ``history`` would carry.
+
+        Raises:
+            ChatError: ``text`` does not fit at all (``refused_text`` holds it).
+        """
+        return fit_memory(self.memory(history), text, self._config.system_prompt, self.token_limit())
+
+    def user_message(self, message: Message) -> Message:
+        """``message`` as it is."""
+        return message
+
+    def reply_message(self, reply: Message) -> Message:
+        """``reply``, marked as a JSON-mode reply when JSON mode is on."""
+        return replace(reply, json_mode=self._config.json_mode)
+
+    def _fitted(self, history: Sequence[Message], text: str) -> tuple[LLM, ChatMemoryBuffer]:
+        """The model (``build_llm`` raises what is missing) and the memory that fits next to ``text``."""
+        llm = build_llm(self._config)
+        memory = build_memory(history, llm, self.token_limit())
+        fit_memory(memory, text, self._config.system_prompt, self.token_limit())
+        return llm, memory
+
+
+class PlainEngine(_Engine):
+    """The newest history that fits, then the message, to the model; no tools, no retrieval."""
+
+    @classmethod
+    def from_defaults(cls, config: LLMConfig) -> PlainEngine:
+        """The plain engine for ``config``."""
+        return cls(config)
+
+    def with_config(self, config: LLMConfig) -> PlainEngine:
+        """The plain engine for ``config``."""
+        return PlainEngine(config)
+
+    def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
+        """The model's reply to the system prompt, the history that fits and ``message``."""
+        text = message.model_text()
+        llm, memory = self._fitted(history, text)
+        system = self._config.system_prompt
+        sent = [ChatMessage(role=MessageRole.SYSTEM, content=system)] if system else []
+        sent += [*memory.get(), ChatMessage(role=MessageRole.USER, content=text)]
+        stream = llm.stream_chat(sent)
+        try:
+            for chunk in stream:
+                yield chunk.delta or ""
+        finally:  # closing it on Stop closes the HTTP stream: the server stops generating
+            close_stream(stream)
+
+
+class AgentEngine(_Engine):
+    """A ChatMemoryBuffer and an OpenAIAgent rebuilt from the messages for each turn, offering the
+    tools the user message was sent with (``Message.tools``, built by ``toolbox``)."""
+
+    def __init__(self, config: LLMConfig, toolbox: ToolBox | None = None) -> None:
+        super().__init__(config)
+        self._toolbox = toolbox
+
+    @classmethod
+    def from_defaults(cls, config: LLMConfig, toolbox: ToolBox | None = None) -> AgentEngine:
+        """The agent engine for ``config``; ``toolbox`` builds tools (None: tools are not offered)."""
+        return cls(config, toolbox)
+
+    def with_config(self, config: LLMConfig) -> AgentEngine:
+        """The agent engine for ``config`` with the same tools."""
+        return AgentEngine(config, self._toolbox)
+
+    def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
+        """The agent's reply; each tool call is reported on ``record``. On the local model, tools are
+        offered again after a round of calls only when one failed (the small model otherwise calls
+        the same tool again and again)."""
+        llm, memory = self._fitted(history, message.model_text())
+        tools = self._toolbox.build(list(message.tools), llm) if self._toolbox and message.tools else []
+        agent = build_agent(
+            llm,
+            memory,
+            self._config.system_prompt,
+            tools,
+            on_call=record.tool_call,
+            tools_again_only_after_error=self._config.provider == "local",
+        )
+        yield from drain(agent.stream_chat(message.model_text()))
+
+
+class KnowledgeEngine(_Engine):
+    """Answers from a knowledge base: the top-k chunks above the threshold for the user's own words
+    (not the files attached to them), then llama-index's CondensePlusContextChatEngine over them
+    with the conversation as memory; with no chunk, ``NOTHING_FOUND`` and no model is asked.
+
+    Args:
+        config: the model that answers.
+        knowledge_base: the knowledge base, or None until one is chosen.
+        top_k: chunks retrieved per question.
+        threshold: least cosine similarity a chunk needs, 0 to 1.
+    """
+
+    def __init__(
+        self, config: LLMConfig, knowledge_base: KnowledgeBase | None, top_k: int = 3, threshold: float = 0.3
+    ) -> None:
+        super().__init__(config)
+        self.knowledge_base, self.top_k, self.threshold = knowledge_base, top_k, threshold
+
+    @classmethod
+    def from_defaults(
+        cls, config: LLMConfig, knowledge_base: KnowledgeBase | None, top_k: int = 3, threshold: float = 0.3
+    ) -> KnowledgeEngine:
+        """The knowledge-base engine for ``config`` over ``knowledge_base``."""
+        return cls(config, knowledge_base, top_k, threshold)
+
+    def with_config(self, config: LLMConfig) -> KnowledgeEngine:
+        """The same knowledge base and retrieval settings, answering with ``config``."""
+        return KnowledgeEngine(config, self.knowledge_base, self.top_k, self.threshold)
+
+    def user_message(self, message: Message) -> Message:
+        """``message`` marked with the knowledge base.
+
+        Raises:
+            ChatError: no knowledge base is chosen yet (``refused_text`` holds the text).
+        """
+        if self.knowledge_base is None:
+            raise ChatError("Choose or create a knowledge base in the sidebar first.", refused_text=message.content)
+        return replace(message, knowledge_base=self.knowledge_base.name)
+
+    def reply_message(self, reply: Message) -> Message:
+        """``reply`` marked with the knowledge base."""
+        name = self.knowledge_base.name if self.knowledge_base is not None else None
+        return replace(super().reply_message(reply), knowledge_base=name)
+
+    def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
+        """The answer from the chunks found for ``message.content``, or ``NOTHING_FOUND``."""
+        kb = self.knowledge_base
+        found = kb.retrieve(message.content or message.model_text(), self.top_k, self.threshold) if kb else []
+        if not found:
+            record.answered_by_model = False
+            yield NOTHING_FOUND
+            return
+        record.found([source_of(node) for node in found])
+        text = message.model_text()
+        llm, memory = self._fitted(history, text)
+        engine = build_context_chat_engine(found, llm, memory, self._config.system_prompt)
+        yield from drain(engine.stream_chat(text))
