@@ -147,7 +147,8 @@ def bench_queue(
 
 
 def _queue_run(rds: RedisServer, chat_model: object, count: int, turns: int, max_tokens: int, paced: object) -> float:
-    """One run of ``bench_queue``: start the chat server and ``count`` workers, answer ``turns``; turns/s."""
+    """One run of ``bench_queue``: start the chat server and ``count`` workers, let each answer one
+    warm-up turn (its first turn imports and connects what it needs), then answer ``turns`` at once; turns/s."""
     import os
     import subprocess
     import sys
@@ -188,9 +189,11 @@ def _queue_run(rds: RedisServer, chat_model: object, count: int, turns: int, max
             time.sleep(0.2)
     headers = {"Authorization": f"Bearer {KEY}"}
     names = [f"q{i}" for i in range(turns)]
+    warm = [f"warm{i}" for i in range(count)]
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-        for name in names:
+        for name in names + warm:
             client.post("/conversations", json={"name": name})
+    asyncio.run(_all_turns(url, headers, warm))  # each worker's first turn loads what it needs: not measured
     started = time.perf_counter()
     asyncio.run(_all_turns(url, headers, names))
     rate = turns / (time.perf_counter() - started)

@@ -564,6 +564,18 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+#: The heading of RESULTS.md's hand-written section (before/after comparisons across runs), which a
+#: new run keeps at the end of the file.
+HISTORY = "## History"
+
+
+def kept_history(path: Path) -> str:
+    """The ``HISTORY`` section of the results file at ``path`` (with a blank line before it), or ""."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    at = old.find("\n" + HISTORY + "\n")
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, api, elapsed) -> None:
     packages = ", ".join(
         f"{p} {version(p)}"
@@ -841,7 +853,8 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
         "```",
         "",
     ]
-    (APP_DIR / "bench" / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
+    path = APP_DIR / "bench" / "RESULTS.md"
+    path.write_text("\n".join(lines) + kept_history(path), encoding="utf-8")
     print("\n".join(lines))
 
 
