@@ -76,8 +76,15 @@ class Settings(BaseSettings):
         parley_api_max_body: largest request body the chat server reads, in bytes (larger: 413).
         parley_api_max_concurrent: model calls the chat server runs at once; the rest wait in order.
         parley_api_max_queue: model calls that may wait; past that the server answers 429.
+        parley_api_docs: True serves /docs, /redoc and /openapi.json without a key; False (the
+            default) turns /docs and /redoc off and asks the key for /openapi.json.
+        parley_api_allowed_hosts: the Host header values the chat server answers, comma-separated
+            (DNS rebinding guard); add the name you expose it under.
+        parley_api_header_timeout: seconds a connection may take to send a request's line and headers.
+        parley_api_max_connections: connections the chat server holds at once; past it, 503.
         redis_url: Redis for the chat server's chat tokens and the turn queue to model workers;
             None keeps tokens in the server process and calls the model in-process.
+        parley_max_upload_mb: the largest file a user may give (the chat box, a knowledge base), in MB.
         parley_worker_claim_idle: seconds before another worker takes over a turn whose worker
             stopped answering (a crash).
         parley_queue_timeout: seconds the chat server waits for any frame from a worker before it
@@ -112,7 +119,12 @@ class Settings(BaseSettings):
     parley_api_max_body: int = Field(default=1_000_000, ge=1024)
     parley_api_max_concurrent: int = Field(default=4, ge=1)
     parley_api_max_queue: int = Field(default=32, ge=0)
+    parley_api_docs: bool = False
+    parley_api_allowed_hosts: str = "localhost,127.0.0.1"
+    parley_api_header_timeout: float = Field(default=10.0, gt=0)
+    parley_api_max_connections: int = Field(default=200, ge=1)
     redis_url: str | None = None
+    parley_max_upload_mb: int = Field(default=50, ge=1)
     parley_worker_claim_idle: float = Field(default=30.0, gt=0)
     parley_queue_timeout: float = Field(default=120.0, gt=0)
 
@@ -179,6 +191,11 @@ class Settings(BaseSettings):
         """The chat server's API keys from PARLEY_API_KEYS (comma-separated, blanks dropped)."""
         raw = self.parley_api_keys.get_secret_value() if self.parley_api_keys is not None else ""
         return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The chat server's accepted Host names from PARLEY_API_ALLOWED_HOSTS (comma-separated, blanks dropped)."""
+        return [host.strip() for host in self.parley_api_allowed_hosts.split(",") if host.strip()]
 
     @property
     def model(self) -> str:

@@ -42,6 +42,7 @@ def main() -> int:
         print(f"Parley's configuration has a mistake: {problems}.", file=sys.stderr)
         return 2
     from api.app import create_app
+    from api.middleware import HeaderDeadlineProtocol
 
     keys = settings.api_keys
     if not keys:
@@ -53,7 +54,15 @@ def main() -> int:
             flush=True,
         )
     app = create_app(settings, keys)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.parley_api_port, log_level="info", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.parley_api_port,
+        log_level="info",
+        access_log=False,
+        http=HeaderDeadlineProtocol.with_header_timeout(settings.parley_api_header_timeout),
+        limit_concurrency=settings.parley_api_max_connections,
+    )
     server = uvicorn.Server(config)  # its Config set up the loggers: the filter goes on their handlers
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api.deps import ServerState
+from api.deps import ServerState, require_key
 from api.errors import install_handlers
 from api.middleware import BodyLimit
 from api.routes import chat_socket, conversations, openai_compat, tokens
@@ -33,6 +35,35 @@ class Health(BaseModel):
     model: str
 
 
+def server_state(settings: Settings, keys: list[str], start_local: bool) -> ServerState:
+    """The state every route shares, made at start: the store, the chat tokens (in Redis with
+    REDIS_URL), the bound on model calls, the knowledge bases, and the local model server when the
+    provider is local and ``start_local``.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        LocalServerError: the local model server does not start.
+    """
+    local = LocalServer.for_settings(settings) if start_local and settings.provider == "local" else None
+    redis_async = redis_sync = None
+    chat_tokens = ChatTokens(settings.parley_session_ttl)
+    if settings.redis_url:  # tokens shared by every server, turns answered by the workers
+        redis_async = async_redis_client(settings.redis_url)
+        redis_sync = redis_client(settings.redis_url)
+        chat_tokens = RedisChatTokens(redis_sync, settings.parley_session_ttl)
+    return ServerState(
+        settings=settings,
+        keys=list(keys),
+        store=open_store(settings.conversations_location),
+        tokens=chat_tokens,
+        slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
+        knowledge_bases=KnowledgeBases(settings.knowledge_base_dir, build_embed_model),
+        local=local,
+        redis=redis_async,
+        redis_sync=redis_sync,
+    )
+
+
 def create_app(settings: Settings, keys: list[str], start_local: bool = True) -> FastAPI:
     """Build the chat server.
 
@@ -43,51 +74,45 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
 
     Returns:
         the FastAPI app; its state is made when it starts (the local server may take seconds).
+
+    Raises:
+        ValueError: ``keys`` is empty.
     """
     if not keys:
         raise ValueError("the chat server needs at least one API key")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        local = None
-        if start_local and settings.provider == "local":
-            local = LocalServer.for_settings(settings)
-        redis_async = redis_sync = None
-        chat_tokens = ChatTokens(settings.parley_session_ttl)
-        if settings.redis_url:  # tokens shared by every server, turns answered by the workers
-            redis_async = async_redis_client(settings.redis_url)
-            redis_sync = redis_client(settings.redis_url)
-            chat_tokens = RedisChatTokens(redis_sync, settings.parley_session_ttl)
-        app.state.parley = ServerState(
-            settings=settings,
-            keys=list(keys),
-            store=open_store(settings.conversations_location),
-            tokens=chat_tokens,
-            slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
-            knowledge_bases=KnowledgeBases(settings.knowledge_base_dir, build_embed_model),
-            local=local,
-            redis=redis_async,
-            redis_sync=redis_sync,
-        )
+        app.state.parley = state = server_state(settings, keys, start_local)
         try:
             yield
         finally:
-            if local is not None:
-                local.stop()
+            if state.local is not None:
+                state.local.stop()
 
+    docs = settings.parley_api_docs  # off: no /docs or /redoc, and /openapi.json asks for the key
     app = FastAPI(
         title="Parley",
         summary="A private, local-first chat server: chat tokens and a websocket, saved conversations, "
         "and an OpenAI-compatible /v1.",
         version="1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     install_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.parley_api_max_body)
-    app.include_router(tokens.router)
-    app.include_router(chat_socket.router)
-    app.include_router(conversations.router)
-    app.include_router(openai_compat.router)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False)
+    if not docs:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
+        def openapi() -> dict[str, Any]:
+            """The OpenAPI description, for a client with a key (PARLEY_API_DOCS=1 serves it to all)."""
+            return app.openapi()
+
+    for router in (tokens.router, chat_socket.router, conversations.router, openai_compat.router):
+        app.include_router(router)
 
     @app.get("/health", tags=["health"], response_model=Health)
     def health() -> Health:

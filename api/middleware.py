@@ -1,10 +1,17 @@
-"""The chat server's ASGI middleware: the request-size limit (``BodyLimit``)."""
+"""The chat server's edges: the request-size limit (``BodyLimit``, ASGI middleware) and the deadline
+for a request's head (``HeaderDeadlineProtocol``, uvicorn's protocol for each connection).
+
+The Host check is Starlette's ``TrustedHostMiddleware`` (``api.app``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.errors import error_body
 
@@ -62,3 +69,59 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for the request line and headers: a connection that
+    has not sent a whole request head within ``header_timeout`` seconds of opening (or of its last
+    response) is closed. uvicorn has no header timeout of its own, so without this, clients that
+    send a request slowly, a byte at a time or never finishing it (slowloris), hold connections
+    open for as long as they like.
+
+    Set ``header_timeout`` on the class (``with_header_timeout``); uvicorn makes one protocol
+    object per connection.
+    """
+
+    header_timeout = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def with_header_timeout(cls, seconds: float) -> type[HeaderDeadlineProtocol]:
+        """This protocol with a deadline of ``seconds`` (PARLEY_API_HEADER_TIMEOUT)."""
+        return type("HeaderDeadlineProtocol", (cls,), {"header_timeout": seconds})
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection: the deadline for its first request head starts now."""
+        super().connection_made(transport)
+        self._arm()
+
+    def handle_events(self) -> None:
+        """Parse what arrived; once a request head is complete, its deadline is met."""
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        """A response went out: the next request on this connection gets a new deadline."""
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection closed: no deadline to keep."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()

@@ -348,8 +348,9 @@ class Chat:
         return True
 
     def save_as(self, name: str) -> str:
-        """Save the conversation under ``name`` (trimmed); later turns are saved there, and the
-        name it had before (e.g. its automatic title) is dropped.
+        """Save the conversation under ``name`` (trimmed); later turns are saved there. A conversation
+        saved under another name (e.g. its automatic title) is renamed, in one atomic store operation
+        that replaces a conversation already called ``name`` (the page asks first).
 
         Returns:
             the trimmed name.
@@ -359,11 +360,15 @@ class Chat:
         """
         store = self._store_or_fail()
         old = self._conversation.name
-        saved = store.save(name, self._conversation.messages)
-        if old is not None and old != saved:
-            store.delete(old)
+        if old is None or old == name.strip():
+            saved = store.save(name, self._conversation.messages)
+            self._saved, self._rewrite, self._save_error = len(self._conversation.messages), False, None
+        else:  # one atomic rename: a turn another instance adds meanwhile moves with it or stays, never lost
+            self._autosave()
+            if self._save_error is not None:
+                raise StoreError(self._save_error)
+            saved = store.rename(old, name, replace=True)
         self._conversation.name = saved
-        self._saved, self._rewrite, self._save_error = len(self._conversation.messages), False, None
         return saved
 
     def load(self, name: str) -> None:

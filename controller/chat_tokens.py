@@ -87,6 +87,14 @@ class ChatTokens:
             self._tokens[token] = renewed
         return renewed
 
+    def revoke(self, name: str) -> int:
+        """Forget every token of conversation ``name`` (it was deleted); returns how many."""
+        with self._lock:
+            gone = [token for token, grant in self._tokens.items() if grant.name == name]
+            for token in gone:
+                del self._tokens[token]
+        return len(gone)
+
     def rename(self, old: str, new: str) -> None:
         """Point the tokens of conversation ``old`` at ``new`` (after a rename)."""
         with self._lock:
@@ -141,6 +149,15 @@ class RedisChatTokens(ChatTokens):
         grant = self.get(token)
         self.client.pexpire(self.PREFIX + token, int(self.ttl * 1000))
         return ChatToken(token=token, name=grant.name, expires_at=time.monotonic() + self.ttl)
+
+    def revoke(self, name: str) -> int:
+        """Delete every token of conversation ``name`` (it was deleted); returns how many."""
+        gone = [
+            key for key in self.client.scan_iter(match=self.PREFIX + "*", count=500) if self.client.get(key) == name
+        ]
+        if gone:
+            self.client.delete(*gone)
+        return len(gone)
 
     def rename(self, old: str, new: str) -> None:
         """Point the tokens of conversation ``old`` at ``new`` (keeping their lifetimes)."""

@@ -9,9 +9,7 @@ built here as llama-index tools for ``controller.llama_adapter.build_agent``. A 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,23 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from llama_index.core.llms import LLM
 from llama_index.core.tools import BaseTool, FunctionTool, QueryEngineTool, ToolMetadata, ToolOutput
 from pydantic import BaseModel, Field
-from simpleeval import EvalWithCompoundTypes, InvalidExpression, NumberTooHigh
 
+from controller import calculator
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
-from utils.sandbox import OUTPUT_CAP_BYTES, run_python
+from utils.sandbox import OUTPUT_CAP_BYTES, SandboxUnavailable, isolation, run_python
 
 #: Tool ids and their labels in the sidebar; knowledge bases are ``kb:<name>``, labelled by name.
 TOOL_IDS = {"calculator": "Calculator", "clock": "Date and time", "python": "Run Python"}
 KB_PREFIX = "kb:"
-#: Functions and constants the calculator knows besides + - * / // % ** and parentheses.
-CALCULATOR_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    **{name: getattr(math, name) for name in ("sqrt", "sin", "cos", "tan", "log", "log10", "exp", "floor", "ceil")},
-    "abs": abs,
-    "round": round,
-    "min": min,
-    "max": max,
-}
-CALCULATOR_NAMES = {"pi": math.pi, "e": math.e}
 #: Longest argument (characters) a tool's schema allows. llama-cpp-python's function-calling format
 #: writes arguments under a grammar made from the schema with no token limit, so an unbounded
 #: string let the small model write until its context was full (a minute); the bound ends it.
@@ -67,32 +56,22 @@ def tool_name(tool_id: str) -> str:
 
 
 def calculate(expression: str) -> str:
-    """Evaluate an arithmetic ``expression`` with simpleeval (never Python's ``eval``).
+    """The calculator tool: ``controller.calculator.calculate``, its refusals as tool failures.
 
     Args:
-        expression: e.g. ``17/100 * 250`` or ``sqrt(2) * 3``; ``^`` is read as a power and ``,`` in
-            numbers as a thousands separator.
+        expression: e.g. ``17/100 * 250`` or ``sqrt(2) * 3``.
 
     Returns:
-        the value as text (integers without ``.0``).
+        the value as text.
 
     Raises:
-        ToolFailure: the expression is not arithmetic this calculator knows, or divides by zero.
+        ToolFailure: the expression is not arithmetic the calculator knows, divides by zero, or asks
+            for a number of more than 10,000 digits (refused before it is computed).
     """
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expression.strip()).replace("^", "**")
-    evaluator = EvalWithCompoundTypes(functions=CALCULATOR_FUNCTIONS, names=CALCULATOR_NAMES)
     try:
-        value = evaluator.eval(text)
-    except ZeroDivisionError as exc:
-        raise ToolFailure("Division by zero.") from exc
-    except (InvalidExpression, NumberTooHigh, SyntaxError, TypeError, ValueError, KeyError, OverflowError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ToolFailure(f"Not an arithmetic expression I can evaluate ({reason}): {expression!r}") from exc
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ToolFailure(f"Not an arithmetic expression: {expression!r}")
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        value = int(value)
-    return str(value)
+        return calculator.calculate(expression)
+    except calculator.CalculatorError as exc:
+        raise ToolFailure(str(exc)) from exc
 
 
 def current_time(timezone: str | None = None) -> str:
@@ -115,10 +94,13 @@ def python_tool_result(code: str) -> str:
         or "(no output)".
 
     Raises:
-        ToolFailure: the code failed, ran out of time or memory, or wrote too much; the line says
-            which, followed by its output.
+        ToolFailure: the code failed, ran out of time or memory, or wrote too much (the line says
+            which, followed by its output), or code cannot be isolated on this machine.
     """
-    result = run_python(code)
+    try:
+        result = run_python(code)
+    except SandboxUnavailable as exc:
+        raise ToolFailure(str(exc)) from exc
     output = result.output.rstrip() or "(no output)"
     if result.truncated:
         output += f"\n[Output cut at {OUTPUT_CAP_BYTES:,} bytes.]"
@@ -187,9 +169,11 @@ class ToolBox:
     threshold: float = 0.3
 
     def available(self) -> list[str]:
-        """Tool ids to offer: the built-in ones, then one per knowledge base."""
+        """Tool ids to offer: the built-in ones (Run Python only where code can be isolated,
+        ``utils.sandbox.isolation``), then one per knowledge base."""
         names = self.knowledge_bases.names() if self.knowledge_bases is not None else []
-        return [*TOOL_IDS, *(KB_PREFIX + name for name in names)]
+        built_in = [t for t in TOOL_IDS if t != "python" or isolation() == "full"]
+        return [*built_in, *(KB_PREFIX + name for name in names)]
 
     def build(self, tool_ids: list[str], llm: LLM) -> list[BaseTool]:
         """The llama-index tools for ``tool_ids`` (unknown ids and deleted knowledge bases are left out).
@@ -220,7 +204,7 @@ class ToolBox:
                 name=name,
                 description="The current date, time and time zone of the user.",
             )
-        if tool_id == "python":
+        if tool_id == "python" and isolation() == "full":
             return FunctionTool.from_defaults(
                 fn=python_tool_result,
                 name=name,

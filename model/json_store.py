@@ -415,21 +415,20 @@ class JsonFileStore(BaseConversationStore):
 
         self._modify(change)
 
-    def rename(self, old: str, new: str) -> str:
-        """Rename conversation ``old`` to ``new`` (trimmed) after a backup.
-
-        Returns:
-            the trimmed new name.
+    def rename(self, old: str, new: str, replace: bool = False) -> str:
+        """Rename conversation ``old`` to ``new`` (trimmed) after a backup, in one write under the lock
+        (``BaseConversationStore.rename``).
 
         Raises:
-            StoreError: if ``new`` is empty or already used, ``old`` does not exist, or the write fails.
+            StoreError: ``new`` is empty (or taken, without ``replace``), ``old`` does not exist, or
+                the write fails.
         """
         new = normalize_name(new)
 
         def change(conversations: Conversations) -> bool:
             if old not in conversations:
                 raise StoreError(f"There is no saved conversation called {old!r}.")
-            if new != old and new in conversations:
+            if new != old and new in conversations and not replace:
                 raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
             conversations[new] = conversations.pop(old)
             return True

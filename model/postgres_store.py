@@ -7,6 +7,10 @@ in the conversations.json form). Every write is one transaction. ``append`` lock
 conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before it numbers the new messages, so
 concurrent appends to one conversation queue instead of overwriting each other.
 
+jsonb cannot hold the character U+0000 (a file attached to a message may contain it), so every
+string is stored with ``NUL_ESCAPE`` standing in for it (``_encode``/``_decode``): what comes back
+is what was saved.
+
 A connection that broke (the server restarted) is replaced by the pool; an operation that fails
 that way is tried again (``BaseConversationStore._retrying``) before the user is told.
 """
@@ -180,7 +184,7 @@ class PostgresStore(BaseConversationStore):
 
     def search(self, query: str) -> list[str]:
         """Names whose name or any message's content contains ``query`` (ILIKE), newest first."""
-        needle = query.strip()
+        needle = query.replace("\x00", "").strip()
         if not needle:
             return self.names()
         pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -234,13 +238,16 @@ class PostgresStore(BaseConversationStore):
         """Delete ``name`` and its messages; a missing name is not an error."""
         self._run(lambda c: c.execute("DELETE FROM parley_conversations WHERE name = %s", (name,)))
 
-    def rename(self, old: str, new: str) -> str:
-        """Rename ``old`` to ``new`` (trimmed) in one statement."""
+    def rename(self, old: str, new: str, replace: bool = False) -> str:
+        """Rename ``old`` to ``new`` (trimmed) in one transaction; with ``replace`` the conversation
+        called ``new`` is deleted in it first (rolled back with the rest if ``old`` is missing)."""
         new = normalize_name(new)
 
         def work(conn: psycopg.Connection) -> None:
             if new != old and conn.execute("SELECT 1 FROM parley_conversations WHERE name = %s", (new,)).fetchone():
-                raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
+                if not replace:
+                    raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
+                conn.execute("DELETE FROM parley_conversations WHERE name = %s", (new,))
             updated = conn.execute("UPDATE parley_conversations SET name = %s WHERE name = %s", (new, old))
             if updated.rowcount == 0:
                 raise StoreError(f"There is no saved conversation called {old!r}.")
@@ -269,7 +276,7 @@ def _insert(conn: psycopg.Connection, conversation: int, start: int, messages: l
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO parley_messages (conversation_id, position, message) VALUES (%s, %s, %s)",
-                [(conversation, start + i, Jsonb(m.to_dict())) for i, m in enumerate(messages)],
+                [(conversation, start + i, Jsonb(_encode(m.to_dict()))) for i, m in enumerate(messages)],
             )
 
 
@@ -280,9 +287,52 @@ def _message(data: Any) -> Message:
         StoreError: the row does not hold a valid message (written by something else than Parley).
     """
     try:
-        return Message.from_dict(data)  # from_dict checks the shape itself
+        return Message.from_dict(_decode(data))  # from_dict checks the shape itself
     except InvalidMessageError as exc:
         raise StoreError(f"A stored message is not valid ({exc}).") from exc
+
+
+#: A private-use character that stands in for U+0000 (which jsonb refuses) in stored strings; itself
+#: stored doubled.
+NUL_ESCAPE = "\ue000"
+
+
+def _strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (a message's stored form) with ``change`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k): _strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v, change) for v in value]
+    return value
+
+
+def _escape(text: str) -> str:
+    """``text`` with U+0000 as ``NUL_ESCAPE`` + "0" (and ``NUL_ESCAPE`` itself doubled)."""
+    if "\x00" not in text and NUL_ESCAPE not in text:
+        return text
+    return text.replace(NUL_ESCAPE, NUL_ESCAPE * 2).replace("\x00", NUL_ESCAPE + "0")
+
+
+def _unescape(text: str) -> str:
+    """``_escape`` undone."""
+    if NUL_ESCAPE not in text:
+        return text
+    out, chars = [], iter(text)
+    for char in chars:
+        out.append(("\x00" if next(chars, "") == "0" else NUL_ESCAPE) if char == NUL_ESCAPE else char)
+    return "".join(out)
+
+
+def _encode(value: Any) -> Any:
+    """``value`` ready for jsonb: every U+0000 in its strings escaped."""
+    return _strings(value, _escape)
+
+
+def _decode(value: Any) -> Any:
+    """``_encode`` undone."""
+    return _strings(value, _unescape)
 
 
 def _reason(exc: BaseException) -> str:

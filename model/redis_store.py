@@ -202,8 +202,9 @@ class RedisStore(BaseConversationStore):
 
         self._run(work)
 
-    def rename(self, old: str, new: str) -> str:
-        """Rename ``old`` to ``new`` (WATCH both, then MULTI: RENAME, ZREM, ZADD)."""
+    def rename(self, old: str, new: str, replace: bool = False) -> str:
+        """Rename ``old`` to ``new`` (WATCH both, then MULTI: DEL and ZREM of ``new`` with ``replace``,
+        RENAME, ZREM, ZADD)."""
         new = normalize_name(new)
         if new == old:
             if not self.exists(old):
@@ -214,14 +215,16 @@ class RedisStore(BaseConversationStore):
             with r.pipeline(transaction=True) as pipe:
                 while True:
                     try:
-                        pipe.watch(INDEX, _key(old), _key(new))  # type: ignore[no-untyped-call]  # redis-py's own annotation gap
+                        pipe.watch(INDEX, _key(old), _key(new))  # type: ignore[no-untyped-call]  # unannotated in redis-py
                         score = pipe.zscore(INDEX, old)
                         if score is None:
                             raise StoreError(f"There is no saved conversation called {old!r}.")
-                        if pipe.zscore(INDEX, new) is not None:
+                        if pipe.zscore(INDEX, new) is not None and not replace:
                             raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
                         has_messages = pipe.exists(_key(old))
                         pipe.multi()
+                        pipe.delete(_key(new))  # what ``replace`` replaces (nothing otherwise)
+                        pipe.zrem(INDEX, new)
                         if has_messages:
                             pipe.rename(_key(old), _key(new))
                         pipe.zrem(INDEX, old)

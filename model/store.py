@@ -42,11 +42,14 @@ def normalize_name(name: str) -> str:
     """Return ``name`` trimmed of surrounding white space.
 
     Raises:
-        StoreError: if nothing is left, since a conversation needs a visible name.
+        StoreError: if nothing is left, since a conversation needs a visible name, or the name holds
+            U+0000 (which not every backend can store).
     """
     cleaned = (name or "").strip()
     if not cleaned:
         raise StoreError("Please enter a name for the conversation.")
+    if "\x00" in cleaned:
+        raise StoreError("A conversation's name cannot contain the NUL character (U+0000).")
     return cleaned
 
 
@@ -155,14 +158,22 @@ class BaseConversationStore(ABC):
         """
 
     @abstractmethod
-    def rename(self, old: str, new: str) -> str:
-        """Rename conversation ``old`` to ``new`` (trimmed).
+    def rename(self, old: str, new: str, replace: bool = False) -> str:
+        """Rename conversation ``old`` to ``new`` (trimmed), in one atomic write: a message appended to
+        ``old`` meanwhile is either moved with it or kept under ``old``, never lost, and a crash
+        leaves exactly one of the two names.
+
+        Args:
+            old: the conversation's name now.
+            new: its new name.
+            replace: True replaces a conversation already called ``new``; False refuses.
 
         Returns:
             the trimmed new name.
 
         Raises:
-            StoreError: ``new`` is empty or taken, ``old`` does not exist, or the write failed.
+            StoreError: ``new`` is empty (or taken, without ``replace``), ``old`` does not exist, or
+                the write failed (nothing changed).
         """
 
     @abstractmethod

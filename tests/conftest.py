@@ -4,6 +4,7 @@ the Streamlit app as a real process, and Debian's Chromium driven by Playwright.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,6 +62,12 @@ def _checkout_status() -> list[str] | None:
     except OSError:
         return None
     return sorted(result.stdout.splitlines()) if result.returncode == 0 else None
+
+
+def shown(markdown: str) -> str:
+    """The text Markdown shows for ``markdown`` whose punctuation is backslash-escaped (names are
+    shown that way, ``view.markdown.plain``)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 #: Fixtures that start the local model's server, or a browser.
@@ -163,14 +170,19 @@ def fault():
     server.stop()
 
 
-@pytest.fixture
-def streamlit_app(app_env):
-    """`streamlit run Home.py` on a free port, as a real process; yields its URL."""
+def run_streamlit(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+    """`streamlit run Home.py` (the repository's config) on a free port, as a real process, with this
+    process's environment (its provider variables replaced by ``env`` when given); its URL and process.
+
+    Fails the test if it does not answer within 60 s."""
     port = free_port()
+    environment = dict(os.environ)
+    if env is not None:
+        environment = {k: v for k, v in environment.items() if k not in PROVIDER_VARS} | env
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.headless", "true"],
         cwd=APP_DIR,
-        env=dict(os.environ),
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,12 +192,17 @@ def streamlit_app(app_env):
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
                 if response.status == 200:
-                    break
+                    return url, process
         except OSError:
             time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("streamlit run Home.py did not answer within 60 s")
+    process.kill()
+    pytest.fail("streamlit run Home.py did not answer within 60 s")
+
+
+@pytest.fixture
+def streamlit_app(app_env):
+    """`streamlit run Home.py` on a free port, as a real process; yields its URL."""
+    url, process = run_streamlit()
     yield url
     process.terminate()
     process.wait(10)

@@ -57,7 +57,9 @@ class Api:
 
 
 def start_api(folder: Path, local_server, **env: str) -> Api:
-    """Start `python -m api` with its own store and knowledge bases in ``folder``; wait for /health."""
+    """Start `python -m api` with its own store and knowledge bases in ``folder``; wait for /health.
+
+    ``local_server`` is the local model's server to use, or None (then ``env`` names a provider)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}
@@ -65,7 +67,7 @@ def start_api(folder: Path, local_server, **env: str) -> Api:
         {
             "PARLEY_API_PORT": str(port),
             "PARLEY_API_KEYS": KEY,
-            "LOCAL_LLM_PORT": str(local_server.port),
+            "LOCAL_LLM_PORT": str(local_server.port) if local_server is not None else "",
             "CONVERSATIONS_FILE": str(folder / "conversations.json"),
             "KNOWLEDGE_BASE_DIR": str(folder / "kbs"),
             "LLM_MAX_TOKENS": "40",

@@ -10,7 +10,8 @@ from llama_index.core.instrumentation.events.embedding import EmbeddingStartEven
 from controller.chat import Chat
 from controller.engines import KnowledgeEngine
 from model.json_store import JsonFileStore
-from tests.kb_files import FACTS, all_files
+from tests.conftest import shown
+from tests.kb_files import FACTS, all_files, txt
 from utils.documents import DocumentError, load_document
 from utils.embeddings import build_embed_model
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases
@@ -211,7 +212,7 @@ def test_page_create_upload_ask_sources_delete(app_env, tmp_path, monkeypatch):
     reply = at.chat_message[1]
     assert reply.markdown[0].value.strip()
     sources = [e for e in reply.expander if e.label == "Sources"]
-    assert sources and "valves.txt" in sources[0].markdown[0].value
+    assert sources and "valves.txt" in shown(sources[0].markdown[0].value)
     at.button(key="kb_delete").click().run()
     at.button(key="kb_confirm_delete").click().run()
     assert any("Deleted the knowledge base" in s.value for s in at.sidebar.success)
@@ -246,3 +247,21 @@ def test_every_reader_names_the_file_in_its_error(name, data, reason):
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and reason in message, message
     assert message.count(name) == 1, message
+
+
+def test_hostile_files_in_an_upload_are_refused_by_name_and_the_others_are_indexed(tmp_path, embed_model, monkeypatch):
+    from tests.hostile_files import docx_bomb, pdf_text_flood
+    from utils import documents
+
+    monkeypatch.setattr(documents, "default_limits", lambda: documents.ReadLimits(time_limit=2.0))
+    kb = KnowledgeBases(tmp_path / "kbs", lambda: embed_model).create("Mixed")
+    upload = [
+        ("bomb.docx", docx_bomb(unpacked=120 * 2**20)),  # over the 100 MB a zip may unpack to
+        ("slow.pdf", pdf_text_flood(operators=600_000)),  # over the (lowered) time limit
+        ("valves.txt", txt()),
+    ]
+    report = kb.add_files(upload)
+    assert report.indexed == ["valves.txt"]
+    assert [p.split(":")[0] for p in report.problems] == ["bomb.docx", "slow.pdf"]
+    assert "unpacks to" in report.problems[0] and "took longer than 2 s" in report.problems[1]
+    assert kb.retrieve("When does the Zorblax valve open?", 1, 0.0)[0].node.metadata["file_name"] == "valves.txt"

@@ -30,12 +30,22 @@ def load(at: AppTest, name: str) -> AppTest:
     return at
 
 
-def test_python_that_cannot_be_isolated_is_said_in_the_sidebar(app_env, monkeypatch):
+def test_where_python_cannot_be_isolated_run_python_is_off_and_the_sidebar_says_why(app_env, monkeypatch):
     monkeypatch.setattr("view.tools.isolation", lambda: "none")
+    monkeypatch.setattr("controller.tools.isolation", lambda: "none")
+    at = run(MEMORY)
+    assert not at.exception, at.exception
+    assert at.sidebar.multiselect[0].options == ["Calculator", "Date and time"]  # no "Run Python"
+    assert any("Run Python is off" in w.value and "bubblewrap" in w.value for w in at.sidebar.warning)
+
+
+def test_where_python_is_isolated_choosing_it_says_how(app_env, monkeypatch):
+    monkeypatch.setattr("view.tools.isolation", lambda: "full")
+    monkeypatch.setattr("controller.tools.isolation", lambda: "full")
     at = run(MEMORY)
     at.sidebar.multiselect[0].select("python").run()
     assert not at.exception, at.exception
-    assert any("NOT cut off from the network" in w.value for w in at.sidebar.warning)
+    assert any("Python runs isolated" in c.value for c in at.sidebar.caption)
     assert at.session_state["memory_chat"].tools == ("python",)
 
 

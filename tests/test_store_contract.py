@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 
 import pytest
@@ -166,7 +167,7 @@ def test_two_writers_appending_200_each_keep_all_400_in_each_writers_order(store
     script = textwrap.dedent(
         """
         import sys
-        from model.message import Attachment, Feedback, Message, Source, ToolCall
+        from model.message import Message
         from model.stores import open_store
         store = open_store(sys.argv[1])
         for i in range(200):
@@ -184,3 +185,87 @@ def test_two_writers_appending_200_each_keep_all_400_in_each_writers_order(store
     assert len(messages) == 400
     for who in ("alpha", "beta"):
         assert [m for m in messages if m.startswith(who)] == [f"{who} {i}" for i in range(200)]
+
+
+def test_text_holding_nul_is_stored_as_it_is(store):
+    """U+0000 (e.g. from an attached file) round-trips everywhere; PostgreSQL's jsonb cannot hold it
+    as it is, so that store escapes it."""
+    message = replace(Message.user("before\x00after \ue000 escape"), attachments=(Attachment("nul.txt", "a\x00b"),))
+    store.save("with nul", [message])
+    store.append("with nul", [Message.assistant("reply\x00")])
+    assert store.get("with nul") == [message, store.get("with nul")[1]]
+    assert store.get("with nul")[1].content == "reply\x00"
+    assert store.search("after") == ["with nul"] and store.search("\x00") == store.names()
+    with pytest.raises(StoreError, match="NUL"):
+        store.save("bad\x00name", [turn(0)])
+
+
+def test_rename_can_replace_a_taken_name_in_one_step(store):
+    store.save("Auto title", [turn(0), turn(1, "assistant")])
+    store.save("Chosen", [turn(9)])
+    with pytest.raises(StoreError, match="already exists"):
+        store.rename("Auto title", "Chosen")
+    assert store.rename("Auto title", "Chosen", replace=True) == "Chosen"
+    assert store.get("Chosen") == [turn(0), turn(1, "assistant")] and store.get("Auto title") is None
+    with pytest.raises(StoreError, match="no saved conversation"):
+        store.rename("Auto title", "Chosen", replace=True)
+    assert store.get("Chosen") == [turn(0), turn(1, "assistant")]  # a failed replace changes nothing
+
+
+def test_an_append_racing_a_rename_is_kept(store, location):
+    """Another instance appends to the conversation while this one renames it ("Save" under a new
+    name): every appended message ends up in one of the two names, none lost."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from model.message import Message
+        from model.stores import open_store
+        store = open_store(sys.argv[1])
+        print("ready", flush=True)
+        for i in range(100):
+            store.append("Draft", [Message.user(f"turn {i}")])
+        """
+    )
+    store.save("Draft", [turn(0)])
+    writer = subprocess.Popen([sys.executable, "-c", script, location], cwd=APP_DIR, stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    while len(store.get("Draft") or []) < 10:  # rename in the middle of the appends
+        time.sleep(0.001)
+    store.rename("Draft", "Final", replace=True)
+    writer.wait(120)
+    kept = [m.content for name in ("Final", "Draft") for m in store.get(name) or []]
+    assert sorted(kept) == sorted(["user message 0", *(f"turn {i}" for i in range(100))])
+
+
+def test_a_kill_during_a_rename_leaves_exactly_one_name(store, location):
+    script = textwrap.dedent(
+        """
+        import sys
+        from model.stores import open_store
+        store = open_store(sys.argv[1])
+        print("ready", flush=True)
+        sys.stdin.readline()
+        store.rename("Old", "New", replace=True)
+        print("renamed", flush=True)
+        """
+    )
+    messages = [turn(i) for i in range(50)]
+    for attempt in range(6):
+        store.save("Old", messages)
+        renamer = subprocess.Popen(
+            [sys.executable, "-c", script, location],
+            cwd=APP_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert renamer.stdout.readline().strip() == "ready"
+        renamer.stdin.write("go\n")
+        renamer.stdin.flush()
+        time.sleep(attempt * 0.002)  # kill it at a different moment of the rename each time
+        renamer.kill()
+        renamer.wait()
+        names = [n for n in ("Old", "New") if store.get(n) is not None]
+        assert len(names) == 1 and store.get(names[0]) == messages, (attempt, names)
+        if names == ["New"]:
+            store.delete("New")

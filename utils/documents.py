@@ -1,38 +1,160 @@
-"""Read a file into llama-index Documents, with where each text came from.
+"""Read a file into llama-index Documents, with where each text came from, within limits.
 
-Types: .txt and .md (UTF-8 text), .pdf (pypdf; one Document per page, metadata ``page``),
-.docx (docx2txt), .csv and .xlsx (openpyxl): in spreadsheets each row becomes one text of
-``header: value`` pairs, one text per row (metadata ``row``, the spreadsheet's
-row number counting the header as row 1, and ``sheet`` for .xlsx).
+A file's text is read in a process of its own (``utils.document_reader``) with an address-space
+limit and a wall-clock limit, so a hostile file (a zip bomb of a .docx, a spreadsheet claiming a
+million rows, a PDF whose content stream holds a million text operators) is refused with a sentence
+that names it, and the app's own interpreter never waits on it. The limits (``ReadLimits``):
+
+- the file's size: PARLEY_MAX_UPLOAD_MB (50 MB);
+- what a .docx or .xlsx (a zip) unpacks to: 100 MB, summed over its members before reading;
+- the text: 5,000,000 characters; a PDF: 2,000 pages;
+- reading: 60 s and 1,024 MB of address space.
+
+Types: .txt, .md, .pdf, .docx, .csv and .xlsx (see ``utils.document_reader``).
 """
 
 from __future__ import annotations
 
-import csv
+import functools
 import io
-from collections.abc import Iterable, Sequence
+import json
+import resource
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from llama_index.core import Document
 
 #: File types a knowledge base accepts (lower-case suffixes).
 SUPPORTED_TYPES = (".txt", ".md", ".pdf", ".docx", ".csv", ".xlsx")
+#: Types that are zip archives, whose members are sized before they are read.
+ZIPPED_TYPES = (".docx", ".xlsx")
+APP_DIR = Path(__file__).resolve().parent.parent
 
 
 class DocumentError(ValueError):
-    """A file cannot be indexed; ``str(error)`` names the file and says why, for the user."""
+    """A file cannot be used; ``str(error)`` names the file and says why, for the user."""
 
 
-def load_document(name: str, data: bytes) -> list[Document]:
-    """Return the Documents of file ``name`` holding ``data``, each with ``file_name`` metadata.
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much one file may cost to read.
+
+    Attributes:
+        max_bytes: its size, in bytes (PARLEY_MAX_UPLOAD_MB).
+        max_unzipped_bytes: what a .docx or .xlsx unpacks to, in bytes.
+        max_chars: characters of text.
+        max_pdf_pages: pages of a PDF.
+        time_limit: seconds reading may take.
+        memory_mb: address space of the reading process, in MB.
+    """
+
+    max_bytes: int = 50 * 2**20
+    max_unzipped_bytes: int = 100 * 2**20
+    max_chars: int = 5_000_000
+    max_pdf_pages: int = 2_000
+    time_limit: float = 60.0
+    memory_mb: int = 1024
+
+
+@functools.cache
+def default_limits() -> ReadLimits:
+    """The limits with PARLEY_MAX_UPLOAD_MB from the settings (50 MB when it cannot be read)."""
+    from pydantic import ValidationError
+
+    from settings import load_settings
+
+    try:
+        return ReadLimits(max_bytes=load_settings().parley_max_upload_mb * 2**20)
+    except ValidationError:
+        return ReadLimits()
+
+
+def check_size(name: str, data: bytes, limits: ReadLimits | None = None) -> None:
+    """Refuse a file larger than ``limits.max_bytes``, or a zip that unpacks to more than
+    ``limits.max_unzipped_bytes`` (its members' declared sizes, summed; nothing is unpacked).
+
+    Raises:
+        DocumentError: the file is too large, or unpacks to too much; the sentence names it.
+    """
+    limits = limits or default_limits()
+    if len(data) > limits.max_bytes:
+        raise DocumentError(f"{name}: the file is {_mb(len(data))}; the largest allowed is {_mb(limits.max_bytes)}.")
+    if Path(name).suffix.lower() not in ZIPPED_TYPES:
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise DocumentError(f"{name}: the file could not be read ({type(exc).__name__}: {exc}).") from exc
+    if unpacked > limits.max_unzipped_bytes:
+        raise DocumentError(
+            f"{name}: it unpacks to {_mb(unpacked)} from {_mb(len(data))}; the most allowed is "
+            f"{_mb(limits.max_unzipped_bytes)}."
+        )
+
+
+def _mb(size: int) -> str:
+    """A size for people: bytes below 1 KB, KB below 1 MB, else MB (one decimal)."""
+    if size < 2**10:
+        return f"{size:,} bytes"
+    return f"{size / 2**10:,.1f} KB" if size < 2**20 else f"{size / 2**20:,.1f} MB"
+
+
+def _reader_limits(memory_mb: int) -> None:
+    """preexec_fn of the reading process: its address space, and no core file."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _read_parts(name: str, suffix: str, data: bytes, limits: ReadLimits) -> list[tuple[str, dict[str, object]]]:
+    """The parts ``utils.document_reader`` reads from ``data``, in a process of its own.
+
+    Raises:
+        DocumentError: it refused the file, or ran out of time or memory; the sentence names the file.
+    """
+    command = [sys.executable, "-m", "utils.document_reader", suffix, str(limits.max_chars), str(limits.max_pdf_pages)]
+    process = subprocess.Popen(
+        command,
+        cwd=APP_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=functools.partial(_reader_limits, limits.memory_mb),
+    )
+    try:
+        out, _ = process.communicate(data, timeout=limits.time_limit)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise DocumentError(
+            f"{name}: reading it took longer than {limits.time_limit:g} s, so it was stopped "
+            "(a file built to be slow to read, or simply too large)."
+        ) from None
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = {"error": f"reading it needed more than {limits.memory_mb:,} MB of memory, or crashed"}
+    if "error" in answer:
+        raise DocumentError(f"{name}: {answer['error']}")
+    return [(str(text), dict(where)) for text, where in answer["parts"]]
+
+
+def load_document(name: str, data: bytes, limits: ReadLimits | None = None) -> list[Document]:
+    """The Documents of file ``name`` holding ``data``, each with ``file_name`` metadata.
 
     Args:
         name: the file name; its suffix picks the reader.
         data: the file's bytes.
+        limits: what reading may cost; ``default_limits()`` when None.
 
     Raises:
-        DocumentError: unsupported type, empty file, no text in it, or a file that cannot be read.
+        DocumentError: unsupported type, empty file, over a limit, no text in it, or a file that
+            cannot be read; the sentence names the file.
     """
+    limits = limits or default_limits()
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_TYPES:
         raise DocumentError(
@@ -40,12 +162,7 @@ def load_document(name: str, data: bytes) -> list[Document]:
         )
     if not data.strip():
         raise DocumentError(f"{name}: the file is empty.")
-    try:
-        parts = _READERS[suffix](data)
-    except DocumentError as exc:  # a reader's own sentence, which does not know the file's name
-        raise DocumentError(f"{name}: {exc}") from exc
-    except Exception as exc:  # every reader's own errors: the file is damaged or not what it says
-        raise DocumentError(f"{name}: the file could not be read ({type(exc).__name__}: {exc}).") from exc
+    check_size(name, data, limits)
     documents = [
         Document(
             text=text,
@@ -53,7 +170,7 @@ def load_document(name: str, data: bytes) -> list[Document]:
             excluded_embed_metadata_keys=list(where),
             excluded_llm_metadata_keys=list(where),
         )
-        for text, where in parts
+        for text, where in _read_parts(name, suffix, data, limits)
         if text.strip()
     ]
     if not documents:
@@ -61,71 +178,13 @@ def load_document(name: str, data: bytes) -> list[Document]:
     return documents
 
 
-def _text(data: bytes) -> list[tuple[str, dict[str, object]]]:
-    try:
-        return [(data.decode("utf-8-sig"), {})]
-    except UnicodeDecodeError as exc:
-        raise DocumentError("the file is not UTF-8 text; save it as UTF-8 and add it again.") from exc
+def read_text(name: str, data: bytes, limits: ReadLimits | None = None) -> str:
+    """The whole text of file ``name`` holding ``data``, read as ``load_document`` reads it.
 
-
-def _pdf(data: bytes) -> list[tuple[str, dict[str, object]]]:
-    from pypdf import PdfReader
-
-    reader = PdfReader(io.BytesIO(data), strict=False)
-    return [(page.extract_text() or "", {"page": number}) for number, page in enumerate(reader.pages, start=1)]
-
-
-def _docx(data: bytes) -> list[tuple[str, dict[str, object]]]:
-    import docx2txt
-
-    return [(docx2txt.process(io.BytesIO(data)), {})]
-
-
-def _rows(
-    header: Sequence[object], rows: Iterable[Sequence[object]], start: int, extra: dict[str, object]
-) -> list[tuple[str, dict[str, object]]]:
-    """Each spreadsheet row as ``"header: value; ..."`` with its row number (from ``start``) and ``extra``."""
-    names = [str(h).strip() if h is not None and str(h).strip() else f"column {i + 1}" for i, h in enumerate(header)]
-    out = []
-    for number, row in enumerate(rows, start=start):
-        pairs = [
-            f"{names[i] if i < len(names) else f'column {i + 1}'}: {value}"
-            for i, value in enumerate(row)
-            if value is not None and str(value).strip()
-        ]
-        if pairs:
-            out.append(("; ".join(pairs), {**extra, "row": number}))
-    return out
-
-
-def _csv(data: bytes) -> list[tuple[str, dict[str, object]]]:
-    text = _text(data)[0][0]
-    rows = list(csv.reader(io.StringIO(text)))
-    return _rows(rows[0], rows[1:], start=2, extra={}) if rows else []
-
-
-def _xlsx(data: bytes) -> list[tuple[str, dict[str, object]]]:
-    from openpyxl import load_workbook
-
-    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    out: list[tuple[str, dict[str, object]]] = []
-    for sheet in book.worksheets:
-        rows = list(sheet.iter_rows(values_only=True))
-        if rows:
-            out += _rows(list(rows[0]), rows[1:], start=2, extra={"sheet": sheet.title})
-    return out
-
-
-_READERS = {".txt": _text, ".md": _text, ".pdf": _pdf, ".docx": _docx, ".csv": _csv, ".xlsx": _xlsx}
-
-
-def read_text(name: str, data: bytes) -> str:
-    """Return the whole text of file ``name`` holding ``data``, read as ``load_document`` reads it.
-
-    Pages (.pdf) and rows (.csv, .xlsx) are joined with blank lines. Used for a file dropped
-    into the chat box, whose text goes into that turn's context.
+    Pages (.pdf) and rows (.csv, .xlsx) are joined with blank lines. Used for a file dropped into
+    the chat box, whose text goes into that turn's context.
 
     Raises:
-        DocumentError: unsupported type, empty or unreadable file, or no text; names the file.
+        DocumentError: as ``load_document``.
     """
-    return "\n\n".join(document.text for document in load_document(name, data))
+    return "\n\n".join(document.text for document in load_document(name, data, limits))

@@ -1,26 +1,23 @@
-"""Run untrusted Python code (the agent's "run Python" tool) in a separate, limited process.
+"""Run untrusted Python code (the agent's "Run Python" tool) in a separate, isolated, limited process.
 
-Each run gets a new temporary working folder (deleted afterwards) and a fresh ``python -I -B``
-process with these limits, set with ``resource.setrlimit`` before it starts:
+Isolation comes from Debian's bubblewrap (``bwrap``), and nothing else: where it cannot run, the
+tool is off and the page says why (``isolation()``, ``ISOLATION_NOTES``); code never runs less
+isolated than this. Each run gets:
 
-- time: ``time_limit`` seconds of wall clock (the process tree is killed) and of CPU (RLIMIT_CPU);
-- memory: ``memory_mb`` MB of address space (RLIMIT_AS);
-- processes: ``MAX_PROCESSES`` (RLIMIT_NPROC), so a fork bomb fails to fork instead of filling
-  the machine. RLIMIT_NPROC counts all processes of a user and does not apply to root, so when
-  Parley runs as root the code runs as a new unprivileged uid each time (``_run_as``: no
-  leftover of an earlier run counts against the next); otherwise the limit is the user's
-  current count plus ``MAX_PROCESSES``;
-- output: stdout and stderr go to one unlinked file capped by RLIMIT_FSIZE at ``FSIZE_BYTES``;
-  the first ``output_cap`` bytes are kept and the rest is cut with a note.
-
-Isolation, the best the machine allows (``isolation()``):
-
-- ``full``: Debian's bubblewrap (``bwrap``) gives the process its own network namespace (no
-  network: not even 127.0.0.1), PID namespace (its processes die with it) and a read-only view of
-  the file system in which only the working folder is writable;
-- ``network``: ``unshare -n`` gives it its own network namespace; writes are limited only by the
-  user's file permissions;
-- ``none``: neither works (no namespaces allowed); the UI says so.
+- its own user, PID, mount, network, IPC, UTS and cgroup namespaces (``--unshare-all``): no
+  network, not even 127.0.0.1 or a Unix socket of this machine; every process the code starts
+  (``setsid`` and double-forked ones too) dies when the run ends, with its PID namespace;
+- an identity that is never Parley's: as root, a new unprivileged uid from ``RUN_AS_UIDS`` each
+  run; as a normal user, that user's uid mapped into a user namespace in which nothing of the
+  user's is reachable;
+- an allow-listed, read-only file system: the system's ``/usr`` (with the ``/bin``, ``/lib`` and
+  ``/lib64`` links, Python included) and ``/etc/ld.so.cache``; nothing else of this machine is
+  there: not the app's folder, its data, HOME, or the temporary and runtime folders;
+- private scratch space: ``/work`` (its working folder), ``/tmp`` and ``/dev/shm``, each a fresh
+  tmpfs of at most ``SCRATCH_BYTES``, gone when the run ends;
+- limits set with ``setrlimit`` before it starts: wall clock and CPU (``time_limit``), address space
+  (``memory_mb``), processes (``MAX_PROCESSES``), file size and output (``FSIZE_BYTES``; the first
+  ``output_cap`` bytes are kept and the rest is cut with a note).
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,25 +42,24 @@ MEMORY_LIMIT_MB = 256
 OUTPUT_CAP_BYTES = 20_000
 #: Largest file (the output included) the code may write, in bytes; past it the process gets SIGXFSZ.
 FSIZE_BYTES = 1_000_000
+#: Size of each private scratch folder (``/work``, ``/tmp``, ``/dev/shm``), in bytes.
+SCRATCH_BYTES = 64 * 2**20
 #: Most processes (and threads) the code may have at once.
 MAX_PROCESSES = 16
-#: The interpreter that runs the code: the system's Python (standard library only; Parley's venv
-#: and an interpreter under a home folder are closed to the unprivileged user), else Parley's own.
-PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else os.path.realpath(sys.executable)
+#: The interpreter that runs the code: the system's Python, under ``/usr`` (the only tree bound in).
+PYTHON = "/usr/bin/python3"
 #: Unprivileged uids (and gids) the code runs as when Parley runs as root: one picked at random
 #: from this range per run (no passwd entry is needed).
 RUN_AS_UIDS = range(1_000_000, 2_000_000)
+#: The only files of this machine the code sees, read-only (missing ones are skipped).
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 
 ISOLATION_NOTES = {
-    "full": "Python runs with no network, a read-only file system except its own temporary folder, "
-    "and limits on time, memory, processes and output.",
-    "network": "Python runs with no network and limits on time, memory, processes and output, but files "
-    "outside its folder are protected only by file permissions: install bubblewrap "
-    "(`sudo apt-get install bubblewrap`) for a read-only file system.",
-    "none": "This machine does not allow network namespaces, so Python code is NOT cut off from the "
-    "network and files outside its folder are protected only by file permissions (it still has limits "
-    "on time, memory, processes and output). Install bubblewrap (`sudo apt-get install bubblewrap`) "
-    "or allow user namespaces to isolate it.",
+    "full": "Python runs isolated (bubblewrap): no network, none of this machine's files but the system's "
+    "programs, a private 64 MB scratch folder, and limits on time, memory, processes and output.",
+    "none": "Run Python is off: this machine cannot isolate code. It needs bubblewrap and user namespaces "
+    "(`sudo apt-get install bubblewrap`; `make run` tries to install it) and the system's Python "
+    f"({PYTHON}). Code is never run less isolated than that.",
 }
 
 
@@ -78,7 +73,7 @@ class RunResult:
         exit_code: the process's exit code; negative for a signal (e.g. -9 killed).
         timed_out: True when it ran past the time limit and was killed.
         truncated: True when the output was longer than the cap and was cut.
-        isolation: ``full``, ``network`` or ``none`` (see the module's docstring).
+        isolation: ``full`` (the only level code runs at).
         error: one line saying why the run failed (time, memory, output), or None when it exited 0.
     """
 
@@ -90,25 +85,13 @@ class RunResult:
     error: str | None
 
 
-def _works(command: list[str], user: int | None) -> bool:
-    """True if ``command`` (a sandbox prefix followed by ``true``) runs and exits 0."""
-    try:
-        done = subprocess.run(
-            [*command, "true"],
-            capture_output=True,
-            timeout=10,
-            user=user,
-            group=user,
-            extra_groups=None if user is None else [],
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+class SandboxUnavailable(RuntimeError):
+    """Code cannot be isolated on this machine; ``str(error)`` says why and how to fix it."""
 
 
 def _user() -> int | None:
     """The uid to run code as: a random one from ``RUN_AS_UIDS`` when this process is root, else
-    None (stay this user)."""
+    None (this user, mapped into a user namespace)."""
     return random.choice(RUN_AS_UIDS) if os.geteuid() == 0 else None
 
 
@@ -127,65 +110,70 @@ def _process_limit(user: int | None) -> int:
     return tasks + MAX_PROCESSES
 
 
-def _bwrap(folder: str) -> list[str]:
-    """The bubblewrap prefix: own user, network and PID namespaces, read-only root, ``folder`` writable."""
+def _links() -> list[str]:
+    """``/bin``, ``/lib``, ``/lib64`` and ``/sbin`` as on this machine: links into ``/usr`` (merged
+    /usr, as on Debian 12) are made again inside; real folders are bound read-only."""
+    arguments: list[str] = []
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            arguments += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            arguments += ["--ro-bind", top, top]
+    return arguments
+
+
+def bwrap_command(script: str) -> list[str]:
+    """The bubblewrap command that runs ``script`` (a file of this machine, bound read-only as
+    ``/work/main.py``) with the system's Python, isolated as the module docstring says."""
+    size = str(SCRATCH_BYTES)
+    files = [arg for path in SYSTEM_FILES if os.path.exists(path) for arg in ("--ro-bind", path, path)]
     return [
         "bwrap",
+        "--unshare-all",
         "--unshare-user",
-        "--unshare-net",
-        "--unshare-pid",
-        "--unshare-ipc",
+        "--disable-userns",
         "--die-with-parent",
         "--new-session",
         "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
+        "/usr",
+        "/usr",
+        *_links(),
+        *files,
         "--proc",
         "/proc",
-        "--bind",
-        folder,
-        folder,
-        "--chdir",
-        folder,
+        "--dev",
+        "/dev",
+        *("--size", size, "--tmpfs", "/dev/shm"),
+        *("--size", size, "--tmpfs", "/tmp"),
+        *("--size", size, "--tmpfs", "/work"),
+        *("--ro-bind", script, "/work/main.py"),
+        *("--remount-ro", "/dev"),
+        *("--remount-ro", "/"),
+        *("--chdir", "/work"),
+        "--clearenv",
+        *("--setenv", "PATH", "/usr/bin:/bin"),
+        *("--setenv", "HOME", "/work"),
+        *("--setenv", "TMPDIR", "/tmp"),
+        *("--setenv", "LANG", "C.UTF-8"),
+        PYTHON,
+        "-I",
+        "-B",
+        "/work/main.py",
     ]
 
 
 @functools.cache
 def isolation() -> str:
-    """The isolation this machine allows: ``full`` (bubblewrap), ``network`` (``unshare``) or
-    ``none``. Probed once per process by running ``true`` in each (at most 10 s each)."""
-    if shutil.which("bwrap") and _works(_bwrap("/"), _user()):
-        return "full"
-    return "network" if _unshare() else "none"
-
-
-@functools.cache
-def _unshare() -> tuple[str, ...]:
-    """The ``unshare`` command that gives a new network namespace here, probed once: ``-rn`` (with a
-    user namespace, as the unprivileged user the code runs as), else ``-n`` as root; () if neither."""
-    if not shutil.which("unshare"):
-        return ()
-    if _works(["unshare", "-rn"], _user()):
-        return ("unshare", "-rn")
-    if os.geteuid() == 0 and _works(["unshare", "-n"], None):
-        return ("unshare", "-n")
-    return ()
-
-
-def _prefix(level: str, folder: str, user: int | None) -> tuple[list[str], int | None]:
-    """The command prefix for ``level`` and the uid to start it as, for code that runs as ``user``.
-
-    ``unshare -n`` needs root, so it is started as root and ``setpriv`` (util-linux) drops to
-    ``user`` inside the new namespace: RLIMIT_NPROC does not apply to root.
-    """
-    if level == "full":
-        return _bwrap(folder), user
-    command = list(_unshare()) if level == "network" else []
-    if command == ["unshare", "-n"] and user is not None:
-        return [*command, "setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"], None
-    return command, user
+    """``full`` when code can run isolated here (bubblewrap works with this module's profile, as
+    the uid code runs as, and the system's Python is there), else ``none`` (the tool is off).
+    Probed once per process by running ``pass`` (at most 10 s)."""
+    if not shutil.which("bwrap") or not os.access(PYTHON, os.X_OK):
+        return "none"
+    try:
+        result = _run("pass", 10.0, MEMORY_LIMIT_MB, 100)
+    except OSError:
+        return "none"
+    return "full" if result.exit_code == 0 and not result.output.strip() else "none"
 
 
 def _limits(time_limit: float, memory_mb: int, processes: int) -> None:
@@ -204,10 +192,10 @@ def run_python(
     memory_mb: int = MEMORY_LIMIT_MB,
     output_cap: int = OUTPUT_CAP_BYTES,
 ) -> RunResult:
-    """Run ``code`` as a Python script in a new sandboxed process and return what it printed.
+    """Run ``code`` as a Python script in a new isolated process and return what it printed.
 
     Args:
-        code: Python source (run as ``main.py`` in a new temporary folder, its working directory).
+        code: Python source (run as ``/work/main.py``; ``/work`` is its working folder).
         time_limit: seconds before the process tree is killed (also its CPU-time limit).
         memory_mb: address-space limit in MB.
         output_cap: bytes of output kept.
@@ -216,37 +204,42 @@ def run_python(
         a RunResult; the code's own failures (exceptions, limits hit) are in it, not raised.
 
     Raises:
-        OSError: the temporary folder or the process could not be created.
+        SandboxUnavailable: code cannot be isolated on this machine (see ``ISOLATION_NOTES``).
+        OSError: the temporary file or the process could not be created.
     """
-    level = isolation()
+    if isolation() != "full":
+        raise SandboxUnavailable(ISOLATION_NOTES["none"])
+    return _run(code, time_limit, memory_mb, output_cap)
+
+
+def _run(code: str, time_limit: float, memory_mb: int, output_cap: int) -> RunResult:
+    user = _user()
     with tempfile.TemporaryDirectory(prefix="parley-python-") as folder, tempfile.TemporaryFile() as out:
         script = Path(folder) / "main.py"
         script.write_text(code, encoding="utf-8")
-        user = _user()
-        prefix, start_as = _prefix(level, folder, user)
-        if user is not None:
-            os.chown(folder, user, user)
-            os.chown(script, user, user)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": folder, "TMPDIR": folder, "LANG": "C.UTF-8"}
+        # bubblewrap, started as the sandbox's uid, binds the script read-only: it only needs to reach
+        # it. Nothing here is handed to that uid, so Parley can always remove the folder afterwards.
+        os.chmod(folder, 0o711)
+        script.chmod(0o644)
         process = subprocess.Popen(
-            [*prefix, PYTHON, "-I", "-B", str(script)],
-            cwd=folder,
+            bwrap_command(str(script)),
+            cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={"PATH": "/usr/bin:/bin"},
             start_new_session=True,
             preexec_fn=functools.partial(_limits, time_limit, memory_mb, _process_limit(user)),
-            user=start_as,
-            group=start_as,
-            extra_groups=None if start_as is None else [],
+            user=user,
+            group=user,
+            extra_groups=None if user is None else [],
         )
         timed_out = False
         try:
             process.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
             timed_out = True
-        _kill_group(process.pid)
+        _kill_group(process.pid)  # bubblewrap dies; its PID namespace, and every process in it, with it
         process.wait()
         written = out.seek(0, os.SEEK_END)
         out.seek(0)
@@ -255,11 +248,11 @@ def run_python(
     text = data[:output_cap].decode("utf-8", errors="replace")
     code_ = process.returncode
     why = _why(code_, timed_out, text, time_limit, memory_mb, written >= FSIZE_BYTES)
-    return RunResult(text, code_, timed_out, truncated, level, why)
+    return RunResult(text, code_, timed_out, truncated, "full", why)
 
 
 def _kill_group(pid: int) -> None:
-    """SIGKILL the process group ``pid`` leads (the sandbox and whatever it started)."""
+    """SIGKILL the process group ``pid`` leads (bubblewrap)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
@@ -272,6 +265,8 @@ def _why(code: int, timed_out: bool, output: str, time_limit: float, memory_mb: 
         return f"Stopped: the code wrote more than {FSIZE_BYTES:,} bytes (output or a file)."
     if "MemoryError" in output or code == -signal.SIGKILL:
         return f"Stopped: the code needed more than the {memory_mb} MB memory limit."
+    if code != 0 and "No space left on device" in output:
+        return f"Stopped: the code filled its {SCRATCH_BYTES // 2**20} MB scratch space."
     if code != 0:
         last = output.strip().splitlines()[-1][:200] if output.strip() else ""
         return f"The code failed (exit code {code}){': ' + last if last else ''}."

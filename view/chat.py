@@ -36,6 +36,7 @@ from utils.providers import (
     resolve_config,
 )
 from view.common import local_model_name, local_server_or_stop, picked_model_server
+from view.markdown import no_remote_images
 from view.messages import action_key, attachment_lines, message_footer, render_messages
 from view.tools import live_tool_calls
 
@@ -305,7 +306,7 @@ def chat_area(
     failure = st.session_state.get(failure_key)
     if failure is not None and reply is None:
         notice = st.empty()
-        notice.error(failure["message"])
+        notice.error(no_remote_images(failure["message"]))
         if chat.pending_user_text() is not None:
             actions = st.empty()
             retry_col, local_col = actions.container().columns([1, 3])
@@ -324,12 +325,12 @@ def chat_area(
         text = submitted.text
         files = [(f.name, f.getvalue()) for f in submitted.files]
         with st.chat_message("user"):
-            st.markdown(text)
+            st.markdown(no_remote_images(text))
             files_line = st.empty()
         try:
             reply = chat.send(text, files)
         except ChatError as exc:  # refused before sending: give the text back
-            st.error(str(exc))
+            st.error(no_remote_images(str(exc)))
             if text.strip():
                 st.code(exc.refused_text or text, language=None, wrap_lines=True)
             return
@@ -383,7 +384,7 @@ def _queued_action(chat: Chat, page: str) -> Turn | None:
             return chat.regenerate()
         return chat.edit(action["index"], action["text"])
     except ChatError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         if exc.refused_text:
             st.code(exc.refused_text, language=None, wrap_lines=True)
         return None
@@ -410,11 +411,11 @@ def _stream(
         turn.acquire()
         try:
             with body:
-                st.write_stream(deltas)
+                write_reply(deltas)
                 message_footer(chat.messages[-1])
         except ChatError as exc:
             st.session_state[failure_key] = {"message": str(exc), "fallback": exc.can_fall_back}
-            st.error(str(exc))
+            st.error(no_remote_images(str(exc)))
         finally:  # also on Stop (Streamlit's StopException) or a rerun: keep the part that arrived
             deltas.close()
             turn.release()
@@ -423,10 +424,22 @@ def _stream(
     st.rerun()
 
 
+def write_reply(chunks: Iterator[str]) -> str:
+    """Draw a streaming reply, chunk by chunk, as Markdown in which no image is drawn
+    (``view.markdown.no_remote_images``: the whole text so far is filtered at each redraw, so an
+    image split across two chunks is caught too). Returns the whole text."""
+    placeholder = st.empty()
+    text = ""
+    for chunk in chunks:
+        text += chunk
+        placeholder.markdown(no_remote_images(text))
+    return text
+
+
 def coalesce(deltas: Iterator[str], interval: float = STREAM_REDRAW_SECONDS) -> Iterator[str]:
     """Join text deltas that arrive within ``interval`` seconds into one chunk.
 
-    Each chunk ``st.write_stream`` gets is a redraw of the whole reply in the browser; at 100+
+    Each chunk ``write_reply`` gets is a redraw of the whole reply in the browser; at 100+
     tokens/s the browser fell behind the model (half its speed, bench/RESULTS.md). The first
     delta is passed on at once, so the time to first token is unchanged. Closing this generator
     closes ``deltas`` too, so an interrupted reply is kept as incomplete at once.

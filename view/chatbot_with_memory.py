@@ -12,6 +12,7 @@ from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, settings_or_stop, setup_page
 from view.conversations import conversation_sidebar
 from view.knowledge_base import knowledge_bases
+from view.markdown import no_remote_images, plain
 from view.tools import tool_server_url, tools_sidebar
 
 SESSION_KEY = "memory_chat"
@@ -34,11 +35,11 @@ def render(engine: type[AgentEngine]) -> None:
         conversation_sidebar(chat, store)
     st.title("Chatbot With Memory")
     st.caption(
-        f"Conversation: **{chat.name}** (saved automatically)"
+        f"Conversation: **{plain(chat.name)}** (saved automatically)"
         if chat.name
         else "New conversation: it is saved from your first message."
     )
 
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
-        st.error(chat.save_error)
+        st.error(no_remote_images(chat.save_error))
     chat_area(chat, config, settings, page="memory")

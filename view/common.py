@@ -16,6 +16,7 @@ from settings import PROVIDER_LABELS, Settings, load_settings
 from utils.local_models import PickedModelServer
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
 from utils.providers import LLMConfig
+from view.markdown import no_remote_images, plain
 
 #: Longest conversation name shown in full in the sidebar, in characters.
 NAME_DISPLAY_LIMIT = 40
@@ -61,7 +62,7 @@ def conversation_store(settings: Settings) -> BaseConversationStore:
     try:
         return _store(settings.conversations_location)
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         st.stop()
 
 
@@ -98,15 +99,15 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
                 settings.local_llm_threads,
             )
     except LocalServerError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         st.stop()
 
 
 def source_list(sources: Sequence[Source]) -> None:
     """Retrieved chunks as the knowledge-base page shows them: number, file, page or row, similarity, text."""
     for number, source in enumerate(sources, start=1):
-        where = f" · {source.where}" if source.where else ""
-        st.markdown(f"**{number}. {source.file_name}**{where} · similarity {source.score:.2f}")
+        where = f" · {plain(source.where)}" if source.where else ""
+        st.markdown(f"**{number}. {plain(source.file_name)}**{where} · similarity {source.score:.2f}")
         st.text(source.text[:1500])
 
 
@@ -116,8 +117,9 @@ def provider_caption(config: LLMConfig) -> str:
 
 
 def short_name(name: str) -> str:
-    """Return ``name`` cut to NAME_DISPLAY_LIMIT characters with an ellipsis, for labels."""
-    return name if len(name) <= NAME_DISPLAY_LIMIT else name[: NAME_DISPLAY_LIMIT - 1] + "…"
+    """``name`` cut to NAME_DISPLAY_LIMIT characters with an ellipsis, as plain text (escaped
+    Markdown), for labels and sentences."""
+    return plain(name if len(name) <= NAME_DISPLAY_LIMIT else name[: NAME_DISPLAY_LIMIT - 1] + "…")
 
 
 def widget_key(prefix: str, name: str) -> str:
@@ -133,4 +135,4 @@ def flash(text: str, kind: str = "success") -> None:
 def show_flashes() -> None:
     """Show and clear the queued messages."""
     for kind, text in st.session_state.pop("_flash", []):
-        getattr(st, kind)(text)
+        getattr(st, kind)(no_remote_images(text))

@@ -21,6 +21,7 @@ from model.message import Message
 from model.store import BaseConversationStore, StoreError
 from model.transfer import export_feedback, export_json, export_markdown, parse_import
 from view.common import flash, short_name, show_flashes, widget_key
+from view.markdown import no_remote_images, plain
 
 SHOW_SAVE = "memory_show_save"
 PENDING_OVERWRITE = "memory_pending_overwrite"
@@ -40,12 +41,12 @@ def conversation_sidebar(chat: Chat, store: BaseConversationStore) -> None:
         names = store.names()  # reads the file first, so a bad one is moved aside and reported now
         chat.sync()  # turns saved meanwhile by another tab or Parley instance
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         names = []
     for notice in store.pop_notices():
-        st.warning(notice)
+        st.warning(no_remote_images(notice))
     if chat.save_error:
-        st.error(chat.save_error)
+        st.error(no_remote_images(chat.save_error))
     if st.button("New chat", icon="➕", use_container_width=True):
         chat.new()
         st.rerun()
@@ -99,7 +100,7 @@ def _confirm_delete(chat: Chat, name: str) -> None:
 
 def _conversation_popover(chat: Chat, store: BaseConversationStore, name: str) -> None:
     with st.popover(short_name(name), use_container_width=True, key=widget_key("conv", name)):
-        st.caption(name)
+        st.caption(plain(name))
         if st.button("Load", key=widget_key("load", name)):
             _act(lambda: chat.load(name), f"Loaded “{short_name(name)}”.")
         if st.button("Delete", key=widget_key("delete", name)):
@@ -143,7 +144,7 @@ def _import_section(store: BaseConversationStore) -> None:
         incoming = parse_import(upload.getvalue())
         clashes = [n for n in incoming if store.exists(n)]
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         return
     replace = False
     if clashes:
@@ -199,7 +200,7 @@ def _save_form(chat: Chat, store: BaseConversationStore) -> None:
         try:
             exists = store.exists(name) and name.strip() != chat.name
         except StoreError as exc:
-            st.error(str(exc))
+            st.error(no_remote_images(str(exc)))
             return
         if exists:
             st.session_state[PENDING_OVERWRITE] = pending = name.strip()
@@ -232,7 +233,7 @@ def _act(action: Callable[[], None], success: str | None) -> None:
     try:
         action()
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(no_remote_images(str(exc)))
         return
     if success:
         flash(success)

@@ -19,6 +19,7 @@ from utils.knowledge_bases import AddReport, KnowledgeBase, KnowledgeBaseError, 
 from view.chat import chat_area, model_settings, tab_chat
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
 from view.conversations import conversation_sidebar
+from view.markdown import no_remote_images, plain
 
 SESSION_KEY = "kb_chat"
 CHOSEN = "kb_chosen"
@@ -46,7 +47,7 @@ def render(engine: type[KnowledgeEngine]) -> None:
         try:
             kb = _knowledge_base_section(kbs)
         except EmbeddingModelError as exc:
-            st.error(str(exc))
+            st.error(no_remote_images(str(exc)))
             st.stop()
         top_k, threshold = _retrieval_settings() if kb is not None else (3, 0.3)
     chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold), store)
@@ -57,11 +58,11 @@ def render(engine: type[KnowledgeEngine]) -> None:
         st.info("Create or choose a knowledge base in the sidebar, add your files, then ask about them.")
     else:
         st.caption(
-            f"Answering from **{kb.name}**: {len(kb.files)} file(s), {kb.chunk_count} chunk(s). "
+            f"Answering from **{plain(kb.name)}**: {len(kb.files)} file(s), {kb.chunk_count} chunk(s). "
             f"Top {top_k} chunks with similarity ≥ {threshold:.2f}."
         )
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
-        st.error(chat.save_error)
+        st.error(no_remote_images(chat.save_error))
     chat_area(chat, config, settings, page="kb")
 
 
@@ -93,10 +94,10 @@ def _create_popover(kbs: KnowledgeBases) -> None:
                 with st.spinner("Loading the embedding model…"):
                     created = kbs.create(new_name)
             except KnowledgeBaseError as exc:
-                st.error(str(exc))
+                st.error(no_remote_images(str(exc)))
             else:
                 st.session_state[CHOSEN] = created.name
-                flash(f"Created the knowledge base “{created.name}”.")
+                flash(f"Created the knowledge base “{plain(created.name)}”.")
                 st.rerun()
 
 
@@ -117,12 +118,12 @@ def _retrieval_settings() -> tuple[int, float]:
 
 def _delete_section(kbs: KnowledgeBases, kb: KnowledgeBase) -> None:
     if st.session_state.get(PENDING_KB_DELETE) == kb.name:
-        st.warning(f"Delete the knowledge base “{kb.name}” and its index? Your original files are not touched.")
+        st.warning(f"Delete the knowledge base “{plain(kb.name)}” and its index? Your original files are not touched.")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", type="primary", key="kb_confirm_delete"):
             kbs.delete(kb.name)
             st.session_state.pop(PENDING_KB_DELETE, None)
-            flash(f"Deleted the knowledge base “{kb.name}”.")
+            flash(f"Deleted the knowledge base “{plain(kb.name)}”.")
             st.rerun()
         if no.button("Cancel", key="kb_cancel_delete"):
             st.session_state.pop(PENDING_KB_DELETE, None)
@@ -153,10 +154,10 @@ def _files_section(kb: KnowledgeBase) -> None:
             st.caption("No files yet.")
         for name, entry in sorted(kb.files.items()):
             left, right = st.columns([3, 1])
-            left.markdown(f"{name}  \n:gray[{entry.chunks} chunk(s)]")
+            left.markdown(f"{plain(name)}  \n:gray[{entry.chunks} chunk(s)]")
             if right.button("Remove", key=widget_key("kb-remove", name)):
                 kb.remove_file(name)
-                flash(f"Removed {name}.")
+                flash(f"Removed {plain(name)}.")
                 st.rerun()
 
 
@@ -175,7 +176,7 @@ def _index(run: Callable[[Callable[[int, int, int], None]], AddReport]) -> None:
         return
     parts = [f"Indexed {len(report.indexed)} file(s) into {report.chunks} chunk(s)."]
     if report.unchanged:
-        parts.append(f"Unchanged, not embedded again: {', '.join(report.unchanged)}.")
+        parts.append(f"Unchanged, not embedded again: {', '.join(plain(n) for n in report.unchanged)}.")
     flash(" ".join(parts))
     for problem in report.problems:
         flash(problem, "error")

@@ -19,6 +19,7 @@ from controller.chat import Chat
 from model.message import Message
 from model.versions import version_count
 from view.common import source_list
+from view.markdown import plain
 from view.tools import reply_body, tool_calls_view
 
 #: Height of the copy button's frame, in pixels.
@@ -87,10 +88,10 @@ def attachment_lines(message: Message) -> None:
     for attachment in message.attachments:
         used, total = attachment.used_chars, attachment.total_chars
         if used >= total:
-            st.caption(f"📎 {attachment.name} · all {total:,} characters were sent with this message.")
+            st.caption(f"📎 {plain(attachment.name)} · all {total:,} characters were sent with this message.")
         else:
             st.caption(
-                f"📎 {attachment.name} · the first {used:,} of {total:,} characters were sent; "
+                f"📎 {plain(attachment.name)} · the first {used:,} of {total:,} characters were sent; "
                 "the rest does not fit the model's context window."
             )
 
@@ -100,13 +101,13 @@ def message_footer(message: Message) -> None:
     if message.role.value != "assistant":
         return
     if message.stopped:
-        st.caption(f"⏹️ Stopped: this reply from {message.model or 'the model'} is incomplete.")
+        st.caption(f"⏹️ Stopped: this reply from {plain(message.model or 'the model')} is incomplete.")
     elif message.incomplete:
-        st.caption(f"⚠️ This reply from {message.model or 'the model'} was interrupted and is incomplete.")
+        st.caption(f"⚠️ This reply from {plain(message.model or 'the model')} was interrupted and is incomplete.")
     elif message.model:
-        st.caption(message.model)
+        st.caption(plain(message.model))
     elif message.knowledge_base:
-        st.caption(f"Nothing in “{message.knowledge_base}” passed the similarity threshold; no model was asked.")
+        st.caption(f"Nothing in “{plain(message.knowledge_base)}” passed the similarity threshold; no model was asked.")
     if message.sources:
         with st.expander("Sources"):
             source_list(message.sources)
@@ -175,7 +176,7 @@ def _feedback(chat: Chat, index: int, message: Message, key: str) -> None:
             chat.set_feedback(index, rating, text)
             st.rerun()
     if comment:
-        comment_area.caption(f"💬 {comment[:80]}")
+        comment_area.caption(f"💬 {plain(comment[:80])}")
 
 
 def _queue(page: str, action: dict) -> None:

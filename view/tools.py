@@ -18,6 +18,7 @@ from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
 from utils.providers import LLMConfig
 from utils.sandbox import ISOLATION_NOTES, isolation
 from view.common import picked_model_server, source_list, widget_key
+from view.markdown import no_remote_images, plain
 
 JSON_MODE_KEY = "memory_json_mode"
 
@@ -43,9 +44,11 @@ def tools_sidebar(chat: Chat | None, toolbox: ToolBox) -> tuple[list[str], bool]
     json_mode = st.toggle(
         "JSON mode", key=JSON_MODE_KEY, help='Replies are asked for as one JSON object (response_format "json_object").'
     )
-    if "python" in chosen:
-        level = isolation()
-        (st.caption if level == "full" else st.warning)(ISOLATION_NOTES[level])
+    level = isolation()
+    if level != "full":  # Run Python is not offered: say why, and how to turn it on
+        st.warning(ISOLATION_NOTES[level])
+    elif "python" in chosen:
+        st.caption(ISOLATION_NOTES[level])
     return chosen, json_mode
 
 
@@ -82,7 +85,7 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
                 server = _tool_server(*args)
             return server.base_url
     except LocalServerError as exc:
-        st.error(f"Tools are unavailable with the local model: {exc}")
+        st.error(no_remote_images(f"Tools are unavailable with the local model: {exc}"))
         return None
 
 
@@ -94,7 +97,7 @@ def tool_calls_view(message: Message) -> None:
 
 
 def _title(call: ToolCall) -> str:
-    return f"Used {call.name}" + (" (failed)" if call.error else "")
+    return f"Used {plain(call.name)}" + (" (failed)" if call.error else "")
 
 
 def call_details(call: ToolCall) -> None:
@@ -130,7 +133,7 @@ def live_tool_calls(container: st.delta_generator.DeltaGenerator) -> Callable[[T
         key = f"{call.id}|{call.round}"
         if call.result is None:
             with container:
-                status = st.status(f"Using {call.name}…", expanded=False)
+                status = st.status(f"Using {plain(call.name)}…", expanded=False)
             statuses[key] = status
             with status:
                 call_details(call)
@@ -150,12 +153,12 @@ def reply_body(message: Message) -> None:
     """A message's text: Markdown, or for a JSON-mode reply formatted JSON (``st.json``); a JSON-mode
     reply that is not valid JSON is shown as text with a note saying so."""
     if not message.json_mode or message.role.value != "assistant":
-        st.markdown(message.content)
+        st.markdown(no_remote_images(message.content))
         return
     try:
         value = json.loads(message.content)
     except ValueError as exc:
-        st.markdown(message.content)
+        st.markdown(no_remote_images(message.content))
         st.caption(f"⚠️ JSON mode was on, but this reply is not valid JSON ({exc}); it is shown as text.")
         return
     st.json(value)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import ServerState, token_name
 from api.errors import APIError, from_exception
@@ -50,7 +51,7 @@ async def chat(websocket: WebSocket, token: str = "") -> None:
                 break
             text = frame.get("text")
             try:
-                name = token_name(state, token)
+                name = await _live_conversation(state, token)
             except APIError as exc:
                 await websocket.close(code=CLOSE_BAD_TOKEN, reason=exc.message[:120])
                 break
@@ -73,17 +74,32 @@ async def chat(websocket: WebSocket, token: str = "") -> None:
                 await turn
 
 
+async def _live_conversation(state: ServerState, token: str) -> str:
+    """The conversation of a live token that still exists; a token of a deleted one is revoked.
+
+    Raises:
+        APIError: 401 when the token is unknown or expired, or its conversation was deleted.
+    """
+    name = token_name(state, token)
+    if await run_in_threadpool(state.store.get, name) is None:
+        state.tokens.revoke(name)
+        raise APIError(
+            401, "This conversation was deleted, so its chat token no longer works.", "invalid_session_token"
+        )
+    return name
+
+
 async def _turn(state: ServerState, name: str, text: str, send: Send) -> None:
     """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error
     frame). With REDIS_URL, a model worker answers and its frames are relayed, ``restart`` included."""
     outcome = Outcome()
     try:
         if state.redis is not None:
-            async for frame in queued_frames(state, name, text, create=True):
+            async for frame in queued_frames(state, name, text, create=False):
                 await send({k: v for k, v in frame.items() if k != "refused"})
             return
         async with state.slots.slot():
-            async for delta in stream_in_thread(lambda: memory_turn(state, name, text, outcome, create=True)):
+            async for delta in stream_in_thread(lambda: memory_turn(state, name, text, outcome, create=False)):
                 await send({"type": "delta", "text": delta})
         assert outcome.message is not None
         done: dict[str, Any] = {"type": "done", "message": outcome.message.to_dict()}

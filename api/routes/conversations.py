@@ -142,9 +142,11 @@ def rename_conversation(name: str, body: Rename, state: State) -> ConversationSu
 
 @router.delete("/{name}", status_code=204)
 def delete_conversation(name: str, state: State) -> Response:
-    """Delete ``name``; the file store keeps a backup first (Restore from backup on the page)."""
+    """Delete ``name`` and revoke its chat tokens; the file store keeps a backup first (Restore from
+    backup on the page)."""
     _existing(state, name)
     state.store.delete(name)
+    state.tokens.revoke(name)  # a token of the deleted conversation must not bring it back
     return Response(status_code=204)
 
 
