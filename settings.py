@@ -80,6 +80,8 @@ class Settings(BaseSettings):
             default) turns /docs and /redoc off and asks the key for /openapi.json.
         parley_api_allowed_hosts: the Host header values the chat server answers, comma-separated
             (DNS rebinding guard); add the name you expose it under.
+        parley_api_cors_origins: browser origins that may call the chat server (CORS), comma-separated;
+            none by default.
         parley_api_header_timeout: seconds a connection may take to send a request's line and headers.
         parley_api_max_connections: connections the chat server holds at once; past it, 503.
         redis_url: Redis for the chat server's chat tokens and the turn queue to model workers;
@@ -121,6 +123,7 @@ class Settings(BaseSettings):
     parley_api_max_queue: int = Field(default=32, ge=0)
     parley_api_docs: bool = False
     parley_api_allowed_hosts: str = "localhost,127.0.0.1"
+    parley_api_cors_origins: str = ""
     parley_api_header_timeout: float = Field(default=10.0, gt=0)
     parley_api_max_connections: int = Field(default=200, ge=1)
     redis_url: str | None = None
@@ -196,6 +199,11 @@ class Settings(BaseSettings):
     def allowed_hosts(self) -> list[str]:
         """The chat server's accepted Host names from PARLEY_API_ALLOWED_HOSTS (comma-separated, blanks dropped)."""
         return [host.strip() for host in self.parley_api_allowed_hosts.split(",") if host.strip()]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """Origins from PARLEY_API_CORS_ORIGINS (comma-separated, blanks dropped)."""
+        return [origin.strip() for origin in self.parley_api_cors_origins.split(",") if origin.strip()]
 
     @property
     def model(self) -> str:

@@ -67,6 +67,13 @@ def main() -> int:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(RedactSecrets())
+    requests_log = logging.StreamHandler()  # a line per request, with its x-request-id (api.middleware)
+    requests_log.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    requests_log.addFilter(RedactSecrets())
+    api_log = logging.getLogger("parley.api")
+    api_log.setLevel(logging.INFO)
+    api_log.addHandler(requests_log)
+    api_log.propagate = False
     server.run()
     return 0
 

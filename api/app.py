@@ -11,11 +11,12 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api.deps import ServerState, require_key
 from api.errors import install_handlers
-from api.middleware import BodyLimit
+from api.middleware import BodyLimit, HeadAsGet, RequestId
 from api.routes import chat_socket, conversations, openai_compat, tokens
 from api.streaming import ModelSlots
 from controller.chat_tokens import ChatTokens, RedisChatTokens
@@ -87,8 +88,7 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
         try:
             yield
         finally:
-            if state.local is not None:
-                state.local.stop()
+            state.stop_servers()
 
     docs = settings.parley_api_docs  # off: no /docs or /redoc, and /openapi.json asks for the key
     app = FastAPI(
@@ -103,7 +103,16 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
     )
     install_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.parley_api_max_body)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["x-request-id"],
+    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False)
+    app.add_middleware(RequestId)
     if not docs:
 
         @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from controller.chat_tokens import ChatTokens, TokenError
 from model.store import BaseConversationStore
 from settings import Settings
 from utils.knowledge_bases import KnowledgeBases
-from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer
+from utils.local_server import LOCAL_MODEL_ALIAS, TOOL_CHAT_FORMAT, LocalServer
 from utils.model_list import models_of
 from utils.providers import LLMConfig, LocalEndpoint, resolve_config
 
@@ -53,6 +54,38 @@ class ServerState:
     redis: Any = None
     redis_sync: Any = None
     _models: tuple[float, list[str]] = field(default=(0.0, []), repr=False)
+    _tool_server: LocalServer | None = field(default=None, repr=False)
+    _tool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def tool_config(self, config: LLMConfig) -> LLMConfig:
+        """``config`` able to take tools: for the bundled local model, with the API root of its second
+        server in llama-cpp-python's function-calling format (started the first time, and again if it
+        stopped); other providers take tools as they are.
+
+        Raises:
+            LocalServerError: the tool server did not start.
+        """
+        if config.provider != "local" or self.local is None:
+            return config
+        with self._tool_lock:
+            server = self._tool_server
+            if server is None or (server.process is not None and server.process.poll() is not None):
+                settings = self.settings
+                server = self._tool_server = LocalServer.ensure(
+                    None,
+                    settings.local_model_path,
+                    settings.local_context_window,
+                    settings.local_server_start_timeout,
+                    settings.local_llm_threads,
+                    chat_format=TOOL_CHAT_FORMAT,
+                )
+        return replace(config, tools_base_url=server.base_url)
+
+    def stop_servers(self) -> None:
+        """Stop the local model servers this state started."""
+        for server in (self.local, self._tool_server):
+            if server is not None:
+                server.stop()
 
     def config(self, model: str | None = None) -> LLMConfig:
         """The LLMConfig of the configured provider (with ``model`` instead of the configured one)."""

@@ -44,21 +44,34 @@ class APIError(Exception):
         message: one sentence for the client.
         code: a short machine-readable code (OpenAI's ``code``), e.g. ``model_not_found``.
         headers: extra response headers (e.g. ``Retry-After``).
+        param: the request field at fault (OpenAI's ``param``), or None.
     """
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.param = param
 
 
-def error_body(status: int, message: str, code: str | None = None) -> dict[str, dict[str, str | None]]:
-    """OpenAI's error JSON: ``{"error": {"message", "type", "code"}}``."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "invalid_request_error"), "code": code}}
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, dict[str, str | None]]:
+    """OpenAI's error JSON (its ``ErrorResponse``): ``{"error": {"message", "type", "param", "code"}}``."""
+    kind = ERROR_TYPES.get(status, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def error_response(error: APIError) -> JSONResponse:
     """The JSON response for ``error``."""
-    return JSONResponse(error_body(error.status, error.message, error.code), error.status, headers=error.headers)
+    body = error_body(error.status, error.message, error.code, error.param)
+    return JSONResponse(body, error.status, headers=error.headers)
 
 
 def from_chat_error(exc: ChatError) -> APIError:
@@ -125,7 +138,9 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(APIError(400, _validation_sentence(exc), "invalid_request"))
+        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
+        field = ".".join(str(p) for p in first if p != "body") or None
+        return error_response(APIError(400, _validation_sentence(exc), "invalid_request", param=field))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

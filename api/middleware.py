@@ -1,5 +1,6 @@
-"""The chat server's edges: the request-size limit (``BodyLimit``, ASGI middleware) and the deadline
-for a request's head (``HeaderDeadlineProtocol``, uvicorn's protocol for each connection).
+"""The chat server's edges: ASGI middleware for the request-size limit (``BodyLimit``), the request id
+and its log line (``RequestId``) and ``HEAD`` (``HeadAsGet``); and the deadline for a request's head
+(``HeaderDeadlineProtocol``, uvicorn's protocol for each connection).
 
 The Host check is Starlette's ``TrustedHostMiddleware`` (``api.app``).
 """
@@ -8,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
+import time
+import uuid
 
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.errors import error_body
+
+log = logging.getLogger("parley.api")
 
 
 class BodyLimit:
@@ -125,3 +132,65 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
+
+
+class RequestId:
+    """ASGI middleware: every HTTP response carries an ``x-request-id`` (the client's own, when it
+    sent a safe one, else a new one), and one log line per request names it with the method, the path
+    (never the query string, which may carry a chat token), the status and the time taken.
+
+    Args:
+        app: the app it wraps.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"")
+        request_id = given.decode("latin-1") if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+        started, status = time.monotonic(), 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            took = (time.monotonic() - started) * 1000
+            log.info("%s %s %s %d %.0f ms", request_id, scope["method"], scope["path"], status, took)
+
+
+#: A request id a client may choose: letters, digits, ``-`` and ``_``, at most 128.
+_SAFE_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
+
+
+class HeadAsGet:
+    """ASGI middleware: a ``HEAD`` request is answered as the ``GET`` of the same address, without
+    the body (FastAPI's routes answer only the methods they name).
+
+    Args:
+        app: the app it wraps.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)

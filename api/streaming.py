@@ -13,7 +13,12 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
+T = TypeVar("T")
+#: Longest wait, in seconds, for a stopped turn's thread to close the model's stream and keep the
+#: partial reply (it stops at the next delta).
+STOP_WAIT_SECONDS = 10.0
 #: Seconds a client is told to wait (Retry-After) when every model slot and the queue are full.
 RETRY_AFTER_SECONDS = 5
 
@@ -30,12 +35,13 @@ class _Failure:
 _DONE = object()
 
 
-async def stream_in_thread(produce: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
-    """Yield the deltas of ``produce()``, which runs in a thread of its own, as they arrive.
+async def stream_in_thread(produce: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Yield the items of ``produce()``, which runs in a thread of its own, as they arrive (text
+    deltas that arrived together are joined into one).
 
     Args:
-        produce: makes the blocking generator of text deltas (called in the thread, so that its
-            file and network work never blocks the event loop).
+        produce: makes the blocking generator of items (text deltas, or a /v1 answer's pieces),
+            called in the thread, so that its file and network work never blocks the event loop.
 
     Raises:
         Exception: whatever ``produce()`` or its generator raised (e.g. ``ChatError``).
@@ -64,7 +70,8 @@ async def stream_in_thread(produce: Callable[[], Iterator[str]]) -> AsyncIterato
         except BaseException as exc:  # handed to the event loop, which re-raises it
             put(_Failure(exc))
 
-    threading.Thread(target=work, daemon=True, name="parley-turn").start()
+    thread = threading.Thread(target=work, daemon=True, name="parley-turn")
+    thread.start()
     try:
         while True:
             item = await queue.get()
@@ -79,13 +86,14 @@ async def stream_in_thread(produce: Callable[[], Iterator[str]]) -> AsyncIterato
                 return
             if isinstance(item, _Failure):
                 raise item.error
-            assert isinstance(item, str)
-            yield item
+            yield cast(T, item)
     finally:
         stop.set()
+        if thread.is_alive():  # stopped early: let the turn keep its partial reply before going on
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, STOP_WAIT_SECONDS)
 
 
-async def first_delta(deltas: AsyncIterator[str]) -> str | None:
+async def first_delta(deltas: AsyncIterator[T]) -> T | None:
     """Wait for the first delta of ``deltas`` (None when the reply is empty), so that a failure before
     any text becomes an HTTP status instead of an error inside a stream that already said 200.
 

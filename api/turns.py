@@ -10,21 +10,20 @@ when it ends, ``outcome`` holds the assistant message (and any auto-save failure
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import KB_PREFIX, ServerState
+from api.deps import ServerState
 from api.errors import APIError, from_exception
 from api.streaming import first_delta, stream_in_thread
 from controller.chat import Chat
-from controller.engines import AgentEngine, ChatEngine, KnowledgeEngine, PlainEngine
+from controller.engines import AgentEngine
 from controller.queue import arelay, new_turn, submit
-from model.conversation import Conversation
 from model.message import Message
-from utils.knowledge_bases import KnowledgeBaseError
-from utils.providers import LLMConfig
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,7 +41,9 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, create: bool) -> Iterator[str]:
+def memory_turn(
+    state: ServerState, name: str, text: str, outcome: Outcome, create: bool, turn_id: str | None = None
+) -> Iterator[str]:
     """Answer ``text`` in the saved conversation ``name`` with the memory page's engine.
 
     The conversation is read from the store first (so the page's saves are seen), the user's
@@ -54,6 +55,7 @@ def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, crea
         text: the user's message.
         outcome: filled in when the turn ends.
         create: True starts the conversation when it does not exist (a chat token's); False refuses.
+        turn_id: the id the user's message and the reply are saved with, or None.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False.
@@ -67,47 +69,19 @@ def memory_turn(state: ServerState, name: str, text: str, outcome: Outcome, crea
         chat.save_as(name)
     else:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-    turn = chat.send(text)
+    turn = chat.send(text, turn_id=turn_id)
     yield from turn
     outcome.message = turn.reply
     outcome.save_error = chat.save_error
 
 
-def completion_turn(
-    state: ServerState, config: LLMConfig, history: list[Message], text: str, outcome: Outcome
-) -> Iterator[str]:
-    """Answer ``text`` after ``history`` (a /v1 request's messages); nothing is saved.
-
-    A ``kb:<name>`` model answers from that knowledge base (``outcome.extra["sources"]`` holds the
-    chunks it was given); any other model through the plain engine.
-
-    Raises:
-        APIError: 404 when the knowledge base does not exist.
-        ChatError: the message was refused or the provider failed.
-    """
-    engine: ChatEngine
-    if config.model.startswith(KB_PREFIX):
-        try:
-            kb = state.knowledge_bases.open(config.model[len(KB_PREFIX) :])
-        except KnowledgeBaseError as exc:
-            raise APIError(404, str(exc), "model_not_found") from exc
-        engine = KnowledgeEngine.from_defaults(_base_model(state, config), kb)
-    else:
-        engine = PlainEngine.from_defaults(config)
-    turn = Chat(engine, conversation=Conversation(messages=list(history))).send(text)
-    yield from turn
-    outcome.message = turn.reply
-    outcome.extra["sources"] = [s.to_dict() for s in turn.reply.sources] if turn.reply is not None else []
-
-
-def _base_model(state: ServerState, config: LLMConfig) -> LLMConfig:
-    """``config`` with the configured provider's own model, for a knowledge base to answer with."""
-    return replace(config, model=state.config().model)
-
-
-async def queued_frames(state: ServerState, name: str, text: str, create: bool) -> AsyncIterator[dict[str, Any]]:
+async def queued_frames(
+    state: ServerState, name: str, text: str, create: bool, turn_id: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """A turn through the Redis queue (REDIS_URL): save the user's message, add the turn to
     ``parley:turns``, then yield the worker's frames (``delta``, ``restart``, ``done``, ``error``).
+
+    ``turn_id`` names the turn (a new one when None); the saved messages carry it.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False.
@@ -118,19 +92,19 @@ async def queued_frames(state: ServerState, name: str, text: str, create: bool) 
     def enqueue() -> str:
         if not create and state.store.get(name) is None:
             raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-        turn_id, message = new_turn(name, text)
+        queued, message = new_turn(name, text, turn_id)
         state.store.append(name, [message])  # stored before any model is asked
-        submit(state.redis_sync, turn_id, name, text)
-        return turn_id
+        submit(state.redis_sync, queued, name, text)
+        return queued
 
-    turn_id = await run_in_threadpool(enqueue)
-    async for frame in arelay(state.redis, turn_id, state.settings.parley_queue_timeout):
+    queued = await run_in_threadpool(enqueue)
+    async for frame in arelay(state.redis, queued, state.settings.parley_queue_timeout):
         yield frame
 
 
 @dataclass
-class Started:
-    """A turn that holds a model slot and whose first delta has arrived (see ``start_turn``).
+class Started(Generic[T]):
+    """A turn that holds a model slot and whose first item has arrived (see ``start_turn``).
 
     Attributes:
         first: the first delta, or None for an empty reply.
@@ -138,8 +112,8 @@ class Started:
     """
 
     state: ServerState
-    first: str | None
-    rest: AsyncIterator[str]
+    first: T | None
+    rest: AsyncIterator[T]
 
     async def finish(self) -> None:
         """Read the rest of the reply without relaying it, then release the slot.
@@ -156,7 +130,7 @@ class Started:
             self.state.slots.release()
 
 
-async def start_turn(state: ServerState, produce: Callable[[], Iterator[str]]) -> Started:
+async def start_turn(state: ServerState, produce: Callable[[], Iterator[T]]) -> Started[T]:
     """Wait for a model slot, start ``produce()`` in its thread and wait for its first delta, so that
     a failure before any text is an HTTP status (4xx/5xx) rather than an error inside a 200 stream.
 

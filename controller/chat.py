@@ -59,7 +59,6 @@ class Chat:
         self._budget: ContextBudget | None = None
         self._save_error: str | None = None
         self._turn: Turn | None = None
-        self._turn_id: str | None = None
 
     # ----- what callers may read ------------------------------------------------------------
     @property
@@ -127,13 +126,20 @@ class Chat:
             self._changed()
 
     # ----- turns --------------------------------------------------------------------------------
-    def send(self, text: str, files: Sequence[tuple[str, bytes]] = (), attachments: Sequence[Attachment] = ()) -> Turn:
+    def send(
+        self,
+        text: str,
+        files: Sequence[tuple[str, bytes]] = (),
+        attachments: Sequence[Attachment] = (),
+        turn_id: str | None = None,
+    ) -> Turn:
         """Add the user's ``text`` (with ``files``' text) and start the reply.
 
         Args:
             text: what the user typed.
             files: ``(file name, bytes)`` dropped into the chat box (.txt, .md, .pdf, .docx, .csv, .xlsx).
             attachments: files already read (kept when a message is edited).
+            turn_id: an id the message and its reply are marked with (the chat server's turns), or None.
 
         Returns:
             the reply's Turn; the user's message is already saved.
@@ -145,11 +151,12 @@ class Chat:
         engine = self._engine
         config = engine.config
         found = read_attachments(text, files, attachments, config.system_prompt, engine.token_limit())
-        message = engine.user_message(replace(Message.user(text), attachments=found, tools=self._tools))
+        marked = replace(Message.user(text), attachments=found, tools=self._tools, turn_id=turn_id)
+        message = engine.user_message(marked)
         history = self._conversation.messages
         self._budget = engine.budget(history, message.model_text())
         self._append(message)
-        return self._start(engine, history[:-1], message)
+        return self._start(engine, history[:-1], message, turn_id=turn_id)
 
     def retry(self, fallback: LLMConfig | None = None) -> Turn:
         """Answer the user message that waits for an answer again (after a failure or a stop).
@@ -222,22 +229,28 @@ class Chat:
             raise ChatError(f"The message of this turn is no longer in {name!r}; it may have been edited or deleted.")
         del self._conversation.messages[index + 1 :]
         self._saved = index + 1
-        self._turn_id = turn_id
-        return self._answer(self._engine, index)
+        return self._answer(self._engine, index, turn_id=turn_id)
 
-    def _answer(self, engine: ChatEngine, index: int, on_end: Callable[[], None] | None = None) -> Turn:
+    def _answer(
+        self, engine: ChatEngine, index: int, on_end: Callable[[], None] | None = None, turn_id: str | None = None
+    ) -> Turn:
         """The Turn answering user message ``index`` with ``engine``; the reply goes at the end (after
         a partial reply kept from an earlier attempt, which stays)."""
         messages = self._conversation.messages
         message = messages[index]
         self._budget = engine.budget(messages[:index], message.model_text())
-        return self._start(engine, messages[:index], message, on_end)
+        return self._start(engine, messages[:index], message, on_end, turn_id)
 
     def _start(
-        self, engine: ChatEngine, history: Sequence[Message], message: Message, on_end: Callable[[], None] | None = None
+        self,
+        engine: ChatEngine,
+        history: Sequence[Message],
+        message: Message,
+        on_end: Callable[[], None] | None = None,
+        turn_id: str | None = None,
     ) -> Turn:
         ended = on_end or (lambda: None)
-        self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=self._turn_id)
+        self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=turn_id)
         return self._turn
 
     def _append(self, message: Message) -> None:

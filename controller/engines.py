@@ -10,7 +10,11 @@ around it: retries, Stop, saving, versions. Three engines:
   ChatMemoryBuffer and an OpenAIAgent rebuilt from the stored messages, with the tools the user
   message was sent with;
 - ``KnowledgeEngine`` (the Knowledge Base page, ``kb:<name>`` models): retrieval, then an answer
-  from the chunks found, or ``NOTHING_FOUND`` without asking a model.
+  from the chunks found, or ``NOTHING_FOUND`` without asking a model;
+- ``CompletionEngine`` (``/v1/chat/completions`` for the provider's own models): a client's request
+  passed on as it is (its messages, tools and sampling fields), each raw chunk reported as a
+  ``ChunkEvent`` so the chat server can answer in OpenAI's format (tool calls, finish reason,
+  logprobs, usage).
 
 Each is made by ``from_defaults`` from a resolved ``LLMConfig`` (``utils.providers.resolve_config``).
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms import LLM
@@ -49,7 +53,24 @@ class SourcesEvent:
     sources: tuple[Source, ...]
 
 
-TurnEvent = ToolCallEvent | SourcesEvent
+@dataclass(frozen=True, slots=True)
+class ChunkEvent:
+    """One piece of a provider's answer, in OpenAI's terms (``CompletionEngine``).
+
+    Attributes:
+        delta: the choice's delta: ``content`` and/or ``tool_calls`` (each with its ``index``).
+        finish_reason: ``stop``, ``length`` or ``tool_calls`` on the last piece, else None.
+        logprobs: the piece's ``logprobs`` object, or None.
+        usage: ``{"prompt_tokens", "completion_tokens", "total_tokens"}`` when the provider gave it.
+    """
+
+    delta: dict[str, Any]
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
+
+
+TurnEvent = ToolCallEvent | SourcesEvent | ChunkEvent
 Listener = Callable[[TurnEvent], None]
 
 
@@ -74,6 +95,10 @@ class TurnRecord:
         if call.result is not None:
             self.tool_calls.append(call)
         self._emit(ToolCallEvent(call))
+
+    def chunk(self, event: ChunkEvent) -> None:
+        """Report a raw piece of the provider's answer."""
+        self._emit(event)
 
     def found(self, sources: Sequence[Source]) -> None:
         """Report the passages the reply is given."""
@@ -294,3 +319,75 @@ class KnowledgeEngine(_Engine):
         llm, memory = self._fitted(history, text)
         engine = build_context_chat_engine(found, llm, memory, self._config.system_prompt)
         yield from drain(engine.stream_chat(text))
+
+
+class CompletionEngine(_Engine):
+    """A client's chat-completion request passed on to the provider as it is: its own messages (the
+    conversation's history is not used), with ``fields`` (tools, tool choice, sampling, response
+    format, logprobs) added to the request. Each raw chunk is reported as a ``ChunkEvent``.
+
+    Args:
+        config: the provider and model (its temperature, max tokens and stop are the request's).
+        messages: the request's messages, as llama-index ChatMessages (tool calls and results in
+            ``additional_kwargs``, as llama-index's OpenAI classes send them).
+        fields: the other request fields for the provider, in OpenAI's names.
+    """
+
+    def __init__(self, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._messages, self._fields = list(messages), dict(fields)
+
+    @classmethod
+    def from_defaults(
+        cls, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any]
+    ) -> CompletionEngine:
+        """The engine for one request."""
+        return cls(config, messages, fields)
+
+    def with_config(self, config: LLMConfig) -> CompletionEngine:
+        """The same request to another model."""
+        return CompletionEngine(config, self._messages, self._fields)
+
+    def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
+        """The provider's answer; every chunk is reported, its text yielded."""
+        llm = build_llm(self._config)
+        # The provider's own usage comes in a last chunk when asked (llama-cpp-python's server ignores it).
+        stream = llm.stream_chat(self._messages, **self._fields, stream_options={"include_usage": True})
+        try:
+            for response in stream:
+                event = chunk_event(response.raw)
+                if event is not None:
+                    record.chunk(event)
+                yield response.delta or ""
+        finally:  # closing it on Stop closes the HTTP stream: the server stops generating
+            close_stream(stream)
+
+
+def chunk_event(raw: Any) -> ChunkEvent | None:
+    """The ``ChunkEvent`` of a raw provider answer: a stream chunk (``choices[0].delta``), or a whole
+    completion (``choices[0].message``, as the local model's tool server answers); None for neither."""
+    choices = getattr(raw, "choices", None)
+    usage = _plain(getattr(raw, "usage", None))
+    if not choices:
+        return ChunkEvent({}, usage=usage) if usage else None
+    choice = choices[0]
+    part = getattr(choice, "delta", None) or getattr(choice, "message", None)
+    if part is None:
+        return None
+    delta: dict[str, Any] = {}
+    if getattr(part, "content", None):
+        delta["content"] = part.content
+    calls = getattr(part, "tool_calls", None)
+    if calls:
+        delta["tool_calls"] = [
+            {**_plain(call), "index": getattr(call, "index", None) or position} for position, call in enumerate(calls)
+        ]
+    return ChunkEvent(delta, getattr(choice, "finish_reason", None), _plain(getattr(choice, "logprobs", None)), usage)
+
+
+def _plain(value: Any) -> Any:
+    """A provider SDK object (pydantic) as plain JSON data, None left as it is."""
+    if value is None or isinstance(value, dict):
+        return value
+    dump = getattr(value, "model_dump", None)
+    return dump(exclude_none=True) if dump is not None else value

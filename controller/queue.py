@@ -66,9 +66,9 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def new_turn(name: str, text: str) -> tuple[str, Message]:
-    """A new turn id and the user's message marked with it."""
-    turn_id = uuid.uuid4().hex
+def new_turn(name: str, text: str, turn_id: str | None = None) -> tuple[str, Message]:
+    """A turn id (``turn_id``, or a new one) and the user's message marked with it."""
+    turn_id = turn_id or uuid.uuid4().hex
     return turn_id, replace(Message.user(text), turn_id=turn_id)
 
 

@@ -230,3 +230,7 @@ SHOTS_DIR = os.environ.get("PARLEY_SCREENSHOT_DIR")
 def shots(tmp_path) -> Path:
     """The folder screenshots are written to; never docs/ unless `make screenshots` asks for it."""
     return Path(SHOTS_DIR) if SHOTS_DIR else tmp_path
+
+
+# The /v1 client tests' server on a scripted provider (tests/v1_server.py), shared by their modules.
+from tests.v1_server import v1, v1_server  # noqa: E402, F401

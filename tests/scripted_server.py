@@ -3,9 +3,11 @@ choices would make a test flaky (which tool it calls, with what arguments) and f
 need a backend with a fixed, remote-like pace.
 
 Each chat-completion request is answered with the next step of the script (the last step repeats):
-``Say("text")`` streams or returns text; ``Call("name", '{"json": "arguments"}')`` returns one tool
-call, as OpenAI streams it (the call in the first chunk, its arguments in pieces, then
-``finish_reason: "tool_calls"``). ``bodies`` keeps every request body, so a test can check what was sent.
+``Say("text")`` streams or returns text, one word a token (cut at the request's ``max_tokens``, with
+``finish_reason: "length"``); ``Call("name", '{"json": "arguments"}')`` returns one tool call, as
+OpenAI streams it (the call in the first chunk, its arguments in pieces, then ``finish_reason:
+"tool_calls"``). Usage counts words; a stream with ``stream_options.include_usage`` ends with a
+usage chunk. ``bodies`` keeps every request body, so a test can check what was sent.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from tests.fault_server import _LoopbackServer
 
 @dataclass(frozen=True)
 class Say:
-    """A step that answers with ``text`` (streamed word by word)."""
+    """A step that answers with ``text`` (streamed word by word); ``cut`` when max_tokens ended it."""
 
     text: str
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,13 @@ class ScriptedServer(_LoopbackServer):
         self._lock = threading.Lock()
         self._step = 0
         self._serve()
+
+    def play(self, script: list[Say | Call]) -> ScriptedServer:
+        """Answer the next requests with ``script`` (from its first step), forgetting what was sent."""
+        with self._lock:
+            self.script, self._step = list(script), 0
+            self.bodies.clear()
+        return self
 
     def next_step(self, body: dict) -> Say | Call:
         """Record ``body`` and return the step that answers it."""
@@ -82,13 +92,13 @@ class ScriptedServer(_LoopbackServer):
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                step = scripted.next_step(body)
+                step = cut(scripted.next_step(body), body.get("max_tokens"))
                 if body.get("stream"):
-                    self._stream(step)
+                    self._stream(step, body)
                 else:
-                    self._json(completion(step))
+                    self._json(completion(step, body))
 
-            def _stream(self, step: Say | Call) -> None:
+            def _stream(self, step: Say | Call, body: dict) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -99,6 +109,8 @@ class ScriptedServer(_LoopbackServer):
                     self._write(chunk(delta, finish))
                     if pause and finish is None:
                         time.sleep(pause)
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    self._write(usage_chunk(usage(step, body)))
                 self._write(b"data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
@@ -110,11 +122,25 @@ class ScriptedServer(_LoopbackServer):
         return Handler
 
 
-def completion(step: Say | Call) -> dict:
+def cut(step: Say | Call, max_tokens: int | None) -> Say | Call:
+    """``step`` with its text cut to ``max_tokens`` words (marked ``cut``)."""
+    if isinstance(step, Say) and max_tokens and len(step.text.split(" ")) > max_tokens:
+        return Say(" ".join(step.text.split(" ")[:max_tokens]), cut=True)
+    return step
+
+
+def usage(step: Say | Call, body: dict) -> dict:
+    """Usage in words: of the request's messages, and of the answer."""
+    prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
+    answer = len(step.text.split()) if isinstance(step, Say) else len(step.arguments.split())
+    return {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer}
+
+
+def completion(step: Say | Call, body: dict) -> dict:
     """The non-streamed answer of a step, as OpenAI's chat.completion."""
     if isinstance(step, Say):
         message: dict = {"role": "assistant", "content": step.text}
-        finish = "stop"
+        finish = "length" if step.cut else "stop"
     else:
         call = {"id": "call_scripted", "type": "function", "function": {"name": step.name, "arguments": step.arguments}}
         message = {"role": "assistant", "content": None, "tool_calls": [call]}
@@ -125,7 +151,7 @@ def completion(step: Say | Call) -> dict:
         "created": 0,
         "model": "scripted",
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": usage(step, body),
     }
 
 
@@ -134,13 +160,19 @@ def stream_deltas(step: Say | Call) -> list[tuple[dict, str | None]]:
     if isinstance(step, Say):
         words = step.text.split(" ")
         deltas = [{"role": "assistant", "content": words[0]}] + [{"content": " " + w} for w in words[1:]]
-        return [(d, None) for d in deltas] + [({}, "stop")]
+        return [(d, None) for d in deltas] + [({}, "length" if step.cut else "stop")]
     head = {"index": 0, "id": "call_scripted", "type": "function", "function": {"name": step.name, "arguments": ""}}
     half = len(step.arguments) // 2
     pieces = [step.arguments[:half], step.arguments[half:]]
     deltas: list[tuple[dict, str | None]] = [({"role": "assistant", "content": None, "tool_calls": [head]}, None)]
     deltas += [({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}, None) for p in pieces]
     return [*deltas, ({}, "tool_calls")]
+
+
+def usage_chunk(counted: dict) -> bytes:
+    """The last event of a stream asked with ``include_usage``: no choices, the usage."""
+    data = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0, "model": "scripted"}
+    return f"data: {json.dumps({**data, 'choices': [], 'usage': counted})}\n\n".encode()
 
 
 def chunk(delta: dict, finish: str | None) -> bytes:

@@ -165,3 +165,15 @@ def test_the_app_refuses_a_websocket_for_a_foreign_host(streamlit_on_script):
     port = int(streamlit_on_script.rsplit(":", 1)[1])
     assert asyncio.run(upgrade(f"ws://evil.example:{port}/_stcore/stream", port)) in (400, 403)
     assert asyncio.run(upgrade(f"ws://127.0.0.1:{port}/_stcore/stream", port)) == 101
+
+
+def test_cors_preflight_is_answered_for_listed_origins_only(tmp_path, provider):
+    opened = start_api(tmp_path / "cors", None, PARLEY_API_CORS_ORIGINS="http://app.example", **scripted_env(provider))
+    try:
+        asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        listed = httpx.options(f"{opened.url}/v1/chat/completions", headers={"Origin": "http://app.example", **asked})
+        assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == "http://app.example"
+        other = httpx.options(f"{opened.url}/v1/chat/completions", headers={"Origin": "http://evil.example", **asked})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    finally:
+        stop_api(opened)

@@ -1,15 +1,20 @@
 """The websocket of the token-session protocol: ``WS /chat?token=`` (tokens: ``api.routes.tokens``).
 
 The client sends a text frame (its message); the server answers with JSON frames
-``{"type": "delta", "text"}`` while the model streams, then ``{"type": "done", "message"}``, or
-``{"type": "error", "message"}``. An unknown or expired token is closed with code 4401.
+``{"type": "delta", "turn", "text"}`` while the model streams, then ``{"type": "done", "turn",
+"message"}``, or ``{"type": "error", "turn", "message"}``; ``turn`` names the message each frame
+answers. A message sent while a reply streams waits and is answered after it, in order (and one
+still waiting when the client leaves is saved, unanswered, so nothing is lost). An unknown or
+expired token, or one whose conversation was deleted, is closed with code 4401.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -19,6 +24,7 @@ from api.deps import ServerState, token_name
 from api.errors import APIError, from_exception
 from api.streaming import stream_in_thread
 from api.turns import Outcome, memory_turn, queued_frames
+from model.message import Message
 
 router = APIRouter(tags=["tokens"])
 
@@ -43,35 +49,57 @@ async def chat(websocket: WebSocket, token: str = "") -> None:
         async with lock:
             await websocket.send_json(frame)
 
-    turn: asyncio.Task[None] | None = None
+    waiting: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()  # (turn id, conversation, text)
+    answering = asyncio.create_task(_answer_in_order(state, waiting, send))
     try:
-        while True:
-            frame = await websocket.receive()
-            if frame.get("type") == "websocket.disconnect":
-                break
-            text = frame.get("text")
-            try:
-                name = await _live_conversation(state, token)
-            except APIError as exc:
-                await websocket.close(code=CLOSE_BAD_TOKEN, reason=exc.message[:120])
-                break
-            if text is None:
-                await send({"type": "error", "message": "Send your message as a text frame."})
-            elif not text.strip():
-                await send({"type": "error", "message": "Your message is empty."})
-            elif turn is not None and not turn.done():
-                await send(
-                    {"type": "error", "message": "A reply is still streaming; send your next message when it is done."}
-                )
-            else:
-                turn = asyncio.create_task(_turn(state, name, text, send))
+        await _receive(websocket, state, token, waiting, send)
     except WebSocketDisconnect:
         pass
     finally:
-        if turn is not None and not turn.done():
-            turn.cancel()  # the model's stream is closed; the part that arrived is saved as incomplete
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await turn
+        answering.cancel()  # the reply streaming now is closed; the part that arrived is saved as incomplete
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await answering
+        await run_in_threadpool(_keep_unanswered, state, waiting)
+
+
+async def _receive(
+    websocket: WebSocket, state: ServerState, token: str, waiting: asyncio.Queue[tuple[str, str, str]], send: Send
+) -> None:
+    """Take the client's messages, each with a new turn id, into ``waiting`` until it leaves (or its
+    token stops working: closed with 4401); refuse a frame that is not a message, naming its turn."""
+    while True:
+        frame = await websocket.receive()
+        if frame.get("type") == "websocket.disconnect":
+            return
+        text, turn_id = frame.get("text"), uuid.uuid4().hex
+        try:
+            name = await _live_conversation(state, token)
+        except APIError as exc:
+            await websocket.close(code=CLOSE_BAD_TOKEN, reason=exc.message[:120])
+            return
+        if text is None:
+            await send({"type": "error", "turn": turn_id, "message": "Send your message as a text frame."})
+        elif not text.strip():
+            await send({"type": "error", "turn": turn_id, "message": "Your message is empty."})
+        else:
+            await waiting.put((turn_id, name, text))
+
+
+async def _answer_in_order(state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]], send: Send) -> None:
+    """Answer the messages in ``waiting`` one after the other, in the order they came."""
+    while True:
+        turn_id, name, text = await waiting.get()
+        await _turn(state, name, text, send, turn_id)
+
+
+def _keep_unanswered(state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]]) -> None:
+    """The client left with messages still waiting: save them, so they wait in the conversation
+    for an answer (the page offers Retry) instead of being lost."""
+    while not waiting.empty():
+        turn_id, name, text = waiting.get_nowait()
+        with contextlib.suppress(Exception):  # the conversation may be gone; nothing else to do then
+            if state.store.get(name) is not None:
+                state.store.append(name, [replace(Message.user(text), turn_id=turn_id)])
 
 
 async def _live_conversation(state: ServerState, token: str) -> str:
@@ -89,20 +117,22 @@ async def _live_conversation(state: ServerState, token: str) -> str:
     return name
 
 
-async def _turn(state: ServerState, name: str, text: str, send: Send) -> None:
+async def _turn(state: ServerState, name: str, text: str, send: Send, turn_id: str) -> None:
     """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error
-    frame). With REDIS_URL, a model worker answers and its frames are relayed, ``restart`` included."""
+    frame), each carrying ``turn``. With REDIS_URL, a model worker answers and its frames are relayed,
+    ``restart`` included."""
     outcome = Outcome()
     try:
         if state.redis is not None:
-            async for frame in queued_frames(state, name, text, create=False):
-                await send({k: v for k, v in frame.items() if k != "refused"})
+            async for frame in queued_frames(state, name, text, create=False, turn_id=turn_id):
+                await send({"turn": turn_id, **{k: v for k, v in frame.items() if k != "refused"}})
             return
+        turn = lambda: memory_turn(state, name, text, outcome, create=False, turn_id=turn_id)  # noqa: E731
         async with state.slots.slot():
-            async for delta in stream_in_thread(lambda: memory_turn(state, name, text, outcome, create=False)):
-                await send({"type": "delta", "text": delta})
+            async for delta in stream_in_thread(turn):
+                await send({"type": "delta", "turn": turn_id, "text": delta})
         assert outcome.message is not None
-        done: dict[str, Any] = {"type": "done", "message": outcome.message.to_dict()}
+        done: dict[str, Any] = {"type": "done", "turn": turn_id, "message": outcome.message.to_dict()}
         if outcome.save_error:
             done["save_error"] = outcome.save_error
         await send(done)
@@ -110,4 +140,4 @@ async def _turn(state: ServerState, name: str, text: str, send: Send) -> None:
         return  # the client is gone
     except Exception as exc:
         with contextlib.suppress(Exception):
-            await send({"type": "error", "message": from_exception(exc).message})
+            await send({"type": "error", "turn": turn_id, "message": from_exception(exc).message})

@@ -1,9 +1,10 @@
-"""The OpenAI-compatible API: ``GET /v1/models`` and ``POST /v1/chat/completions``, so that the openai
-SDK and other OpenAI clients work unchanged.
+"""The OpenAI-compatible API: ``GET /v1/models``, ``GET /v1/models/{id}`` and
+``POST /v1/chat/completions``, so that the openai SDK and other OpenAI clients work unchanged.
 
 Models: the configured provider's, plus ``kb:<name>`` for each knowledge base, which answers from it
 and returns the chunks it used in ``parley_sources`` (on the response, and on the last chunk of a
-stream). Nothing sent here is saved: the client keeps the conversation, as with OpenAI.
+stream). Nothing sent here is saved: the client keeps the conversation, as with OpenAI. What a
+request asks is honoured or refused with a 400 naming the field (``api.completions``).
 """
 
 from __future__ import annotations
@@ -12,148 +13,46 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from llama_index.core.base.llms.types import MessageRole
-from pydantic import BaseModel, Field
 
+from api.completions import Assembly, Item, Prepared, answer_items, prepare, unknown_model
 from api.deps import KB_PREFIX, ServerState, State, require_key
-from api.errors import APIError, error_body, from_exception
-from api.turns import Outcome, completion_turn, start_turn
-from model.message import Message
-from utils.providers import LLMConfig
+from api.errors import error_body, from_exception
+from api.openai_models import ChatCompletion, ChatCompletionRequest, ModelList, ModelObject
+from api.turns import Started, start_turn
+from controller.engines import ChunkEvent
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_key)])
 
 
-class TextPart(BaseModel):
-    """One part of a message's content (only text parts are accepted)."""
-
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessageIn(BaseModel):
-    """One message of a chat-completion request."""
-
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-
-    def text(self) -> str:
-        """The content as one string (text parts joined)."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
-
-
-class ResponseFormat(BaseModel):
-    """OpenAI's ``response_format``: ``text`` or ``json_object``."""
-
-    type: Literal["text", "json_object"] = "text"
-
-
-class ChatCompletionRequest(BaseModel):
-    """Body of ``POST /v1/chat/completions`` (the fields Parley honours; others are ignored)."""
-
-    model: str = Field(min_length=1)
-    messages: list[ChatMessageIn] = Field(min_length=1)
-    stream: bool = False
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    stop: str | list[str] | None = None
-    response_format: ResponseFormat | None = None
-
-
-class ModelObject(BaseModel):
-    """One model, as OpenAI's ``Model``."""
-
-    id: str
-    object: Literal["model"] = "model"
-    created: int = 0
-    owned_by: str
-
-
-class ModelList(BaseModel):
-    """OpenAI's ``ListModelsResponse``."""
-
-    object: Literal["list"] = "list"
-    data: list[ModelObject]
-
-
-class AssistantMessageOut(BaseModel):
-    """The message of a choice."""
-
-    role: Literal["assistant"] = "assistant"
-    content: str | None
-
-
-class Choice(BaseModel):
-    """One choice of a chat completion."""
-
-    index: int
-    message: AssistantMessageOut
-    finish_reason: str
-
-
-class ChatCompletion(BaseModel):
-    """OpenAI's ``CreateChatCompletionResponse`` (streamed: ``chat.completion.chunk`` events instead);
-    ``parley_sources`` holds a knowledge base's chunks for ``kb:<name>`` models."""
-
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[Choice]
-    parley_sources: list[dict[str, Any]] | None = None
+def _models(state: ServerState) -> list[ModelObject]:
+    config = state.config()
+    ids = [(m, config.provider) for m in state.provider_models()]
+    ids += [(f"{KB_PREFIX}{name}", "parley") for name in state.knowledge_bases.names()]
+    return [ModelObject(id=i, owned_by=o) for i, o in ids]
 
 
 @router.get("/models", response_model=ModelList)
 def list_models(state: State) -> ModelList:
     """The provider's models, then ``kb:<name>`` for each knowledge base."""
-    config = state.config()
-    ids = [(m, config.provider) for m in state.provider_models()]
-    ids += [(f"{KB_PREFIX}{name}", "parley") for name in state.knowledge_bases.names()]
-    return ModelList(data=[ModelObject(id=i, owned_by=o) for i, o in ids])
+    return ModelList(data=_models(state))
 
 
-def _prepare(state: ServerState, body: ChatCompletionRequest) -> tuple[LLMConfig, list[Message], str]:
-    """The LLMConfig, the history and the new user text of a request.
+@router.get("/models/{model_id:path}", response_model=ModelObject)
+def get_model(model_id: str, state: State) -> ModelObject:
+    """One model of ``GET /v1/models``.
 
     Raises:
-        APIError: 404 unknown model; 400 when the last message is not a non-empty user message.
+        APIError: 404 when there is no such model.
     """
-    known = state.provider_models()
-    is_kb = body.model.startswith(KB_PREFIX) and body.model[len(KB_PREFIX) :] in state.knowledge_bases.names()
-    if body.model not in known and not is_kb:
-        raise APIError(
-            404,
-            f"The model {body.model!r} does not exist here; GET /v1/models lists the ones that do.",
-            "model_not_found",
-        )
-    *earlier, last = body.messages
-    if last.role != "user" or not last.text().strip():
-        raise APIError(400, "The last message must be a non-empty message from the user.", "invalid_messages")
-    system = "\n\n".join(m.text() for m in body.messages if m.role in ("system", "developer") and m.text())
-    history = [Message(MessageRole(m.role), m.text()) for m in earlier if m.role in ("user", "assistant")]
-    config = state.config(body.model)
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    config = replace(
-        config,
-        system_prompt=system or config.system_prompt,
-        temperature=config.temperature if body.temperature is None else body.temperature,
-        max_tokens=max_tokens or config.max_tokens,
-        stop=stop,
-        json_mode=body.response_format is not None and body.response_format.type == "json_object",
-    )
-    return config, history, last.text()
+    for model in _models(state):
+        if model.id == model_id:
+            return model
+    raise unknown_model(model_id)
 
 
 @router.post(
@@ -167,57 +66,96 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> ChatCom
     ``data: [DONE]``).
 
     Raises:
-        APIError: 404 unknown model, 400 bad messages or a message too long, 429 busy, 502/503/504
-            provider failures (OpenAI's error JSON).
+        APIError: 404 unknown model, 400 a field or message that cannot be honoured or a message too
+            long, 429 busy, 502/503/504 provider failures (OpenAI's error JSON).
     """
-    config, history, text = await run_in_threadpool(_prepare, state, body)  # reads /models and the disk
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
-    outcome = Outcome()
-    turn = await start_turn(state, lambda: completion_turn(state, config, history, text, outcome))
+    prepared = await run_in_threadpool(prepare, state, body)  # reads /models and the disk
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
+    turn = await start_turn(state, lambda: answer_items(state, prepared))
     if not body.stream:
-        await turn.finish()
-        assert outcome.message is not None
-        answer: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": body.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": outcome.message.content},
-                    "finish_reason": "stop",
-                }
-            ],
-        }
-        if body.model.startswith(KB_PREFIX):
-            answer["parley_sources"] = outcome.extra.get("sources", [])
-        return ChatCompletion.model_validate(answer)
+        return await _whole(turn, prepared, head)
+    usage = body.stream_options is not None and body.stream_options.include_usage
+    return StreamingResponse(
+        _chunks(turn, prepared, head, usage, state),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        data = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": body.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
-    async def events() -> AsyncIterator[str]:
-        try:
-            yield chunk({"role": "assistant", "content": turn.first or ""})
-            async for delta in turn.rest:
-                yield chunk({"content": delta})
-            extra = {"parley_sources": outcome.extra.get("sources", [])} if body.model.startswith(KB_PREFIX) else {}
-            yield chunk({}, "stop", **extra)
-        except Exception as exc:
-            error = from_exception(exc)
-            yield f"data: {json.dumps(error_body(error.status, error.message, error.code))}\n\n"
-        finally:
-            state.slots.release()
-        yield "data: [DONE]\n\n"
+async def _whole(turn: Started[Item], prepared: Prepared, head: dict[str, Any]) -> ChatCompletion:
+    """The non-streamed answer: every choice's pieces put together."""
+    assembly = Assembly()
+    try:
+        if turn.first is not None:
+            assembly.add(*turn.first)
+        async for index, event in turn.rest:
+            assembly.add(index, event)
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    finally:
+        turn.state.slots.release()
+    usage = await run_in_threadpool(assembly.counted_usage, prepared)
+    choices = []
+    for index in range(prepared.choices):
+        calls = assembly.tool_calls(index)
+        content = assembly.contents.get(index) or (None if calls else "")
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        finish = assembly.finish.get(index) or ("tool_calls" if calls else "stop")
+        choices.append(
+            {"index": index, "message": message, "finish_reason": finish, "logprobs": assembly.logprobs.get(index)}
+        )
+    answer: dict[str, Any] = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
+    if prepared.knowledge_base is not None:
+        answer["parley_sources"] = assembly.sources
+    return ChatCompletion.model_validate(answer)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+async def _chunks(
+    turn: Started[Item], prepared: Prepared, head: dict[str, Any], include_usage: bool, state: ServerState
+) -> AsyncIterator[str]:
+    """The streamed answer: a chunk per piece of each choice, the choice's role first; with
+    ``include_usage`` a last chunk with the usage and no choices; then ``data: [DONE]``."""
+    assembly = Assembly()
+    started: set[int] = set()
+
+    def chunk(index: int, event: ChunkEvent) -> str:
+        delta = dict(event.delta)
+        if index not in started:
+            started.add(index)
+            delta = {"role": "assistant", "content": "", **delta}
+        choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": event.finish_reason}
+        if event.logprobs is not None:
+            choice["logprobs"] = event.logprobs
+        extra = {"parley_sources": assembly.sources} if event.finish_reason and prepared.knowledge_base else {}
+        return _event({**head, "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+    try:
+        items = [turn.first] if turn.first is not None else []
+        async for item in _then(items, turn.rest):
+            index, event = item
+            assembly.add(index, event)
+            if isinstance(event, ChunkEvent) and (event.delta or event.finish_reason or event.logprobs):
+                yield chunk(index, event)
+        if include_usage:
+            usage = await run_in_threadpool(assembly.counted_usage, prepared)
+            yield _event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    except Exception as exc:
+        error = from_exception(exc)
+        yield _event(error_body(error.status, error.message, error.code, error.param))
+    finally:
+        state.slots.release()
+    yield "data: [DONE]\n\n"
+
+
+async def _then(first: list[Any], rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    for item in first:
+        yield item
+    async for item in rest:
+        yield item
+
+
+def _event(data: dict[str, Any]) -> str:
+    """One Server-Sent Event carrying ``data`` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

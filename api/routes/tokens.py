@@ -28,7 +28,7 @@ class TokenResponse(BaseModel):
     """A chat token and its lifetime in seconds."""
 
     token: str
-    expires_in: float
+    expires_in: int = Field(description="Seconds before the token expires (whole seconds).")
     name: str
 
 
@@ -49,7 +49,7 @@ def issue_token(body: TokenRequest, state: State) -> TokenResponse:
     if state.store.get(name) is None:
         state.store.save(name, [])
     grant = state.tokens.issue(name)
-    return TokenResponse(token=grant.token, expires_in=grant.expires_in(), name=name)
+    return TokenResponse(token=grant.token, expires_in=round(grant.expires_in()), name=name)
 
 
 @router.get("/refresh_token", dependencies=[Depends(require_key)], response_model=RefreshResponse)
@@ -66,7 +66,7 @@ def refresh_token(token: str, state: State) -> RefreshResponse:
     messages = state.store.get(grant.name) or []
     return RefreshResponse(
         token=grant.token,
-        expires_in=grant.expires_in(),
+        expires_in=round(grant.expires_in()),
         name=grant.name,
         messages=[m.to_dict() for m in messages],
     )
