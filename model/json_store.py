@@ -13,6 +13,9 @@ A file that cannot be read as that format is never overwritten: it is moved asid
 ``<file>.corrupt-<UTC timestamp>``, the conversations that can still be read from it are kept,
 and a notice says where the old file went. Before each destructive write (delete, overwrite,
 rename) a copy is kept as ``<file>.bak-<UTC timestamp>``; the newest ``backups`` are kept.
+
+Preferences live beside the file, in ``preferences.json``: ``{owner: {setting: value}}``, written
+the same way under their own lock.
 """
 
 from __future__ import annotations
@@ -28,14 +31,53 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
 from model.message import Message
-from model.store import BaseConversationStore, Conversations, StoreError, Summary, last_activity, normalize_name
+from model.store import (
+    BaseConversationStore,
+    Conversations,
+    StoreError,
+    Summary,
+    last_activity,
+    normalize_name,
+    summary_of,
+)
 from model.transfer import entry_bytes, file_pieces, parse_conversations
 
 _UNCHANGED = "The file was not changed; your conversation is still here, so you can try again."
+
+
+def _atomic_write(path: Path, chunks: list[bytes]) -> None:
+    """Replace ``path`` with ``chunks`` atomically: a temp file in the same folder, fsynced, then
+    ``os.replace``, then the folder fsynced (the caller holds the file's lock).
+
+    Raises:
+        StoreError: the write failed; ``path`` is unchanged.
+    """
+    folder = path.parent
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.writelines(chunks)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StoreError(f"Could not save to {path}: {exc.strerror or exc}. {_UNCHANGED}") from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,28 +273,8 @@ class JsonFileStore(BaseConversationStore):
 
     def _write(self, conversations: Conversations) -> None:
         """Atomically replace the file with ``conversations`` (caller holds the lock)."""
-        folder = self.path.parent
-        tmp_name = None
         self._remove_orphans()
-        try:
-            fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.writelines(self._serialise(conversations))
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self.path)
-            tmp_name = None
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            raise StoreError(f"Could not save to {self.path}: {exc.strerror or exc}. {_UNCHANGED}") from exc
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
+        _atomic_write(self.path, self._serialise(conversations))
 
     def _backup(self) -> None:
         """Copy the current file to ``.bak-<timestamp>`` and drop all but the newest N."""
@@ -338,10 +360,7 @@ class JsonFileStore(BaseConversationStore):
         """A page of the conversation list, newest activity first, and how many there are in all."""
         conversations = self.load_all()
         names = self.names()
-        page = [
-            Summary(n, len(conversations[n]), last_activity(conversations[n])) for n in names[offset : offset + limit]
-        ]
-        return page, len(names)
+        return [summary_of(n, conversations[n]) for n in names[offset : offset + limit]], len(names)
 
     def delete(self, name: str) -> None:
         """Delete the conversation ``name`` after a backup; a missing name is not an error.
@@ -435,3 +454,36 @@ class JsonFileStore(BaseConversationStore):
 
         self._modify(change)
         return new
+
+    # ----- preferences -----------------------------------------------------------------------
+    @property
+    def preferences_path(self) -> Path:
+        """``preferences.json`` in the conversations file's folder."""
+        return self.path.with_name("preferences.json")
+
+    def _all_preferences(self) -> dict[str, Any]:
+        """Every owner's settings in ``preferences.json``; ``{}`` for no file or one that is not JSON."""
+        try:
+            everyone = json.loads(self.preferences_path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            return {}
+        except OSError as exc:
+            raise StoreError(f"Could not read {self.preferences_path}: {exc.strerror or exc}.") from exc
+        return everyone if isinstance(everyone, dict) else {}
+
+    def _preferences_text(self, owner: str) -> str | None:
+        values = self._all_preferences().get(owner)
+        return json.dumps(values) if isinstance(values, dict) else None
+
+    def _save_preferences_text(self, text: str, owner: str) -> None:
+        """Write ``owner``'s settings into ``preferences.json`` (atomic, under its lock)."""
+        try:
+            with FileLock(str(self.preferences_path) + ".lock", timeout=self.lock_timeout):
+                everyone = self._all_preferences()
+                everyone[owner] = json.loads(text)
+                text = json.dumps(everyone, ensure_ascii=False, sort_keys=True, indent=1)
+                _atomic_write(self.preferences_path, [text.encode("utf-8")])
+        except Timeout as exc:
+            raise StoreError(f"{self.preferences_path} is locked by another writer; try again.") from exc

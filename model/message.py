@@ -7,7 +7,8 @@ off), ``model`` (the model that gave a reply), ``knowledge_base`` and ``sources`
 chats), ``turn_id`` (turns answered through the Redis queue), ``stopped`` (the user stopped the
 reply), ``feedback``, ``attachments``, ``versions`` with ``version_index`` (``model.versions``),
 ``tools`` (on a user message: the tool ids offered with it), ``tool_calls`` (on a reply: the tool
-calls made before it) and ``json_mode``. Readers ignore keys they do not know, and parts that are
+calls made before it), ``json_mode`` and ``cut`` (a reply that reached the token limit: "Continue"
+extends it). Readers ignore keys they do not know, and parts that are
 not well formed are dropped, so a file written by another version still loads.
 """
 
@@ -203,6 +204,8 @@ class Message:
         tools: on a user message, the tool ids offered with it (e.g. ``calculator``, ``kb:notes``).
         tool_calls: on a reply, the tool calls made for it, in order.
         json_mode: on a reply, True when it was asked for as a JSON object.
+        cut: on a reply, True when it ended at the token limit (``finish_reason`` "length"), so it
+            can be continued.
     """
 
     role: MessageRole
@@ -221,6 +224,7 @@ class Message:
     tools: tuple[str, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
     json_mode: bool = False
+    cut: bool = False
 
     @property
     def is_user(self) -> bool:
@@ -250,6 +254,7 @@ class Message:
             ("tools", list(self.tools), bool(self.tools)),
             ("tool_calls", [c.to_dict() for c in self.tool_calls], bool(self.tool_calls)),
             ("json_mode", True, self.json_mode),
+            ("cut", True, self.cut),
         ]
         data.update((key, value) for key, value, present in optional if present)
         return data
@@ -291,6 +296,7 @@ class Message:
             tools=tuple(t for t in _list(data.get("tools")) if isinstance(t, str)),
             tool_calls=_parts(data.get("tool_calls"), ToolCall.from_dict),
             json_mode=data.get("json_mode") is True,
+            cut=data.get("cut") is True,
         )
 
     def model_text(self) -> str:

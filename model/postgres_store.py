@@ -3,7 +3,8 @@
 Tables, created at start if missing (under an advisory lock, so two instances starting at once do
 not race): ``parley_conversations`` (one row per conversation, unique name, newest message time)
 and ``parley_messages`` (one row per message: its conversation, its position, the message as JSONB
-in the conversations.json form). Every write is one transaction. ``append`` locks the
+in the conversations.json form), and ``parley_preferences`` (one row per owner: the settings as
+JSON text, which keeps a NUL character escaped). Every write is one transaction. ``append`` locks the
 conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before it numbers the new messages, so
 concurrent appends to one conversation queue instead of overwriting each other.
 
@@ -54,6 +55,10 @@ CREATE TABLE IF NOT EXISTS parley_messages (
     PRIMARY KEY (conversation_id, position)
 );
 CREATE INDEX IF NOT EXISTS parley_conversations_by_activity ON parley_conversations (last_activity DESC, id);
+CREATE TABLE IF NOT EXISTS parley_preferences (
+    owner text PRIMARY KEY,
+    preferences text NOT NULL
+);
 """
 
 
@@ -175,10 +180,13 @@ class PostgresStore(BaseConversationStore):
             total = conn.execute("SELECT count(*) FROM parley_conversations").fetchone()
             rows = conn.execute(
                 "SELECT c.name, (SELECT count(*) FROM parley_messages m WHERE m.conversation_id = c.id), "
-                "c.last_activity FROM parley_conversations c ORDER BY c.last_activity DESC, c.id OFFSET %s LIMIT %s",
+                "c.last_activity, (SELECT m.message->>'knowledge_base' FROM parley_messages m "
+                "WHERE m.conversation_id = c.id AND m.message ? 'knowledge_base' ORDER BY m.position LIMIT 1) "
+                "FROM parley_conversations c ORDER BY c.last_activity DESC, c.id OFFSET %s LIMIT %s",
                 (offset, limit),
             ).fetchall()
-            return [Summary(r[0], r[1], r[2]) for r in rows], total[0] if total else 0
+            page = [Summary(r[0], r[1], r[2], _unescape(r[3]) if r[3] is not None else None) for r in rows]
+            return page, total[0] if total else 0
 
         return self._run(work)
 
@@ -257,6 +265,22 @@ class PostgresStore(BaseConversationStore):
         except psycopg.errors.UniqueViolation as exc:  # taken between the check and the update
             raise StoreError(f"A conversation called {new!r} already exists; pick another name.") from exc
         return new
+
+    # ----- preferences -----------------------------------------------------------------------
+    def _preferences_text(self, owner: str) -> str | None:
+        query = "SELECT preferences FROM parley_preferences WHERE owner = %s"
+        row = self._run(lambda c: c.execute(query, (owner,)).fetchone())
+        return row[0] if row else None
+
+    def _save_preferences_text(self, text: str, owner: str) -> None:
+        """One upsert of ``owner``'s row."""
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO parley_preferences (owner, preferences) VALUES (%s, %s) "
+                "ON CONFLICT (owner) DO UPDATE SET preferences = EXCLUDED.preferences",
+                (owner, text),
+            )
+        )
 
 
 def _lock_conversation(conn: psycopg.Connection, name: str) -> int:

@@ -3,7 +3,8 @@
 Keys: one list per conversation, ``parley:conv:<name>``, each element a message as JSON in the
 conversations.json form; and the index ``parley:conversations``, a sorted set of the names scored
 by their newest message time (seconds since 1970), which also says which conversations exist (an
-empty conversation has no list: Redis deletes empty lists). Debian's redis-server has no RedisJSON
+empty conversation has no list: Redis deletes empty lists); and ``parley:preferences:<owner>``, the
+owner's settings as a JSON string. Debian's redis-server has no RedisJSON
 module, so nothing needs one. Writes are MULTI/EXEC transactions; ``append`` is one ``RPUSH``,
 which Redis runs atomically, so concurrent appends to one conversation never overwrite each other.
 """
@@ -22,11 +23,19 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from model.message import InvalidMessageError, Message
-from model.store import BaseConversationStore, Conversations, StoreError, last_activity, mask_url, normalize_name
+from model.store import (
+    BaseConversationStore,
+    Conversations,
+    StoreError,
+    last_activity,
+    mask_url,
+    normalize_name,
+)
 
 T = TypeVar("T")
 INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
+PREFERENCES = "parley:preferences:"
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -236,3 +245,11 @@ class RedisStore(BaseConversationStore):
 
         self._run(work)
         return new
+
+    # ----- preferences -----------------------------------------------------------------------
+    def _preferences_text(self, owner: str) -> str | bytes | None:
+        return self._run(lambda r: r.get(PREFERENCES + owner))
+
+    def _save_preferences_text(self, text: str, owner: str) -> None:
+        """One SET of ``parley:preferences:<owner>``."""
+        self._run(lambda r: r.set(PREFERENCES + owner, text))

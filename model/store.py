@@ -10,11 +10,12 @@ their messages (no lost update).
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from model.message import Message
 
@@ -24,6 +25,10 @@ T = TypeVar("T")
 ATTEMPTS = 3
 #: Pause before attempt n + 1, in seconds: ``RETRY_PAUSE * n`` (0.5 s, then 1 s).
 RETRY_PAUSE = 0.5
+#: The owner of the preferences while there are no accounts: the person at this machine.
+LOCAL_OWNER = "local"
+#: Largest stored preferences, in bytes of JSON (a system prompt and a few settings fit easily).
+MAX_PREFERENCES_BYTES = 65_536
 
 
 class StoreError(Exception):
@@ -31,11 +36,19 @@ class StoreError(Exception):
 
 
 class Summary(NamedTuple):
-    """One line of a conversation list: its name, message count and newest message time (ISO 8601, or "")."""
+    """One line of a conversation list: its name, message count, newest message time (ISO 8601, or
+    ""), and the knowledge base it was held with (a Knowledge Base page chat), or None."""
 
     name: str
     messages: int
     last_activity: str
+    knowledge_base: str | None = None
+
+
+def summary_of(name: str, messages: list[Message]) -> Summary:
+    """The ``Summary`` of conversation ``name`` holding ``messages``."""
+    kb = next((m.knowledge_base for m in messages if m.knowledge_base), None)
+    return Summary(name, len(messages), last_activity(messages), kb)
 
 
 def normalize_name(name: str) -> str:
@@ -51,6 +64,30 @@ def normalize_name(name: str) -> str:
     if "\x00" in cleaned:
         raise StoreError("A conversation's name cannot contain the NUL character (U+0000).")
     return cleaned
+
+
+def preferences_json(values: dict[str, Any]) -> str:
+    """``values`` as the JSON text a store keeps.
+
+    Raises:
+        StoreError: ``values`` is not a JSON object, or larger than ``MAX_PREFERENCES_BYTES``.
+    """
+    try:
+        text = json.dumps(values, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"These settings cannot be saved ({exc}).") from exc
+    if not isinstance(values, dict) or len(text.encode("utf-8")) > MAX_PREFERENCES_BYTES:
+        raise StoreError(f"Settings are saved as one JSON object of at most {MAX_PREFERENCES_BYTES:,} bytes.")
+    return text
+
+
+def preferences_of(text: str | bytes | None) -> dict[str, Any]:
+    """The preferences in a store's JSON text; empty for none, or for text that is not a JSON object."""
+    try:
+        values = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def last_activity(messages: list[Message]) -> str:
@@ -184,7 +221,42 @@ class BaseConversationStore(ABC):
             StoreError: the store cannot be read.
         """
 
+    @abstractmethod
+    def _preferences_text(self, owner: str) -> str | bytes | None:
+        """``owner``'s settings as the JSON text stored, or None when there are none.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def _save_preferences_text(self, text: str, owner: str) -> None:
+        """Store ``text`` (a JSON object, checked) as ``owner``'s settings, replacing what was there.
+
+        Raises:
+            StoreError: the write failed.
+        """
+
     # ----- written once, from the primitives ------------------------------------------------
+    def preferences(self, owner: str = LOCAL_OWNER) -> dict[str, Any]:
+        """The settings ``owner`` chose last (provider, model, system prompt…), or ``{}`` (also when
+        what is stored is not a JSON object).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return preferences_of(self._preferences_text(owner))
+
+    def save_preferences(self, values: dict[str, Any], owner: str = LOCAL_OWNER) -> None:
+        """Keep ``values`` as ``owner``'s settings, replacing what was there (never API keys: the
+        caller leaves them out).
+
+        Raises:
+            StoreError: ``values`` is not a JSON object of at most ``MAX_PREFERENCES_BYTES``, or the
+                write failed.
+        """
+        self._save_preferences_text(preferences_json(values), owner)
+
     def exists(self, name: str) -> bool:
         """True if a conversation called ``name`` (trimmed) is stored."""
         return self.get(name.strip()) is not None
@@ -197,11 +269,16 @@ class BaseConversationStore(ABC):
             limit: the most to return.
         """
         names = self.names()
-        page = []
-        for name in names[offset : offset + limit]:
-            messages = self.get(name) or []
-            page.append(Summary(name, len(messages), last_activity(messages)))
-        return page, len(names)
+        return [summary_of(name, self.get(name) or []) for name in names[offset : offset + limit]], len(names)
+
+    def summary(self, name: str) -> Summary | None:
+        """The ``Summary`` of conversation ``name``, or None if there is no such conversation.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        messages = self.get(name)
+        return None if messages is None else summary_of(name, messages)
 
     def search(self, query: str) -> list[str]:
         """The names (newest activity first) whose name or any message contains ``query``, ignoring

@@ -65,6 +65,7 @@ def test_save_then_get_round_trips_every_field(store):
             json_mode=True,
             stopped=True,
         ),
+        replace(Message.assistant("cut at the token lim", model="m"), cut=True),
     ]
     assert store.save("  Chat one  ", messages) == "Chat one"
     assert store.get("Chat one") == messages
@@ -269,3 +270,23 @@ def test_a_kill_during_a_rename_leaves_exactly_one_name(store, location):
         assert len(names) == 1 and store.get(names[0]) == messages, (attempt, names)
         if names == ["New"]:
             store.delete("New")
+
+
+def test_preferences_round_trip_per_owner_and_replace(store, location):
+    assert store.preferences() == {}
+    chosen = {"provider": "groq", "models": {"groq": "llama-3.1-8b-instant"}, "temperature": 0.3, "note": "a\x00b"}
+    store.save_preferences(chosen)
+    store.save_preferences({"provider": "openai"}, owner="ada@example.com")
+    again = open_store(location)  # another instance (another Parley process) reads what was kept
+    assert again.preferences() == chosen
+    assert again.preferences("ada@example.com") == {"provider": "openai"}
+    store.save_preferences({"provider": "local"})
+    assert again.preferences() == {"provider": "local"}
+
+
+def test_preferences_that_are_not_a_small_json_object_are_refused(store):
+    with pytest.raises(StoreError):
+        store.save_preferences({"system_prompt": "x" * 70_000})
+    with pytest.raises(StoreError):
+        store.save_preferences({"when": object()})
+    assert store.preferences() == {}
