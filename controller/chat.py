@@ -10,12 +10,19 @@ The pages, the chat server (``api/``) and the model workers (``worker/``) all ch
 
 New messages are appended to the store (never replacing what another tab or instance added
 meanwhile); a change to earlier messages (a version chosen, a rating) rewrites the conversation.
-Regenerating and editing keep what they replace as versions (``model.versions``). With
-``auto_title``, a new conversation is saved from its first message under the first words of it.
+Regenerating and editing keep what they replace as versions (``model.versions``). A reply cut at
+the token limit can be continued (``continue_reply``): the model is asked to go on, and its text
+extends the same message. With ``auto_title``, a new conversation is saved from its first message
+under the first words of it.
+
+A page runs its turns in the background (``in_background``: a ``ReplyJob``), so a reply goes on and
+is saved while the page reruns or the user is elsewhere; the chat's changes are made under a lock,
+as that thread appends the reply while the page reads the messages.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -24,12 +31,16 @@ from llama_index.core.memory import ChatMemoryBuffer
 from controller.context import ContextBudget, read_attachments
 from controller.engines import ChatEngine
 from controller.errors import ChatError
+from controller.reply_job import ReplyJob
 from controller.turn import Turn
 from model.conversation import Conversation, auto_title_of
 from model.message import Attachment, Feedback, Message, utc_now_iso
 from model.store import BaseConversationStore, StoreError
 from model.versions import add_version, choose_version
 from utils.providers import LLMConfig
+
+#: What the model is asked, out of sight, to continue a reply cut at the token limit.
+CONTINUE_PROMPT = "Continue your last reply exactly where it stopped, without repeating anything."
 
 
 class Chat:
@@ -59,6 +70,8 @@ class Chat:
         self._budget: ContextBudget | None = None
         self._save_error: str | None = None
         self._turn: Turn | None = None
+        self._job: ReplyJob | None = None
+        self._lock = threading.RLock()  # the reply's thread appends while the page reads
 
     # ----- what callers may read ------------------------------------------------------------
     @property
@@ -70,6 +83,11 @@ class Chat:
     def messages(self) -> list[Message]:
         """A copy of the conversation's messages, oldest first."""
         return list(self._conversation.messages)
+
+    @property
+    def store(self) -> BaseConversationStore | None:
+        """Where the conversation is saved, or None."""
+        return self._store
 
     @property
     def engine(self) -> ChatEngine:
@@ -100,6 +118,16 @@ class Chat:
     def attempts(self) -> int:
         """HTTP attempts made for the last reply (0 before the first)."""
         return self._turn.attempts if self._turn is not None else 0
+
+    @property
+    def job(self) -> ReplyJob | None:
+        """The reply running (or last run) in the background, or None."""
+        return self._job
+
+    @property
+    def replying(self) -> bool:
+        """True while a background reply is being written."""
+        return self._job is not None and not self._job.done
 
     def memory(self) -> ChatMemoryBuffer:
         """The memory the next turn starts from (the complete messages, tool calls rebuilt in order)."""
@@ -213,6 +241,60 @@ class Chat:
             messages[index:] = old
             raise
 
+    def continue_reply(self) -> Turn:
+        """Ask the model to go on with the last reply, which was cut at the token limit; the new text
+        extends that message (``CONTINUE_PROMPT`` is sent, not shown or saved).
+
+        The reply leaves ``messages`` while it is continued and comes back extended, or as it was
+        when no new text arrives.
+
+        Raises:
+            ChatError: the last message is not a reply cut at the token limit.
+        """
+        messages = self._conversation.messages
+        index = len(messages) - 1
+        if index < 1 or not messages[index].is_reply or not messages[index].cut:
+            raise ChatError("There is no reply cut at the token limit to continue.")
+        cut = messages[index]
+        history = messages[: index + 1]
+        del messages[index:]
+        prompt = Message.user(CONTINUE_PROMPT)
+        self._budget = self._engine.budget(history, prompt.content)
+
+        def extend(more: Message) -> None:
+            raw = self._turn.raw_text if self._turn is not None else more.content
+            lead = raw[: len(raw) - len(raw.lstrip())]  # the white space the model began with, kept
+            joined = f"{cut.content}{lead}{more.content}"
+            extended = replace(
+                cut,
+                content=joined,
+                tool_calls=cut.tool_calls + more.tool_calls,
+                incomplete=more.incomplete,
+                stopped=more.stopped,
+                cut=more.cut,
+            )
+            with self._lock:
+                self._conversation.messages.append(extended)
+                self._changed()
+
+        def restore() -> None:
+            with self._lock:
+                if self._conversation.messages[index:] == []:
+                    self._conversation.messages.append(cut)
+
+        self._turn = Turn(self._engine, history, prompt, on_reply=extend, on_end=restore)
+        return self._turn
+
+    def in_background(self, turn: Turn, prefix: str = "") -> ReplyJob:
+        """Run ``turn`` (one of this chat's) in a thread of its own; see ``ReplyJob``.
+
+        Args:
+            turn: from ``send``, ``retry``, ``regenerate``, ``edit`` or ``continue_reply``.
+            prefix: text shown before the new text (the part of a continued reply already there).
+        """
+        self._job = ReplyJob(turn, prefix)
+        return self._job
+
     def answer_queued(self, name: str, turn_id: str) -> Turn:
         """Load ``name`` up to the user message of queued turn ``turn_id`` and start its answer.
 
@@ -255,19 +337,21 @@ class Chat:
 
     def _append(self, message: Message) -> None:
         """Add ``message`` at the end, keep a regenerated or edited branch as its version, and save."""
-        self._conversation.messages.append(message)
-        if self._branch is not None:
-            index, old = self._branch
-            self._branch = None
-            self._conversation.messages[:] = add_version(self._conversation.messages, index, old)
-            self._rewrite = True
-        self._autosave()
+        with self._lock:
+            self._conversation.messages.append(message)
+            if self._branch is not None:
+                index, old = self._branch
+                self._branch = None
+                self._conversation.messages[:] = add_version(self._conversation.messages, index, old)
+                self._rewrite = True
+            self._autosave()
 
     def _restore(self, index: int, old: list[Message]) -> None:
         """After a regenerate: no new version arrived, so the old answer comes back."""
-        if self._branch is not None:
-            self._branch = None
-            self._conversation.messages[index:] = old
+        with self._lock:
+            if self._branch is not None:
+                self._branch = None
+                self._conversation.messages[index:] = old
 
     # ----- changing earlier messages ------------------------------------------------------------
     def choose_version(self, index: int, choice: int) -> None:
@@ -294,8 +378,9 @@ class Chat:
 
     def _changed(self) -> None:
         """Earlier messages changed: the next save replaces the conversation; save now."""
-        self._rewrite = True
-        self._autosave()
+        with self._lock:
+            self._rewrite = True
+            self._autosave()
 
     # ----- saving -------------------------------------------------------------------------------
     def _autosave(self) -> None:
@@ -351,14 +436,18 @@ class Chat:
             StoreError: the store cannot be read.
         """
         conversation = self._conversation
-        if self._store is None or conversation.name is None or self._saved != len(conversation.messages):
+        if self._store is None or conversation.name is None or self.replying:
             return False
-        stored = self._store.get(conversation.name)
-        if stored is None or (len(stored) == len(conversation.messages) and stored[-1:] == conversation.messages[-1:]):
-            return False  # others only ever add messages, so the same count and last message: no change
-        conversation.messages[:] = stored
-        self._saved = len(stored)
-        return True
+        with self._lock:
+            if self._saved != len(conversation.messages):
+                return False
+            stored = self._store.get(conversation.name)
+            same = stored is not None and len(stored) == len(conversation.messages)
+            if stored is None or (same and stored[-1:] == conversation.messages[-1:]):
+                return False  # others only ever add messages, so the same count and last message: no change
+            conversation.messages[:] = stored
+            self._saved = len(stored)
+            return True
 
     def save_as(self, name: str) -> str:
         """Save the conversation under ``name`` (trimmed); later turns are saved there. A conversation
@@ -389,18 +478,30 @@ class Chat:
 
         Raises:
             StoreError: no such conversation, or the store cannot be read.
+            ChatError: a reply is being written in the background (it would land in the other
+                conversation): stop it first, or open the other conversation in another Chat.
         """
+        self._not_replying()
         messages = self._store_or_fail().get(name)
         if messages is None:
             raise StoreError(f"There is no saved conversation called {name!r}; it may have been deleted.")
         self._reset(Conversation(name, messages))
 
     def new(self) -> None:
-        """Start an empty, unnamed conversation."""
+        """Start an empty, unnamed conversation.
+
+        Raises:
+            ChatError: a reply is being written in the background (see ``load``).
+        """
+        self._not_replying()
         self._reset(Conversation())
 
+    def _not_replying(self) -> None:
+        if self.replying:
+            raise ChatError("A reply is still being written in this conversation; stop it first.")
+
     def _reset(self, conversation: Conversation) -> None:
-        self._conversation = conversation
+        self._conversation, self._job = conversation, None
         self._saved = len(conversation.messages) if conversation.name else 0
         self._rewrite, self._branch, self._budget, self._save_error = False, None, None, None
         self._tools = conversation.tools()

@@ -31,12 +31,19 @@ from llama_index.core.memory import ChatMemoryBuffer
 
 from controller.context import ContextBudget, build_memory, fit_memory, prompt_token_limit
 from controller.errors import ChatError
-from controller.llama_adapter import build_agent, build_context_chat_engine, close_stream, drain
+from controller.llama_adapter import (
+    build_agent,
+    build_context_chat_engine,
+    close_stream,
+    drain,
+    finish_reason_of,
+)
 from controller.tools import ToolBox
 from model.message import Message, Source, ToolCall
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
 from utils.llm import build_llm, try_build_llm
 from utils.providers import LLMConfig
+from utils.token_count import count_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +89,15 @@ class TurnRecord:
         tool_calls: the finished tool calls, in order.
         sources: the passages the reply was given.
         answered_by_model: False when the engine answered by itself (``NOTHING_FOUND``).
+        finish_reason: the model's last finish reason (``stop``, ``length``, ``tool_calls``), or None
+            when the provider gave none.
         listeners: called with each event as it happens (e.g. a page drawing a tool call live).
     """
 
     tool_calls: list[ToolCall] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     answered_by_model: bool = True
+    finish_reason: str | None = None
     listeners: list[Listener] = field(default_factory=list)
 
     def tool_call(self, call: ToolCall) -> None:
@@ -98,7 +108,13 @@ class TurnRecord:
 
     def chunk(self, event: ChunkEvent) -> None:
         """Report a raw piece of the provider's answer."""
+        if event.finish_reason:
+            self.finish_reason = event.finish_reason
         self._emit(event)
+
+    def finished(self, reason: str) -> None:
+        """Report the model's finish reason (``length``: the reply reached the token limit)."""
+        self.finish_reason = reason
 
     def found(self, sources: Sequence[Source]) -> None:
         """Report the passages the reply is given."""
@@ -110,6 +126,7 @@ class TurnRecord:
         self.tool_calls.clear()
         self.sources.clear()
         self.answered_by_model = True
+        self.finish_reason = None
 
     def _emit(self, event: TurnEvent) -> None:
         for listener in self.listeners:
@@ -223,6 +240,9 @@ class PlainEngine(_Engine):
         stream = llm.stream_chat(sent)
         try:
             for chunk in stream:
+                reason = finish_reason_of(chunk.raw)
+                if reason:
+                    record.finished(reason)
                 yield chunk.delta or ""
         finally:  # closing it on Stop closes the HTTP stream: the server stops generating
             close_stream(stream)
@@ -258,6 +278,7 @@ class AgentEngine(_Engine):
             tools,
             on_call=record.tool_call,
             tools_again_only_after_error=self._config.provider == "local",
+            on_finish=record.finished,
         )
         yield from drain(agent.stream_chat(message.model_text()))
 
@@ -318,7 +339,12 @@ class KnowledgeEngine(_Engine):
         text = message.model_text()
         llm, memory = self._fitted(history, text)
         engine = build_context_chat_engine(found, llm, memory, self._config.system_prompt)
-        yield from drain(engine.stream_chat(text))
+        parts: list[str] = []
+        for delta in drain(engine.stream_chat(text), on_finish=record.finished):
+            parts.append(delta)
+            yield delta
+        if record.finish_reason is None:  # llama-index's response synthesizer hides the provider's
+            record.finished(length_or_stop(self._config, "".join(parts)))
 
 
 class CompletionEngine(_Engine):
@@ -361,6 +387,18 @@ class CompletionEngine(_Engine):
                 yield response.delta or ""
         finally:  # closing it on Stop closes the HTTP stream: the server stops generating
             close_stream(stream)
+
+
+#: Tokens a reply may fall short of ``max_tokens`` by and still count as cut there: a reply's text
+#: counted again may come out a token or two shorter than the model's own count.
+CUT_SLACK_TOKENS = 2
+
+
+def length_or_stop(config: LLMConfig, text: str) -> str:
+    """The finish reason of a reply whose provider's own was not seen: ``length`` when ``text`` is
+    within ``CUT_SLACK_TOKENS`` of ``config.max_tokens`` (counted as ``utils.token_count`` counts:
+    the local model's own tokenizer, else an estimate), else ``stop``."""
+    return "length" if count_tokens(config, [text]) >= config.max_tokens - CUT_SLACK_TOKENS else "stop"
 
 
 def chunk_event(raw: Any) -> ChunkEvent | None:

@@ -10,6 +10,7 @@ this module relies on (a move off OpenAIAgent, e.g. to FunctionAgent, touches on
   no tools after ``MAX_TOOL_ROUNDS`` rounds;
 - ``Task.extra_state["new_memory"]``: the turn's new messages, where the rounds are counted;
 - ``OpenAIAgent.agent_worker``: replaced by a ``ToolCallWorker`` after ``OpenAIAgent.from_tools``;
+- ``OpenAIAgentWorker._llm``: wrapped by ``FinishObserver`` to see the last chunk's finish reason;
 - ``StreamingAgentChatResponse.put_in_queue``, ``queue``, ``is_done``, ``exception``,
   ``is_writing_to_memory``, ``chat_stream`` and ``unformatted_response``: read by ``drain``, which
   also replaces ``put_in_queue`` to stop the agent's stream thread between two chunks.
@@ -43,6 +44,48 @@ MAX_TOOL_ROUNDS = 3
 
 #: Called with each tool call when it starts (``result`` None) and when it ends.
 OnToolCall = Callable[[ToolCall], None]
+#: Called with a model answer's finish reason (OpenAI's ``stop``, ``length``, ``tool_calls``).
+OnFinish = Callable[[str], None]
+
+
+def finish_reason_of(raw: Any) -> str | None:
+    """The ``finish_reason`` of a raw OpenAI-format answer or stream chunk (``choices[0]``), or None."""
+    choices = getattr(raw, "choices", None) or (raw.get("choices") if isinstance(raw, dict) else None)
+    if not choices:
+        return None
+    choice = choices[0]
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else getattr(choice, "finish_reason", None)
+    return reason if isinstance(reason, str) else None
+
+
+def observe_finish(stream: Iterator[Any], on_finish: OnFinish) -> Generator[Any, None, None]:
+    """The chunks of a llama-index chat stream, unchanged; each finish reason seen goes to
+    ``on_finish``. Closing this closes ``stream``."""
+    try:
+        for chunk in stream:
+            reason = finish_reason_of(getattr(chunk, "raw", None))
+            if reason:
+                on_finish(reason)
+            yield chunk
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+class FinishObserver:
+    """A model that is ``llm`` in every way except that its chat streams report their finish reason
+    (``observe_finish``): the agent worker's model, so a reply cut at the token limit is known."""
+
+    def __init__(self, llm: LLM, on_finish: OnFinish) -> None:
+        self._observed, self._on_finish = llm, on_finish
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._observed, name)
+
+    def stream_chat(self, messages: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        """``llm.stream_chat``, observed."""
+        return observe_finish(self._observed.stream_chat(messages, **kwargs), self._on_finish)
 
 
 def build_agent(
@@ -52,6 +95,7 @@ def build_agent(
     tools: list[BaseTool] | None = None,
     on_call: OnToolCall | None = None,
     tools_again_only_after_error: bool = False,
+    on_finish: OnFinish | None = None,
 ) -> Any:
     """An OpenAIAgent that answers with ``llm``, remembers through ``memory`` and may call ``tools``.
 
@@ -63,6 +107,7 @@ def build_agent(
         on_call: called with each tool call when it starts and when it ends.
         tools_again_only_after_error: offer tools again after a round of calls only when one of
             them failed (for the small local model, which otherwise calls tools again and again).
+        on_finish: called with the finish reason of each answer of the model (the last is the reply's).
 
     Returns:
         the OpenAIAgent (whose ``stream_chat(text)`` gives a ``StreamingAgentChatResponse``).
@@ -82,6 +127,8 @@ def build_agent(
     worker.on_call = on_call
     worker.calls = []
     worker.tools_again_only_after_error = tools_again_only_after_error
+    if on_finish is not None:
+        worker._llm = FinishObserver(worker._llm, on_finish)
     agent.agent_worker = worker
     return agent
 
@@ -190,7 +237,7 @@ def build_context_chat_engine(
     )
 
 
-def drain(response: StreamingAgentChatResponse, poll: float = 0.05) -> Iterator[str]:
+def drain(response: StreamingAgentChatResponse, poll: float = 0.05, on_finish: OnFinish | None = None) -> Iterator[str]:
     """Yield the text deltas of an agent's or chat engine's streamed response as they arrive.
 
     llama-index's own ``response_gen`` waits for the next delta in a ``time.sleep(0)`` loop,
@@ -202,11 +249,14 @@ def drain(response: StreamingAgentChatResponse, poll: float = 0.05) -> Iterator[
     and the server stops generating. A response read in this thread (a chat engine's, with
     ``is_writing_to_memory`` False) is closed here directly.
 
+    ``on_finish`` gets the finish reasons of a response read in this thread (an agent's come from
+    its worker's model, ``build_agent(on_finish=...)``).
+
     Raises:
         Exception: whatever the agent's stream thread raised (provider errors), once it is seen.
     """
     if not response.is_writing_to_memory:
-        yield from _direct(response)
+        yield from _direct(response, on_finish)
         return
     stopped = threading.Event()
     put = response.put_in_queue
@@ -242,13 +292,16 @@ def _queued(response: StreamingAgentChatResponse, poll: float) -> Iterator[str]:
             yield delta
 
 
-def _direct(response: StreamingAgentChatResponse) -> Iterator[str]:
+def _direct(response: StreamingAgentChatResponse, on_finish: OnFinish | None) -> Iterator[str]:
     """The deltas of a response whose chat stream is read in this thread; closed when this is."""
     stream = response.chat_stream
     if stream is None:
         raise ValueError("the response has no chat stream")
     try:
         for chunk in stream:
+            reason = finish_reason_of(chunk.raw) if on_finish is not None else None
+            if reason and on_finish is not None:
+                on_finish(reason)
             if chunk.delta:
                 response.unformatted_response += chunk.delta
                 yield chunk.delta

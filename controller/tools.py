@@ -46,6 +46,16 @@ def tool_label(tool_id: str) -> str:
     return TOOL_IDS.get(tool_id, tool_id)
 
 
+def call_label(function: str, tool_ids: tuple[str, ...] | list[str] = ()) -> str:
+    """The sidebar label of the tool a call used, from the function name the model called: e.g.
+    ``current_time`` → "Date and time", ``search_notes`` → "Knowledge base: notes" when ``kb:notes``
+    is among ``tool_ids`` (the tools the message was sent with); the function name when unknown."""
+    for tool_id in (*tool_ids, *TOOL_IDS):
+        if tool_name(tool_id) == function:
+            return tool_label(tool_id)
+    return function
+
+
 def tool_name(tool_id: str) -> str:
     """The function name the model sees for a tool id (OpenAI's ``^[a-zA-Z0-9_-]{1,64}$``): e.g.
     ``calculator``, ``current_time``, ``run_python``, ``search_<knowledge base name>``."""

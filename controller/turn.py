@@ -3,7 +3,8 @@
 The turn asks its engine (``controller.engines``) for the reply and relays the deltas. A failure
 before any text arrived is tried again as ``utils.provider_errors.retry_delay`` says (at most
 ``MAX_ATTEMPTS`` HTTP attempts per message: this is the only layer that retries). When the reply
-ends it is handed over complete (``on_reply``); when it fails or is cut off (an error, Stop, a
+ends it is handed over complete (``on_reply``; marked ``cut`` when the model stopped at the token
+limit, finish reason ``length``); when it fails or is cut off (an error, Stop, a
 rerun, a closed connection) the text received so far is handed over marked ``incomplete`` (and
 ``stopped`` when the reader stopped it), never as a complete reply, and ``ChatError`` says what
 happened. Closing the turn (Stop) closes the model's HTTP stream at once.
@@ -41,6 +42,7 @@ class Turn(Iterator[str]):
         reply: the reply once it ended (complete or partial), else None.
         attempts: HTTP attempts made so far (1 to ``MAX_ATTEMPTS``).
         record: the tool calls and sources reported so far.
+        raw_text: the reply's text as the model wrote it (the kept reply is trimmed of white space).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Turn(Iterator[str]):
         self._on_reply, self._on_end, self._turn_id = on_reply, on_end, turn_id
         self.reply: Message | None = None
         self.attempts = 0
+        self.raw_text = ""
         self.record = TurnRecord()
         self._deltas: Generator[str, None, None] = self._run()
 
@@ -122,6 +125,7 @@ class Turn(Iterator[str]):
 
     def _keep(self, text: str, incomplete: bool = False, stopped: bool = False) -> bool:
         """Hand the reply over (an incomplete one only if it has text); True if it was."""
+        self.raw_text = text
         text = text.strip()
         if incomplete and not text:
             return False
@@ -136,6 +140,7 @@ class Turn(Iterator[str]):
             turn_id=self._turn_id,
             stopped=stopped,
             tool_calls=tuple(record.tool_calls),
+            cut=not incomplete and record.finish_reason == "length",
         )
         self.reply = self._engine.reply_message(reply)
         self._on_reply(self.reply)
