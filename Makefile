@@ -95,9 +95,12 @@ worker: $(VENV)/.deps
 copy-conversations migrate: $(VENV)/.deps
 	$(VENV)/bin/python -m model.copy_conversations --from "$(FROM)" --to "$(TO)"
 
-# Refresh the README's screenshots in docs/ on purpose (tests write theirs to a temp folder).
+# Refresh the README's and the Help page's screenshots in docs/ on purpose (tests write theirs to a
+# temporary folder), a dark, narrow one (narrow_dark.png) and the conversation list included.
 screenshots: $(VENV)/.test-deps chromium
-	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py tests/test_browser_tools.py -k "save_reload or knowledge or regenerate or calculator"
+	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py \
+	  tests/test_browser_tools.py tests/test_browser_ux.py \
+	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click"
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run

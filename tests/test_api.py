@@ -356,6 +356,7 @@ def test_a_conversation_made_over_the_api_loads_on_the_page_and_back(api, monkey
 
     from tests.test_pages import MEMORY, chat_texts
     from view.common import widget_key
+    from view.style import CONVERSATION_PREFIX
 
     with api.client() as client:
         client.post("/conversations", json={"name": "From the API"})
@@ -363,7 +364,7 @@ def test_a_conversation_made_over_the_api_loads_on_the_page_and_back(api, monkey
     monkeypatch.setenv("CONVERSATIONS_FILE", str(api.conversations))
     monkeypatch.setenv("LLM_MAX_TOKENS", "40")
     at = AppTest.from_file(MEMORY, default_timeout=TIMEOUT).run()
-    at.button(key=widget_key("load", "From the API")).click().run()
+    at.button(key=widget_key(CONVERSATION_PREFIX, "From the API")).click().run()
     assert chat_texts(at) == [("user", "Hi from a script"), ("assistant", reply["message"]["content"])]
     at.chat_input[0].set_value("And this from the page").run()
     assert not at.exception

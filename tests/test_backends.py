@@ -20,6 +20,7 @@ from tests.test_pages import MEMORY, TIMEOUT, chat_texts
 from utils.local_server import free_port
 from utils.providers import LLMConfig
 from view.common import widget_key
+from view.style import CONVERSATION_PREFIX
 
 
 @pytest.fixture(params=["postgresql", "redis"])
@@ -50,7 +51,7 @@ def test_two_app_instances_share_conversations(app_env, backend, monkeypatch):
     first.sidebar.text_input(key="memory_save_name").input("Shared")
     next(b for b in first.sidebar.button if b.label == "Confirm Save").click().run()
     second = fresh_page()  # another instance: its own connection to the same database
-    second.button(key=widget_key("load", "Shared")).click().run()
+    second.button(key=widget_key(CONVERSATION_PREFIX, "Shared")).click().run()
     assert chat_texts(second)[0] == ("user", "Hello from the first instance") and len(chat_texts(second)) == 2
     second.chat_input[0].set_value("And hello from the second").run()
     first.run()  # the first instance's next rerun shows the second's turn

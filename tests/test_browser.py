@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from view.common import widget_key
+from view.style import CONVERSATION_PREFIX
+
 TIMEOUT_MS = 90_000
 
 pytestmark = pytest.mark.browser
@@ -23,12 +26,19 @@ def wait_idle(page: Page) -> None:
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=TIMEOUT_MS)
 
 
-def open_popover(page: Page, name: str, action: str) -> None:
-    """Open the sidebar popover of conversation ``name`` unless its ``action`` button already shows."""
+def open_menu(page: Page, name: str, action: str) -> None:
+    """Open the "⋯" menu of conversation ``name`` in the sidebar unless its ``action`` button already shows."""
     wait_idle(page)
     if not page.get_by_role("button", name=action, exact=True).is_visible():
-        page.get_by_test_id("stSidebar").get_by_role("button", name=name, exact=True).click()
+        page.locator(f".st-key-{widget_key('conv-menu', name)} button").first.click()
     expect(page.get_by_role("button", name=action, exact=True)).to_be_visible()
+
+
+def open_conversation(page: Page, name: str) -> None:
+    """Open conversation ``name`` with one click on its item in the sidebar list."""
+    wait_idle(page)
+    page.locator(f".st-key-{widget_key(CONVERSATION_PREFIX, name)} button").first.click()
+    wait_idle(page)
 
 
 def send(page: Page, text: str) -> None:
@@ -40,7 +50,9 @@ def send(page: Page, text: str) -> None:
     expect(page.get_by_test_id("stChatMessage")).to_have_count(before + 2, timeout=TIMEOUT_MS)
     reply = page.get_by_test_id("stChatMessage").nth(before + 1)
     # The model's name is written under a reply once it is complete.
-    expect(reply.get_by_test_id("stCaptionContainer").first).to_have_text("smollm2-135m-instruct", timeout=TIMEOUT_MS)
+    expect(reply.get_by_test_id("stCaptionContainer").first).to_contain_text(
+        "smollm2-135m-instruct", timeout=TIMEOUT_MS
+    )
     wait_idle(page)
 
 
@@ -76,36 +88,33 @@ def test_memory_chat_save_reload_load_delete_then_simple_chat(app_env, streamlit
     page.screenshot(path=shots / "chatbot_with_memory.png")
     assert "Meeting Ada" in json.loads(app_env.read_text(encoding="utf-8"))
 
-    page.reload()
+    page.reload()  # the conversation's own URL opens it again
     expect(page.get_by_role("heading", name="Chatbot With Memory")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
-    expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
-    open_popover(page, "Meeting Ada", "Load")
-    page.get_by_role("button", name="Load", exact=True).click()
+    assert "conversation=Meeting+Ada" in page.url
     expect(page.get_by_test_id("stChatMessage")).to_have_count(2, timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("stChatMessage").nth(0)).to_contain_text("My name is Ada")
     wait_idle(page)
 
-    open_popover(page, "Meeting Ada", "JSON")
+    open_menu(page, "Meeting Ada", "Export JSON")
     with page.expect_download() as download:
-        page.get_by_role("button", name="JSON", exact=True).click()
+        page.get_by_role("button", name="Export JSON", exact=True).click()
     exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     assert exported["Meeting Ada"][0]["content"].startswith("Hello! My name is Ada.")
-    page.keyboard.press("Escape")
-    expect(page.get_by_role("button", name="JSON", exact=True)).to_be_hidden()
+    expect(page.get_by_role("button", name="Export JSON", exact=True)).to_be_hidden(timeout=TIMEOUT_MS)  # closed
 
     upload = app_env.parent / "to_import.json"
     upload.write_text(json.dumps({"Imported chat": [{"role": "user", "content": "from a file"}]}), encoding="utf-8")
     sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(upload)
     sidebar.get_by_role("button", name="Import 1 conversation(s)", exact=True).click()
-    expect(sidebar.get_by_role("button", name="Imported chat", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    expect(sidebar.get_by_role("button", name="Imported chat", exact=True).first).to_be_visible(timeout=TIMEOUT_MS)
     assert "Imported chat" in json.loads(app_env.read_text(encoding="utf-8"))
     wait_idle(page)
 
-    open_popover(page, "Meeting Ada", "Delete")
+    open_menu(page, "Meeting Ada", "Delete")
     page.get_by_role("button", name="Delete", exact=True).click()
     wait_idle(page)
-    sidebar.get_by_role("button", name="Yes, delete", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, delete", exact=True).click()
     expect(sidebar.get_by_text("Deleted “Meeting Ada”")).to_be_visible(timeout=TIMEOUT_MS)
     expect(sidebar.get_by_role("button", name="Meeting Ada", exact=True)).to_have_count(0)
     assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))
@@ -152,6 +161,8 @@ def test_knowledge_base_create_upload_ask_sources_delete(
     expect(reply.get_by_text("valves.txt").first).to_be_visible()
     page.wait_for_timeout(500)
     page.screenshot(path=shots / "knowledge_base.png")
+    wait_idle(page)
     sidebar.get_by_role("button", name="Delete knowledge base", exact=True).click()
+    wait_idle(page)
     sidebar.get_by_role("button", name="Yes, delete it", exact=True).click()
     expect(sidebar.get_by_text("Deleted the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)

@@ -11,8 +11,10 @@ from playwright.sync_api import Page, expect
 from tests.fault_server import RecordingProxy
 from tests.kb_files import FACTS, all_files
 from tests.servers import disconnected_since
-from tests.test_browser import TIMEOUT_MS, open_popover, send, wait_idle
+from tests.test_browser import TIMEOUT_MS, send, wait_idle
 from utils.local_server import LOCAL_MODEL_ALIAS
+from view.common import widget_key
+from view.style import CONVERSATION_PREFIX
 
 pytestmark = pytest.mark.browser
 
@@ -52,8 +54,17 @@ def test_stop_keeps_the_text_marked_stopped_and_a_refresh_keeps_the_chat(
     box.fill(LONG)
     box.press("Enter")
     expect(bubble(page, 1)).to_contain_text(re.compile(r"\w+ \w+ \w+"), timeout=TIMEOUT_MS)
-    page.get_by_test_id("stChatInputStopButton").click()
-    expect(page.get_by_test_id("stChatInputStopButton")).to_have_count(0, timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    # The finished page at once (a generous deadline; bench/ measures it): the note, the actions,
+    # the memory line, and the chat listed in the sidebar.
+    expect(bubble(page, 1).get_by_text("Stopped: this reply")).to_be_visible(timeout=5_000)
+    expect(bubble(page, 1).get_by_role("button", name="Regenerate")).to_be_visible(timeout=5_000)
+    expect(bubble(page, 1).get_by_role("button", name="Copy")).to_be_visible(timeout=5_000)
+    memory_line = page.get_by_test_id("stCaptionContainer").filter(
+        has_text=re.compile(r"Memory: [\d,]+ of [\d,]+ tokens")
+    )
+    expect(memory_line).to_be_visible(timeout=5_000)
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0, timeout=5_000)
     wait_idle(page)
     conversations = saved(long_replies)
     (title,) = conversations  # saved from its first message, under its first words
@@ -63,10 +74,10 @@ def test_stop_keeps_the_text_marked_stopped_and_a_refresh_keeps_the_chat(
     if local_server.process is not None:  # the server's own log: it stopped generating
         assert disconnected_since(local_server, before)
 
-    page.reload()
+    listed = page.locator(f".st-key-{widget_key(CONVERSATION_PREFIX, title)} button").first
+    expect(listed).to_have_attribute("kind", "secondary")  # listed, and highlighted as the open one
+    page.reload()  # the conversation's URL opens it again
     expect(page.get_by_role("heading", name="Chatbot With Memory")).to_be_visible(timeout=TIMEOUT_MS)
-    open_popover(page, title, "Load")
-    page.get_by_role("button", name="Load", exact=True).click()
     wait_idle(page)
     expect(bubble(page, 1).get_by_text("Stopped: this reply")).to_be_visible(timeout=TIMEOUT_MS)
     assert reply["content"][:30] in bubble(page, 1).inner_text()
@@ -83,11 +94,12 @@ def test_regenerate_gives_version_two_and_version_one_can_be_chosen_again_and_co
     bubble(page, 1).get_by_role("button", name="Regenerate").click()
     expect(bubble(page, 1).get_by_text("2 / 2")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
+    page.mouse.move(1, 1)  # no tooltip over the picture
     page.screenshot(path=shots / "chat_features.png")
     (messages,) = saved(app_env).values()
     assert messages[1]["version_index"] == 1 and messages[1]["versions"][0][0]["content"] == first.strip()
 
-    bubble(page, 1).get_by_role("button", name="‹").click()
+    bubble(page, 1).get_by_role("button", name="Previous version").click()
     expect(bubble(page, 1).get_by_text("1 / 2")).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
     assert bubble(page, 1).get_by_test_id("stMarkdown").first.inner_text() == first
@@ -95,8 +107,8 @@ def test_regenerate_gives_version_two_and_version_one_can_be_chosen_again_and_co
     assert messages[1]["content"] == first.strip() and messages[1]["version_index"] == 0
     assert len(messages[1]["versions"]) == 1  # both versions kept
 
-    bubble(page, 0).frame_locator("iframe").get_by_role("button", name="Copy").click()
-    expect(bubble(page, 0).frame_locator("iframe").get_by_text("Copied")).to_be_visible()
+    bubble(page, 0).get_by_role("button", name="Copy").click()
+    expect(bubble(page, 0).get_by_text("Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == "Name a colour."
 
 

@@ -54,7 +54,7 @@ def open_call(page: Page, url: str, tool: str, question: str, call: str):
 
 def test_the_calculator_call_is_shown_and_saved_with_the_reply(greedy, streamlit_app, browser_page, shots):
     page = browser_page
-    reply = open_call(page, streamlit_app, "Calculator", "Use the calculator to compute 1234*5678.", "calculator")
+    reply = open_call(page, streamlit_app, "Calculator", "Use the calculator to compute 1234*5678.", "Calculator")
     expect(reply.get_by_text("7006652").first).to_be_visible(timeout=TIMEOUT_MS)
     expect(reply.get_by_text('"expression"').last).to_be_visible()  # in the opened, successful call
     page.wait_for_timeout(600)  # the expander opens with an animation
@@ -92,6 +92,8 @@ def plant_notes(greedy):
 
 def test_a_knowledge_base_tool_answers_with_its_source(plant_notes, streamlit_app, browser_page):
     question = "Search my notes: when does the Zorblax valve open?"
-    reply = open_call(browser_page, streamlit_app, "Knowledge base: plant notes", question, "search_plant_notes")
+    reply = open_call(
+        browser_page, streamlit_app, "Knowledge base: plant notes", question, "Knowledge base: plant notes"
+    )
     expect(reply.get_by_text("valves.txt").first).to_be_visible(timeout=TIMEOUT_MS)
     expect(reply.get_by_text("42 kPa").first).to_be_visible()

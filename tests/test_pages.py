@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from view.common import widget_key
+from view.style import CONVERSATION_PREFIX
 
 APP_DIR = Path(__file__).resolve().parent.parent
 HOME = str(APP_DIR / "Home.py")
@@ -42,6 +43,11 @@ def send(at: AppTest, text: str) -> AppTest:
 
 def sidebar_buttons(at: AppTest) -> list[str]:
     return [b.key or b.label for b in at.sidebar.button]
+
+
+def item(name: str) -> str:
+    """The key of a conversation's one-click item in the sidebar list."""
+    return widget_key(CONVERSATION_PREFIX, name)
 
 
 def test_home_names_the_local_provider_and_model(app_env):
@@ -87,14 +93,14 @@ def test_save_confirm_save_writes_the_file(app_env):
     assert [m["role"] for m in saved["Cat facts"]] == ["user", "assistant"]
     assert saved["Cat facts"][0]["content"] == "Remember that my cat is called Tom."
     assert any("Saved as" in s.value for s in at.sidebar.success)
-    assert widget_key("load", "Cat facts") in sidebar_buttons(at)
+    assert item("Cat facts") in sidebar_buttons(at)
 
 
 def test_load_into_a_fresh_session_renders_the_messages(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     assert chat_texts(at) == []
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     assert chat_texts(at) == [("user", "Hi, my name is Ada."), ("assistant", "Nice to meet you, Ada!")]
     memory = [m.content for m in at.session_state["memory_chat"].memory().get_all()]
     assert memory == ["Hi, my name is Ada.", "Nice to meet you, Ada!"]
@@ -149,7 +155,7 @@ def test_corrupt_file_is_moved_aside_and_the_user_is_told(app_env):
 def test_named_conversation_auto_saves_each_turn(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     send(at, "What is my name?")
     saved = json.loads(app_env.read_text(encoding="utf-8"))["Meeting Ada"]
     assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
@@ -160,7 +166,7 @@ def test_delete_can_be_cancelled(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.button(key=widget_key("delete", "Other")).click().run()
-    assert any("Delete “Other”?" in w.value for w in at.sidebar.warning)
+    assert any("Delete “Other”?" in m.value for m in at.markdown)  # in the dialog
     at.button(key=widget_key("cancel-delete", "Other")).click().run()
     assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Meeting Ada", "Other"]
     assert widget_key("delete", "Other") in sidebar_buttons(at)
@@ -169,20 +175,20 @@ def test_delete_can_be_cancelled(app_env):
 def test_rename_changes_the_file_and_the_open_conversation(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     at.text_input(key=widget_key("new-name", "Meeting Ada")).input("  Ada, again 🎉  ")
     at.button(key=widget_key("rename", "Meeting Ada")).click().run()
     assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other", "Ada, again 🎉"]
     assert at.session_state["memory_chat"].name == "Ada, again 🎉"
-    assert widget_key("load", "Ada, again 🎉") in sidebar_buttons(at)
+    assert item("Ada, again 🎉") in sidebar_buttons(at)
 
 
 def test_search_filters_by_name_and_content(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
     at.text_input(key="memory_search").input("something ELSE").run()
-    assert widget_key("load", "Other") in sidebar_buttons(at)
-    assert widget_key("load", "Meeting Ada") not in sidebar_buttons(at)
+    assert item("Other") in sidebar_buttons(at)
+    assert item("Meeting Ada") not in sidebar_buttons(at)
     at.text_input(key="memory_search").input("zzz-no-match").run()
     assert any("No saved conversation matches" in c.value for c in at.sidebar.caption)
 
@@ -190,7 +196,7 @@ def test_search_filters_by_name_and_content(app_env):
 def test_new_chat_starts_an_empty_unnamed_conversation(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     next(b for b in at.sidebar.button if b.label == "New chat").click().run()
     assert chat_texts(at) == []
     chat = at.session_state["memory_chat"]
@@ -205,7 +211,7 @@ def test_unicode_and_very_long_names_save_and_show_shortened(app_env, name):
     at.sidebar.text_input(key="memory_save_name").input(name)
     next(b for b in at.sidebar.button if b.label == "Confirm Save").click().run()
     assert name.strip() in json.loads(app_env.read_text(encoding="utf-8"))
-    assert widget_key("load", name.strip()) in sidebar_buttons(at)
+    assert item(name.strip()) in sidebar_buttons(at)
     if len(name) > 40:
         assert any(len(s.value) < 120 for s in at.sidebar.success)
 
@@ -228,16 +234,16 @@ def test_long_list_shows_the_newest_first_then_more_on_request(app_env):
     }
     app_env.write_text(json.dumps(many), encoding="utf-8")
     at = run(MEMORY)
-    loads = [k for k in sidebar_buttons(at) if k.startswith("load-")]
-    assert len(loads) == 30 and loads[0] == widget_key("load", "chat 34")
+    loads = [k for k in sidebar_buttons(at) if k.startswith(CONVERSATION_PREFIX)]
+    assert len(loads) == 30 and loads[0] == item("chat 34")
     at.button(key="memory_show_more").click().run()
-    assert len([k for k in sidebar_buttons(at) if k.startswith("load-")]) == 35
+    assert len([k for k in sidebar_buttons(at) if k.startswith(CONVERSATION_PREFIX)]) == 35
 
 
 def test_auto_save_failure_is_shown_and_the_turn_is_kept(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     app_env.unlink()
     app_env.mkdir()  # the file can no longer be read or replaced
     send(at, "Keep me even if saving fails")
@@ -254,7 +260,7 @@ def test_auto_save_failure_is_shown_and_the_turn_is_kept(app_env):
 def test_deleting_the_open_conversation_keeps_it_on_screen_unnamed(app_env):
     app_env.write_text(json.dumps(SAVED_FILE), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Meeting Ada")).click().run()
+    at.button(key=item("Meeting Ada")).click().run()
     at.button(key=widget_key("delete", "Meeting Ada")).click().run()
     at.button(key=widget_key("confirm-delete", "Meeting Ada")).click().run()
     assert "Meeting Ada" not in json.loads(app_env.read_text(encoding="utf-8"))

@@ -29,11 +29,11 @@ def click(at: AppTest, label: str, index: int = 0) -> AppTest:
 def test_regenerate_then_switch_versions(app_env):
     at = send(run(MEMORY), "Name a colour.")
     first = chat_texts(at)[1][1]
-    assert "Regenerate" in buttons(at) and "‹" not in buttons(at)
+    assert "Regenerate" in buttons(at) and "Previous version" not in buttons(at)
     click(at, "Regenerate")
     assert len(chat_texts(at)) == 2
     assert any(m.value == "2 / 2" for m in at.main.markdown)
-    click(at, "‹")
+    click(at, "Previous version")
     assert chat_texts(at)[1][1] == first
     assert any(m.value == "1 / 2" for m in at.main.markdown)
     (messages,) = json.loads(app_env.read_text(encoding="utf-8")).values()
@@ -130,13 +130,14 @@ def test_a_gguf_cut_inside_its_tensor_data_is_refused_before_a_server_starts(tmp
 
 def test_a_loaded_chat_shows_its_rating_comment_and_versions(app_env):
     from view.common import widget_key
+    from view.style import CONVERSATION_PREFIX
 
     answer = {"role": "assistant", "content": "Blue.", "model": "m"}
     answer |= {"feedback": {"rating": -1, "comment": "Too vague."}, "version_index": 1}
     answer["versions"] = [[{"role": "assistant", "content": "Red.", "model": "m"}]]
     app_env.write_text(json.dumps({"Colours": [{"role": "user", "content": "Name a colour."}, answer]}))
     at = run(MEMORY)
-    at.button(key=widget_key("load", "Colours")).click().run()
+    at.button(key=widget_key(CONVERSATION_PREFIX, "Colours")).click().run()
     assert chat_texts(at)[1] == ("assistant", "Blue.")
     assert any(shown(c.value) == "💬 Too vague." for c in at.main.caption)
     assert any(m.value == "2 / 2" for m in at.main.markdown)

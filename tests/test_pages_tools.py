@@ -54,7 +54,7 @@ def test_a_loaded_conversation_brings_back_its_tools_calls_and_json_note(app_env
     at = load(run(MEMORY), "Sums")
     assert at.sidebar.multiselect[0].value == ["calculator"]
     reply = at.chat_message[1]
-    assert [e.label for e in reply.expander] == ["Used calculator"]
+    assert [e.label for e in reply.expander] == ["Used Calculator"]
     assert "42" in [c.value for c in reply.expander[0].code]
     assert any("not valid JSON" in c.value for c in at.chat_message[3].caption)
     assert at.chat_message[3].markdown[0].value == "not json {"

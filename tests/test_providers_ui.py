@@ -7,7 +7,8 @@ from llama_index.core.base.llms.types import MessageRole
 
 from tests.fake_keys import GROQ, fake
 from tests.test_pages import HOME, MEMORY, SIMPLE, chat_texts, run, send
-from view.chat import SYSTEM_PROMPT_PRESETS
+from view.model_settings import SYSTEM_PROMPT_PRESETS
+from view.style import CONVERSATION_PREFIX
 
 FAKE_KEY = fake(GROQ, "FAKEKEY_must_never_leak_7c3e")
 MASKED = f"{FAKE_KEY[:4]}…7c3e"
@@ -34,9 +35,10 @@ def test_switching_provider_and_model_applies_to_the_next_message(app_env, fault
     assert first_reply.model == "smollm2-135m-instruct" and fault.attempts == 0
     at.selectbox(key="set_provider").select("openai_like").run()
     at.text_input(key="set_base_url").input(fault.base_url).run()
-    # the models are listed from the server's /models (the current choice stays first)
-    assert at.selectbox(key="set_model_openai_like").options == ["smollm2-135m-instruct", "fault-model"]
-    at.selectbox(key="set_model_openai_like").select("fault-model").run()
+    # the models are listed from the server's /models, and its first is chosen: never the local model's
+    assert at.selectbox(key="set_model_openai_like").options == ["fault-model"]
+    assert at.selectbox(key="set_model_openai_like").value == "fault-model"
+    assert any(m.value == "**OpenAI-compatible** · `fault-model`" for m in at.sidebar.markdown)
     send(at, "Second, through the OpenAI-compatible provider.")
     sent = fault.bodies[-1]  # what the newly chosen server received
     assert sent["model"] == "fault-model" and sent["stream"] is True
@@ -79,7 +81,9 @@ def test_failure_shows_error_keeps_message_and_retry_sends_it_again(app_env, fau
     monkeypatch.setenv("LLM_MODEL", "fault-model")
     app_env.write_text(json.dumps({"kept": []}), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=[b.key for b in at.sidebar.button if b.key and b.key.startswith("load-")][0]).click().run()
+    at.button(
+        key=[b.key for b in at.sidebar.button if b.key and b.key.startswith(CONVERSATION_PREFIX)][0]
+    ).click().run()
     fault.mode = "500"
     send(at, "Do not lose me")
     assert any("server error (500)" in e.value for e in at.error)
@@ -153,14 +157,18 @@ def test_300_message_conversation_is_trimmed_and_still_answered(app_env):
     }
     app_env.write_text(json.dumps(long), encoding="utf-8")
     at = run(MEMORY)
-    at.button(key=[b.key for b in at.sidebar.button if b.key and b.key.startswith("load-")][0]).click().run()
+    at.button(
+        key=[b.key for b in at.sidebar.button if b.key and b.key.startswith(CONVERSATION_PREFIX)][0]
+    ).click().run()
     send(at, "What was the last message about?")
     chat = at.session_state["memory_chat"]
     assert not at.error, [e.value for e in at.error]
     assert chat.messages[-1].role is MessageRole.ASSISTANT and chat.messages[-1].content.strip()
     assert 0 < chat.budget.left_out < 300
     assert chat.budget.sent_tokens <= chat.budget.token_limit
-    assert any("older messages left out to fit the context window" in c.value for c in at.caption)
+    line = next(c for c in at.caption if c.value.startswith("Memory: "))
+    assert line.value == f"Memory: {chat.budget.sent_tokens:,} of {chat.budget.token_limit:,} tokens"
+    assert "older messages left out to fit" in line.help
 
 
 def test_home_says_whether_the_provider_answers(app_env, fault, monkeypatch):

@@ -1,4 +1,5 @@
-"""The Chatbot With Memory page: the agent's chat plus a sidebar to save, load and delete conversations."""
+"""The Chatbot With Memory page: the agent's chat, with the saved conversations at the top of the
+sidebar and the model settings, tools and JSON mode below them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import streamlit as st
 
 from controller.engines import AgentEngine
 from controller.tools import ToolBox
-from view.chat import chat_area, model_settings, tab_chat
+from view.chat import chat_area, tab_chat, take_action
 from view.common import conversation_store, settings_or_stop, setup_page
-from view.conversations import conversation_sidebar
+from view.conversations import conversation_extras, conversation_list, follow_url
 from view.knowledge_base import knowledge_bases
 from view.markdown import no_remote_images, plain
+from view.model_settings import model_settings
 from view.tools import tool_server_url, tools_sidebar
 
 SESSION_KEY = "memory_chat"
@@ -22,24 +24,31 @@ def render(engine: type[AgentEngine]) -> None:
     """Draw the page; ``engine.from_defaults(config, toolbox)`` answers each turn."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
+    store = conversation_store(settings)
     toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone)
     with st.sidebar:
+        top = st.container()
         config = model_settings(settings)
-        tool_ids, json_mode = tools_sidebar(st.session_state.get(SESSION_KEY), toolbox)
+    tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox), store)
+    follow_url(SESSION_KEY, store)
+    chat = st.session_state[SESSION_KEY]
+    with st.sidebar:
+        tool_ids, json_mode = tools_sidebar(chat, toolbox, settings)
     tools_url = tool_server_url(settings, config) if tool_ids else None
     config = replace(config, json_mode=json_mode, tools_base_url=tools_url)
-    store = conversation_store(settings)
     chat = tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox), store)
     chat.set_tools(tool_ids)
+    take_action(chat, settings, "memory")
+    with top:
+        conversation_list(SESSION_KEY, store, "memory")
     with st.sidebar:
-        conversation_sidebar(chat, store)
+        conversation_extras(store)
     st.title("Chatbot With Memory")
     st.caption(
         f"Conversation: **{plain(chat.name)}** (saved automatically)"
         if chat.name
         else "New conversation: it is saved from your first message."
     )
-
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
         st.error(no_remote_images(chat.save_error))
     chat_area(chat, config, settings, page="memory")

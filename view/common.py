@@ -53,6 +53,19 @@ def _store(location: str) -> BaseConversationStore:
     return open_store(location)
 
 
+def open_store_or_none(settings: Settings) -> BaseConversationStore | None:
+    """The conversation store, or None when it cannot be opened (for what can do without it, such
+    as remembering settings; the pages that need it say why with ``conversation_store``). Tried once
+    per tab, so an unreachable database does not slow every rerun."""
+    if st.session_state.get("_store_unavailable"):
+        return None
+    try:
+        return _store(settings.conversations_location)
+    except StoreError:
+        st.session_state["_store_unavailable"] = True
+        return None
+
+
 def conversation_store(settings: Settings) -> BaseConversationStore:
     """The conversation store that CONVERSATIONS_URL (or CONVERSATIONS_FILE) names, opened once.
 

@@ -4,8 +4,8 @@ import streamlit as st
 
 from utils.model_list import check_provider
 from utils.providers import LLMConfig, config_problem
-from view.chat import active_config
 from view.common import provider_caption, settings_or_stop, setup_page
+from view.model_settings import active_config
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -35,7 +35,10 @@ def render() -> None:
         st.success("The provider answers.", icon="✅")
     else:
         st.error(problem, icon="⚠️")
-    st.caption("Change the provider, model, temperature or system prompt in the sidebar of either chat page.")
+    st.caption(
+        "Change the provider, model, temperature or system prompt under Model settings in the sidebar of any "
+        "chat page; your choices are remembered."
+    )
     st.subheader("Start chatting")
     st.page_link("pages/1_Simple_Chat.py", label="Simple Chat", icon="💬")
     st.caption("A quick chat; nothing is saved.")
@@ -44,4 +47,4 @@ def render() -> None:
     st.page_link("pages/3_Knowledge_Base.py", label="Knowledge Base", icon="📚")
     st.caption("Make a knowledge base from your files and ask about them, with sources.")
     st.page_link("pages/4_Help.py", label="Help", icon="❓")
-    st.caption("How to set Parley up: bigger local models, other servers, keys, the chat server.")
+    st.caption("How to use Parley: chatting and saving, knowledge bases, tools, models and providers, privacy.")

@@ -1,8 +1,8 @@
 """The Knowledge Base page: make knowledge bases from your files and chat with them, with sources.
 
-Sidebar: model settings; the knowledge base (choose, create, delete); its files (upload several,
-add a server folder, remove one) with progress while indexing; retrieval settings (top k,
-similarity threshold); and the saved conversations, as on the memory page.
+Sidebar: the saved conversations at the top, as on the memory page; model settings; the knowledge
+base (choose, create, delete); its files (upload several, add a server folder, remove one) with
+progress while indexing; and the retrieval settings (top k, similarity threshold) under "Advanced".
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from controller.chat import Chat
 from controller.engines import KnowledgeEngine
 from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
 from utils.knowledge_bases import AddReport, KnowledgeBase, KnowledgeBaseError, KnowledgeBases
-from view.chat import chat_area, model_settings, tab_chat
+from view.chat import chat_area, tab_chat, take_action
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
-from view.conversations import conversation_sidebar
+from view.conversations import conversation_extras, conversation_list, follow_url
 from view.markdown import no_remote_images, plain
+from view.model_settings import model_settings
 
 SESSION_KEY = "kb_chat"
 CHOSEN = "kb_chosen"
@@ -37,10 +39,14 @@ def render(engine: type[KnowledgeEngine]) -> None:
     """Draw the page; ``engine.from_defaults(config, knowledge base, top k, threshold)`` answers each turn."""
     setup_page("Knowledge Base", "📚")
     settings = settings_or_stop()
-    with st.sidebar:
-        config = model_settings(settings)
     store = conversation_store(settings)
     kbs = knowledge_bases(settings.knowledge_base_dir)
+    with st.sidebar:
+        top = st.container()
+        config = model_settings(settings)
+    tab_chat(SESSION_KEY, engine.from_defaults(config, None), store)
+    follow_url(SESSION_KEY, store)
+    _follow_conversation(st.session_state[SESSION_KEY])
     st.title("Knowledge Base")
     with st.sidebar:
         show_flashes()
@@ -51,19 +57,29 @@ def render(engine: type[KnowledgeEngine]) -> None:
             st.stop()
         top_k, threshold = _retrieval_settings() if kb is not None else (3, 0.3)
     chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold), store)
+    take_action(chat, settings, "kb")
+    with top:
+        conversation_list(SESSION_KEY, store, "kb")
     with st.sidebar:
-        st.divider()
-        conversation_sidebar(chat, store)
+        conversation_extras(store)
     if kb is None:
         st.info("Create or choose a knowledge base in the sidebar, add your files, then ask about them.")
     else:
-        st.caption(
-            f"Answering from **{plain(kb.name)}**: {len(kb.files)} file(s), {kb.chunk_count} chunk(s). "
-            f"Top {top_k} chunks with similarity ≥ {threshold:.2f}."
-        )
+        st.caption(f"Answering from **{plain(kb.name)}**: {len(kb.files)} file(s), {kb.chunk_count} chunk(s).")
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
         st.error(no_remote_images(chat.save_error))
     chat_area(chat, config, settings, page="kb")
+
+
+def _follow_conversation(chat: Chat) -> None:
+    """When another conversation was opened, choose the knowledge base it was held with."""
+    if st.session_state.get("kb_conversation") == chat.name:
+        return
+    st.session_state["kb_conversation"] = chat.name
+    used = next((m.knowledge_base for m in chat.messages if m.knowledge_base), None)
+    if used is not None:
+        st.session_state[CHOSEN] = used
+        st.session_state.pop("kb_select", None)
 
 
 def _knowledge_base_section(kbs: KnowledgeBases) -> KnowledgeBase | None:
@@ -102,17 +118,20 @@ def _create_popover(kbs: KnowledgeBases) -> None:
 
 
 def _retrieval_settings() -> tuple[int, float]:
-    """The "Top k chunks" and "Similarity threshold" sliders."""
-    top_k = st.slider("Top k chunks", 1, 10, 3, key="kb_top_k")
-    threshold = st.slider(
-        "Similarity threshold",
-        0.0,
-        1.0,
-        0.3,
-        0.05,
-        key="kb_threshold",
-        help="Chunks less similar to the question than this are not used (cosine similarity).",
-    )
+    """The "Top k chunks" and "Similarity threshold" sliders, in an "Advanced" expander."""
+    with st.expander("Advanced"):
+        top_k = st.slider(
+            "Top k chunks", 1, 10, 3, key="kb_top_k", help="How many passages of your files each answer is given."
+        )
+        threshold = st.slider(
+            "Similarity threshold",
+            0.0,
+            1.0,
+            0.3,
+            0.05,
+            key="kb_threshold",
+            help="Passages less similar to the question than this are not used (cosine similarity, 0 to 1).",
+        )
     return top_k, threshold
 
 

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
+from controller.chat import Chat
 from controller.engines import PlainEngine
-from view.chat import chat_area, model_settings, tab_chat
+from view.chat import STOP_WAIT_SECONDS, chat_area, tab_chat, take_action
 from view.common import settings_or_stop, setup_page
+from view.model_settings import model_settings
 
 SESSION_KEY = "simple_chat"
 
@@ -17,9 +19,16 @@ def render(engine: type[PlainEngine]) -> None:
         config = model_settings(settings)
         st.caption("Nothing on this page is saved.")
     chat = tab_chat(SESSION_KEY, engine.from_defaults(config))
+    take_action(chat, settings, "simple")
+    with st.sidebar:
+        st.button("Clear chat", icon="🧹", disabled=not chat.messages, on_click=_clear, args=(chat,))
     st.title("Simple Chat")
     chat_area(chat, config, settings, page="simple", edit=False, feedback=False)
-    with st.sidebar:  # drawn after the turn, so it knows whether there is anything to clear
-        if st.button("Clear chat", disabled=not chat.messages):
-            chat.new()
-            st.rerun()
+
+
+def _clear(chat: Chat) -> None:
+    """on_click of "Clear chat": stop a reply being written, then start over."""
+    if chat.job is not None:
+        chat.job.stop(STOP_WAIT_SECONDS)
+    if not chat.replying:
+        chat.new()

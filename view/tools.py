@@ -5,13 +5,11 @@ and a JSON-mode reply shown as formatted JSON."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import streamlit as st
 
 from controller.chat import Chat
-from controller.engines import ToolCallEvent, TurnEvent
-from controller.tools import ToolBox, arguments_text, tool_label
+from controller.tools import ToolBox, arguments_text, call_label, tool_label
 from model.message import Message, ToolCall
 from settings import Settings
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
@@ -19,31 +17,35 @@ from utils.providers import LLMConfig
 from utils.sandbox import ISOLATION_NOTES, isolation
 from view.common import picked_model_server, source_list, widget_key
 from view.markdown import no_remote_images, plain
+from view.model_settings import choice_of, remember
 
 JSON_MODE_KEY = "memory_json_mode"
 
 
-def tools_sidebar(chat: Chat | None, toolbox: ToolBox) -> tuple[list[str], bool]:
+def tools_sidebar(chat: Chat, toolbox: ToolBox, settings: Settings) -> tuple[list[str], bool]:
     """The "Tools" multiselect and the "JSON mode" switch; returns (chosen tool ids, JSON mode on).
 
-    The multiselect starts from ``chat.tools`` (the loaded conversation's) and is keyed by the
-    conversation's name, so loading another conversation shows its tools.
+    The multiselect starts from ``chat.tools`` (the open conversation's) or, in a new chat, from the
+    tools chosen last (remembered with the preferences); it is keyed by the conversation's name, so
+    opening another conversation shows its tools.
     """
-    current = list(chat.tools) if chat is not None else []
     options = toolbox.available()
+    remembered = [t for t in choice_of(settings)["tools"] if t in options]
+    current = list(chat.tools) if chat.name or chat.messages else remembered
     options += [t for t in current if t not in options]
     chosen = st.multiselect(
         "Tools",
         options,
         default=current,
         format_func=tool_label,
-        key=widget_key("memory_tools", (chat.name or "") if chat is not None else ""),
+        key=widget_key("memory_tools", chat.name or ""),
         placeholder="No tools: a plain chat",
         help="The agent decides when to call a chosen tool. Remembered with the conversation.",
     )
     json_mode = st.toggle(
         "JSON mode", key=JSON_MODE_KEY, help='Replies are asked for as one JSON object (response_format "json_object").'
     )
+    remember(settings, tools=list(chosen))
     level = isolation()
     if level != "full":  # Run Python is not offered: say why, and how to turn it on
         st.warning(ISOLATION_NOTES[level])
@@ -89,15 +91,17 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
         return None
 
 
-def tool_calls_view(message: Message) -> None:
-    """A reply's tool calls, each as a collapsed "Used <tool>" expander with arguments and result."""
+def tool_calls_view(message: Message, tool_ids: tuple[str, ...] = ()) -> None:
+    """A reply's tool calls, each as a collapsed "Used <tool>" expander with arguments and result;
+    ``tool_ids`` are the tools the question was sent with (for the labels of knowledge bases)."""
     for call in message.tool_calls:
-        with st.expander(_title(call), icon="⚠️" if call.error else "🛠️"):
+        with st.expander(_title(call, tool_ids), icon="⚠️" if call.error else "🛠️"):
             call_details(call)
 
 
-def _title(call: ToolCall) -> str:
-    return f"Used {plain(call.name)}" + (" (failed)" if call.error else "")
+def _title(call: ToolCall, tool_ids: tuple[str, ...] = ()) -> str:
+    """ "Used <tool>" with the tool's label as the "Tools" picker shows it."""
+    return f"Used {plain(call_label(call.name, tool_ids))}" + (" (failed)" if call.error else "")
 
 
 def call_details(call: ToolCall) -> None:
@@ -121,32 +125,17 @@ def _code_of(call: ToolCall) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def live_tool_calls(container: st.delta_generator.DeltaGenerator) -> Callable[[TurnEvent], None]:
-    """A turn's listener that draws each tool call in ``container`` as it runs: a status line
-    "Using <tool>…" that becomes "Used <tool>" with its result (or an error) when it ends."""
-    statuses: dict[str, object] = {}
-
-    def on_event(event: TurnEvent) -> None:
-        if not isinstance(event, ToolCallEvent):
-            return
-        call = event.call
-        key = f"{call.id}|{call.round}"
+def live_tool_calls_view(calls: list[ToolCall], tool_ids: tuple[str, ...] = ()) -> None:
+    """The tool calls of a reply being written: a running one as a status line "Using <tool>…",
+    a finished one as "Used <tool>" with its result (or an error)."""
+    for call in calls:
+        label = plain(call_label(call.name, tool_ids))
         if call.result is None:
-            with container:
-                status = st.status(f"Using {plain(call.name)}…", expanded=False)
-            statuses[key] = status
-            with status:
+            with st.status(f"Using {label}…", expanded=False):
                 call_details(call)
-            return
-        status = statuses.pop(key, None)
-        if status is None:
-            return
-        with status:  # type: ignore[attr-defined]
-            st.caption("Result" if not call.error else "Error (given back to the model)")
-            st.code(call.result, language=None, wrap_lines=True)
-        status.update(label=_title(call), state="error" if call.error else "complete")  # type: ignore[attr-defined]
-
-    return on_event
+        else:
+            with st.status(_title(call, tool_ids), state="error" if call.error else "complete", expanded=False):
+                call_details(call)
 
 
 def reply_body(message: Message) -> None:
