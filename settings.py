@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         local_models_dir: folder of GGUF files offered by the local provider's model picker
             (relative paths are under the app folder; git-ignored ``models/`` by default).
         local_llm_threads: threads the local server generates with; None lets
-            ``utils.local_server.generation_threads`` choose (``make bench`` measures the choices).
+            ``utils.thread_tuning`` measure the fastest count on this machine, once, and keep it.
         stream_redraw_interval: shortest time between two redraws of a streaming reply in the
             browser, in seconds (0 redraws on every delta).
         parley_api_port: the chat server's port on 127.0.0.1 (``make serve``).
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     knowledge_base_dir: Path = Path("knowledge_bases")
     local_models_dir: Path = Path("models")
     local_llm_threads: int | None = Field(default=None, ge=1)
-    stream_redraw_interval: float = Field(default=0.2, ge=0.0, le=2.0)
+    stream_redraw_interval: float = Field(default=0.4, ge=0.0, le=2.0)
     parley_api_port: int = Field(default=8000, ge=1, le=65535)
     parley_api_keys: SecretStr | None = None
     parley_session_ttl: float = Field(default=3600.0, gt=0)

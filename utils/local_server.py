@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from utils.thread_tuning import needs_tuning, tuned_threads
+
 if TYPE_CHECKING:
     from settings import Settings
 
@@ -82,14 +84,13 @@ def free_port() -> int:
         return port
 
 
-def generation_threads() -> int:
-    """Return the threads the local server generates with when LOCAL_LLM_THREADS is not set.
-
-    ``nproc - 1`` (at least 1): generation leaves one core to the app and the browser. Measured on
-    2 cores (``make bench``, bench/RESULTS.md): 1 thread and 2 give about the same raw rate, but with
-    2 the browser competes with the model for the cores and receives ~20% fewer tokens per second.
-    """
-    return max(1, (os.cpu_count() or 1) - 1)
+def will_tune(model_path: Path | None, threads: int | None) -> bool:
+    """True when starting a server of ``model_path`` (None: the bundled model) first measures the
+    machine's best thread count (``utils.thread_tuning``): no LOCAL_LLM_THREADS and nothing kept."""
+    try:
+        return needs_tuning(find_local_model(model_path), threads)
+    except LocalServerError:
+        return False
 
 
 def server_answers(base_url: str, timeout: float = 1.0) -> bool:
@@ -189,8 +190,9 @@ class LocalServer:
             model_path: LOCAL_MODEL_PATH, or None for the bundled SmolLM2 GGUF.
             context_window: ``n_ctx`` in tokens for a server that is started.
             start_timeout: seconds to wait for the model to load.
-            threads: LOCAL_LLM_THREADS, threads that generate tokens; None for ``generation_threads()``.
-                Prompt processing always uses every core.
+            threads: LOCAL_LLM_THREADS, threads that generate tokens; None for the count measured
+                fastest on this machine (``utils.thread_tuning.tuned_threads``: a few seconds the
+                first time, then kept). Prompt processing always uses every core.
             alias: the model id the started server answers to (``--model_alias``).
             chat_format: llama-cpp-python's ``--chat_format`` (e.g. ``chatml-function-calling``,
                 ``TOOL_CHAT_FORMAT``), or None for the chat template inside the GGUF.
@@ -203,7 +205,7 @@ class LocalServer:
             return cls(port=port, context_window=context_window)
         model = find_local_model(model_path)
         port = port or free_port()
-        command = server_command(model, alias, port, context_window, threads or generation_threads(), chat_format)
+        command = server_command(model, alias, port, context_window, threads or tuned_threads(model), chat_format)
         process = subprocess.Popen(
             command,
             cwd=Path(__file__).resolve().parent.parent,

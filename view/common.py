@@ -14,8 +14,9 @@ from model.store import BaseConversationStore, StoreError
 from model.stores import open_store
 from settings import PROVIDER_LABELS, Settings, load_settings
 from utils.local_models import PickedModelServer
-from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError, will_tune
 from utils.providers import LLMConfig
+from utils.thread_tuning import TUNING_NOTICE
 from view.markdown import no_remote_images, plain
 
 #: Longest conversation name shown in full in the sidebar, in characters.
@@ -92,6 +93,12 @@ def local_model_name() -> str:
     return picked.path.stem if picked.path is not None else LOCAL_MODEL_ALIAS
 
 
+def starting_notice(usual: str, model_path: Path | None, threads: int | None) -> str:
+    """What a spinner says while a local model server starts: ``usual``, or "Tuning the local model
+    for this machine…" when this start first measures the machine's best thread count."""
+    return TUNING_NOTICE if will_tune(model_path, threads) else usual
+
+
 def local_server_or_stop(settings: Settings) -> LocalServer:
     """The local model server in use: the picked model's, or the shared bundled one (started
     with a spinner the first time).
@@ -103,7 +110,8 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
     if picked.server is not None:
         return picked.server
     try:
-        with st.spinner("Starting the local model (SmolLM2-135M-Instruct)… this takes a few seconds the first time."):
+        usual = "Starting the local model (SmolLM2-135M-Instruct)… this takes a few seconds the first time."
+        with st.spinner(starting_notice(usual, settings.local_model_path, settings.local_llm_threads)):
             return _local_server(
                 settings.local_llm_port,
                 settings.local_model_path,

@@ -34,7 +34,13 @@ from utils.providers import (
     provider_name,
     resolve_config,
 )
-from view.common import local_model_name, local_server_or_stop, open_store_or_none, picked_model_server
+from view.common import (
+    local_model_name,
+    local_server_or_stop,
+    open_store_or_none,
+    picked_model_server,
+    starting_notice,
+)
 
 #: System prompt presets offered in the sidebar (label → prompt).
 SYSTEM_PROMPT_PRESETS: dict[str, str] = {
@@ -278,7 +284,8 @@ def _pick_local_model(settings: Settings) -> None:
         picked.stop()
         return
     try:
-        with st.spinner(f"Starting the local model {Path(path).name}… large models take a while to load."):
+        usual = f"Starting the local model {Path(path).name}… large models take a while to load."
+        with st.spinner(starting_notice(usual, Path(path), settings.local_llm_threads)):
             picked.serve(
                 Path(path),
                 settings.local_context_window,

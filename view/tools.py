@@ -15,7 +15,7 @@ from settings import Settings
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
 from utils.providers import LLMConfig
 from utils.sandbox import ISOLATION_NOTES, isolation
-from view.common import picked_model_server, source_list, widget_key
+from view.common import picked_model_server, source_list, starting_notice, widget_key
 from view.markdown import no_remote_images, plain
 from view.model_settings import choice_of, remember
 
@@ -74,7 +74,8 @@ def tool_server_url(settings: Settings, config: LLMConfig) -> str | None:
     if config.provider != "local" or picked_model_server().path is not None:
         return None
     try:
-        with st.spinner("Starting the local model's tool-calling server… a few seconds the first time."):
+        usual = "Starting the local model's tool-calling server… a few seconds the first time."
+        with st.spinner(starting_notice(usual, settings.local_model_path, settings.local_llm_threads)):
             args = (
                 settings.local_model_path,
                 settings.local_context_window,
