@@ -112,13 +112,30 @@ def test_a_pdf_that_takes_too_long_is_stopped_and_named_while_the_app_stays_free
         ),
         ("long.txt", (FILLER * 50).encode(), ReadLimits(max_chars=1000), "more than 1,000 characters of text"),
         ("pages.pdf", None, ReadLimits(max_pdf_pages=1), "it has 2 pages; the most a PDF may have is 1"),
-        ("memory.txt", b"y" * (30 * 2**20), ReadLimits(memory_mb=80), "memory"),
+        ("memory.csv", b"y" * (30 * 2**20), ReadLimits(memory_mb=80, max_chars=10**9), "needs more memory than"),
     ],
 )
 def test_each_limit_refuses_with_a_sentence_naming_the_file(name, data, limits, reason):
     with pytest.raises(DocumentError) as refused:
         read_text(name, data if data is not None else pdf(), limits)
     assert str(refused.value).startswith(f"{name}: ") and reason in str(refused.value)
+
+
+def test_plain_text_is_read_in_this_process_within_the_same_limits(monkeypatch):
+    """.txt and .md need no parser, so no process is started for them (one per file made indexing
+    many small files ~7 times slower); the size and length limits still hold."""
+    import utils.documents as documents
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("a process was started for plain text")
+
+    monkeypatch.setattr(documents.subprocess, "Popen", no_process)
+    assert "Zorblax valve opens at 42 kPa" in read_text("valves.txt", txt())
+    assert read_text("notes.md", "# Title\n\nBody é".encode()) == "# Title\n\nBody é"
+    with pytest.raises(DocumentError, match=r"^long\.md: it holds more than 1,000 characters"):
+        read_text("long.md", (FILLER * 50).encode(), ReadLimits(max_chars=1000))
+    with pytest.raises(DocumentError, match=r"^latin\.txt: the file is not UTF-8 text"):
+        read_text("latin.txt", "café".encode("latin-1"))
 
 
 def test_a_good_file_still_reads_within_the_limits():
