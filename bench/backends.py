@@ -23,6 +23,7 @@ from bench.data import make_conversations
 from model.message import Message
 from model.stores import open_store
 from tests.servers import PostgresServer, RedisServer
+from utils.thread_tuning import core_count
 
 SIZES = (100, 1_000, 5_000, 100_000)
 MESSAGES = 10
@@ -170,7 +171,12 @@ def _queue_run(rds: RedisServer, chat_model: object, count: int, turns: int, max
             "LOCAL_CONTEXT_WINDOW": "2048",
         }
     )
-    if paced is not None:
+    if paced is None:
+        # Each worker's own model server gets its share of the cores: with the measured count (every
+        # core, on 2 cores) for each, two servers generating at once oversubscribe the cores and
+        # llama.cpp's spinning threads slow each other down by orders of magnitude.
+        env["LOCAL_LLM_THREADS"] = str(max(1, core_count() // count))
+    else:
         base_url = paced.base_url  # type: ignore[attr-defined]
         env.update({"LLM_PROVIDER": "openai_like", "LLM_BASE_URL": base_url, "LLM_MODEL": "scripted"})
     workers = []

@@ -38,13 +38,14 @@ from controller.engines import AgentEngine  # noqa: E402
 from model.json_store import JsonFileStore  # noqa: E402
 from model.message import Message  # noqa: E402
 from settings import Settings  # noqa: E402
-from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, free_port, generation_threads  # noqa: E402
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, find_local_model, free_port  # noqa: E402
 from utils.providers import LLMConfig  # noqa: E402
+from utils.thread_tuning import cached_entry, candidates, core_count, cpu_model, tuned_threads  # noqa: E402
 
 RUNS = 5
 MAX_TOKENS = 128
 #: Redraw intervals of a streaming reply tried in the browser (STREAM_REDRAW_INTERVAL), seconds.
-REDRAW_INTERVALS = (0.05, 0.1, 0.2)
+REDRAW_INTERVALS = (0.1, 0.2, 0.4)
 #: The app's default redraw interval (settings.py), in seconds.
 DEFAULT_INTERVAL = Settings.model_fields["stream_redraw_interval"].default
 PROMPT = "Write a long story about a dragon who learns to bake bread."
@@ -267,6 +268,71 @@ def bench_browser_sweep(servers: dict[int, LocalServer]) -> list[dict]:
     return rows
 
 
+def bench_profile(server: LocalServer) -> dict:
+    """Where one browser turn's time goes (bench/profile.py): CPU seconds per process during a reply
+    on the Simple Chat page, the model server's CPU for the same reply streamed straight to the SDK,
+    and py-spy's summary of the app process during another such reply."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from bench.profile import CpuMeter, Spy, pids_matching, summarise
+
+    data = Path(tempfile.mkdtemp())
+    env = {
+        "LOCAL_LLM_PORT": str(server.port),
+        "CONVERSATIONS_FILE": str(data / "c.json"),
+        "LLM_TEMPERATURE": "0",
+        "LLM_MAX_TOKENS": str(MAX_TOKENS),
+        "LLM_SYSTEM_PROMPT": "",
+    }
+    app = App(env)
+    assert server.process is not None
+    try:
+        _wait_healthy(app)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"{app.url}/Simple_Chat")
+            page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+
+            def clear() -> None:
+                page.get_by_role("button", name="Clear chat").click()
+                expect(page.get_by_test_id("stChatMessage")).to_have_count(0, timeout=30_000)
+
+            browser_turn(page, PROMPT)  # warm-up
+            groups = {
+                "model server": [server.process.pid],
+                "app (Streamlit)": [app.process.pid],
+                "Chromium": pids_matching("chromium"),
+                "benchmark and Playwright": [os.getpid(), *pids_matching("playwright/driver")],
+            }
+            raw_meter = CpuMeter({"model server": [server.process.pid]})
+            raw_meter.start()
+            raw = raw_stream(server.base_url)
+            raw_cpu = raw_meter.stop()
+            clear()
+            meter = CpuMeter(groups)
+            meter.start()
+            seen = browser_turn(page, PROMPT)
+            used = meter.stop()
+            clear()
+            spy = Spy(app.process.pid)
+            browser_turn(page, PROMPT)
+            stacks = summarise(spy.stop())
+            browser.close()
+    finally:
+        app.stop()
+    cores = os.cpu_count() or 1
+    return {
+        "cores": cores,
+        "raw": raw,
+        "raw_cpu": raw_cpu,
+        "browser": seen,
+        "cpu": used,
+        "share": {name: used[name] / (used["wall"] * cores) for name in groups},
+        "spy": stacks,
+    }
+
+
 def _wait_healthy(app: App, timeout: float = 60) -> None:
     import urllib.request
 
@@ -429,13 +495,6 @@ def _children(pid: int) -> list[int]:
 
 
 # ----- report -------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def plot(scale: dict[int, dict], path: Path) -> None:
     import matplotlib
 
@@ -464,8 +523,7 @@ def plot(scale: dict[int, dict], path: Path) -> None:
 
 def sweep_only() -> None:
     """``python -m bench.run --sweep``: only the browser sweep, printed (for tuning the defaults)."""
-    cores = os.cpu_count() or 1
-    servers = {t: LocalServer.ensure(None, context_window=4096, threads=t) for t in sorted({1, cores})}
+    servers = {t: LocalServer.ensure(None, context_window=4096, threads=t) for t in candidates(core_count())}
     try:
         for row in bench_browser_sweep(servers):
             print(json.dumps(row))
@@ -478,6 +536,13 @@ def main() -> None:
     if "--sweep" in sys.argv:
         sweep_only()
         return
+    if "--profile" in sys.argv:  # only where a browser turn's time goes, printed
+        server = LocalServer.ensure(None, context_window=4096)
+        try:
+            print(json.dumps(bench_profile(server), indent=1))
+        finally:
+            server.stop()
+        return
     if "--api" in sys.argv:  # only the chat server's stream figures, printed
         from bench import api as api_bench
 
@@ -488,14 +553,19 @@ def main() -> None:
             server.stop()
         return
     started = time.monotonic()
+    model = find_local_model()
+    tuning = {"threads": tuned_threads(model), **(cached_entry(model) or {})}
+    print(f"generation threads chosen by measuring: {tuning}", flush=True)
     server = LocalServer.ensure(None, context_window=4096)
     try:
+        print("where a browser turn's time goes", flush=True)
+        where = bench_profile(server)
+        print(json.dumps(where), flush=True)
         print("streaming: controller path vs raw SDK", flush=True)
         streaming = bench_streaming(server)
         print(streaming, flush=True)
         print("browser: delivered tokens/s by generation threads and redraw interval", flush=True)
-        cores = os.cpu_count() or 1
-        others = {t: LocalServer.ensure(None, context_window=4096, threads=t) for t in sorted({1, cores})}
+        others = {t: LocalServer.ensure(None, context_window=4096, threads=t) for t in candidates(core_count())}
         try:
             sweep = bench_browser_sweep(others)
         finally:
@@ -536,7 +606,10 @@ def main() -> None:
         "queue": queue_rates,
         "paced": paced_rates,
     }
-    write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, time.monotonic() - started)
+    speed = {"tuning": tuning, "where": where}
+    write_results(
+        streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, speed, time.monotonic() - started
+    )
 
 
 #: Scaling the paced queue run must reach, by number of workers.
@@ -576,7 +649,39 @@ def kept_history(path: Path) -> str:
     return "\n" + old[at:] if at >= 0 else ""
 
 
-def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, api, elapsed) -> None:
+def where_lines(where: dict) -> list[str]:
+    """RESULTS.md's section on where a browser turn's time goes (``bench_profile``'s figures)."""
+    cpu, share, raw_cpu = where["cpu"], where["share"], where["raw_cpu"]
+    spy = where["spy"]
+    lines = [
+        "## Where a browser turn's time goes",
+        "",
+        f"One reply (up to {MAX_TOKENS} tokens, greedy) on the Simple Chat page at the default settings, "
+        f"{cpu['wall']:.2f} s from Enter to the finished page. CPU seconds of each process during it (every",
+        "thread's user + system time from /proc), and that as a share of the machine (wall time × "
+        f"{where['cores']} cores). The same reply streamed straight to the SDK took the model server "
+        f"{raw_cpu['model server']:.2f} CPU s in {raw_cpu['wall']:.2f} s.",
+        "",
+        "| process | CPU s | share of the machine |",
+        "|---|---|---|",
+        *[f"| {name} | {cpu[name]:.2f} | {share[name]:.0%} |" for name in share],
+        "",
+        f"py-spy, the app process during another such reply ({spy['samples']} active samples at "
+        "250 Hz; a sample is one thread seen running Python):",
+        "",
+        "| thread | samples |",
+        "|---|---|",
+        *[f"| {name} | {count} |" for name, count in spy["threads"]],
+        "",
+        "| function (self) | samples | function (inclusive) | samples |",
+        "|---|---|---|---|",
+        *[f"| `{a}` | {n} | `{b}` | {m} |" for (a, n), (b, m) in zip(spy["self"], spy["inclusive"], strict=False)],
+        "",
+    ]
+    return lines
+
+
+def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, api, speed, elapsed) -> None:
     packages = ", ".join(
         f"{p} {version(p)}"
         for p in (
@@ -592,7 +697,12 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
     )
     rerun_extra = scale[1000]["rerun_ms"] - scale[0]["rerun_ms"]
     best = max(sweep, key=lambda row: row["delivered_tokens_per_s"])
-    default_threads = generation_threads()
+    default_threads = speed["tuning"]["threads"]
+    default = next((r for r in sweep if (r["threads"], r["interval_s"]) == (default_threads, DEFAULT_INTERVAL)), best)
+    where = speed["where"]
+    chromium_share = where["share"]["Chromium"]
+    browser_target = 0.90 if chromium_share <= 0.10 else 0.85
+    tuned_rates = ", ".join(f"{n}: {r} tok/s" for n, r in speed["tuning"].get("rates", {}).items())
     rows = [
         (
             "streamed tokens/s, controller path (agent + memory + store) vs raw SDK",
@@ -602,12 +712,20 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             verdict(streaming["ratio"] >= 0.95),
         ),
         (
-            f"tokens/s delivered to the browser vs the best raw rate ({best['threads']} generation "
-            f"thread(s), redraw every {best['interval_s'] * 1000:.0f} ms: the best setting of the sweep below)",
-            f"{best['delivered_tokens_per_s']:.1f} vs {best['best_raw_tokens_per_s']:.1f} tok/s = "
-            f"**{best['ratio_to_best_raw']:.3f}**",
-            "ratio ≥ 0.85",
-            verdict(best["ratio_to_best_raw"] >= 0.85),
+            "generation threads chosen by measuring on this machine (utils/thread_tuning.py; tokens/s of each "
+            "candidate, greedy, 64 tokens)",
+            f"**{default_threads}** ({tuned_rates or 'LOCAL_LLM_THREADS set: nothing measured'})",
+            "report",
+            "reported",
+        ),
+        (
+            f"tokens/s delivered to the browser vs the best raw rate (the defaults: {default['threads']} generation "
+            f"thread(s), redraw every {default['interval_s'] * 1000:.0f} ms)",
+            f"{default['delivered_tokens_per_s']:.1f} vs {default['best_raw_tokens_per_s']:.1f} tok/s = "
+            f"**{default['ratio_to_best_raw']:.3f}**",
+            f"ratio ≥ {browser_target:.2f}"
+            + (f" (Chromium alone took {chromium_share:.0%} of the machine)" if browser_target < 0.90 else ""),
+            verdict(default["ratio_to_best_raw"] >= browser_target),
         ),
         (
             "time to first token, controller path vs raw SDK",
@@ -658,22 +776,22 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             "chat server: websocket stream vs raw server (chars/s, same request)",
             f"{api['streams']['ws_chars_per_s']:.0f} vs {api['streams']['raw_chars_per_s']:.0f} chars/s = "
             f"**{api['streams']['ws_ratio']:.3f}**",
-            "ratio ≥ 0.97",
-            verdict(api["streams"]["ws_ratio"] >= 0.97),
+            "ratio ≥ 0.99",
+            verdict(api["streams"]["ws_ratio"] >= 0.99),
         ),
         (
             "chat server: /v1 stream (openai SDK) vs raw server",
             f"{api['streams']['v1_chars_per_s']:.0f} vs {api['streams']['raw_chars_per_s']:.0f} chars/s = "
             f"**{api['streams']['v1_ratio']:.3f}**",
-            "ratio ≥ 0.97",
-            verdict(api["streams"]["v1_ratio"] >= 0.97),
+            "ratio ≥ 0.99",
+            verdict(api["streams"]["v1_ratio"] >= 0.99),
         ),
         (
             "chat server: time to first token overhead, websocket / /v1",
             f"**{api['streams']['ws_ttft_overhead_ms']:+.0f} ms / {api['streams']['v1_ttft_overhead_ms']:+.0f} ms** "
             f"(raw {api['streams']['raw_ttft_ms']:.0f} ms)",
-            "≤ 20 ms",
-            verdict(max(api["streams"]["ws_ttft_overhead_ms"], api["streams"]["v1_ttft_overhead_ms"]) <= 20),
+            "/v1 ≤ 3 ms (websocket reported)",
+            verdict(api["streams"]["v1_ttft_overhead_ms"] <= 3),
         ),
         (
             "chat server: `GET /conversations` (1,000 saved) while 8 streams run, p50 / p99",
@@ -723,6 +841,7 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             for r in sweep
         ],
         "",
+        *where_lines(where),
         "## Backends: saving one turn, and the queue to model workers",
         "",
         "Saving one turn (appending one message, what a chat turn does; median of 20) into a store holding",
@@ -791,15 +910,17 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
         "",
         "## Notes",
         "",
-        "- **Why streaming keeps up.** Three design choices, each found by measuring: (1) llama-index's",
+        "- **Why streaming keeps up.** Design choices, each found by measuring: (1) llama-index's",
         "  `StreamingAgentChatResponse.response_gen` waits for tokens in a `time.sleep(0)` loop that keeps a",
-        "  core busy; on 2 cores it cut the controller path to ~0.76 of the raw stream. `controller.agent.drain`",
-        "  reads the same queue with blocking waits. (2) Each chunk given to `st.write_stream` is a redraw of the",
-        "  whole reply in the browser; `view.chat.coalesce` joins the deltas of each STREAM_REDRAW_INTERVAL into one",
-        "  chunk (the first passes at once). (3) On a machine this small the model server and the browser compete",
+        "  core busy; on 2 cores it cut the controller path to ~0.76 of the raw stream. `controller.llama_adapter`",
+        "  reads the same queue with blocking waits. (2) Every redraw re-renders the reply's Markdown and",
+        "  Streamlit's React tree in the browser; the page redraws a reply at most every STREAM_REDRAW_INTERVAL",
+        "  (`view.chat._follow`). (3) Streamlit's gc.collect() after every script run is off",
+        "  (`.streamlit/config.toml`, `runner.postScriptGC`): it took most of the app's CPU during a reply.",
+        "  (4) On a machine this small the model server and the browser compete",
         "  for the cores: the sweep above measures every generation thread count against the best raw rate of",
         f"  any. Best here: {best['threads']} thread(s) with a {best['interval_s'] * 1000:.0f} ms redraw, "
-        f"{best['ratio_to_best_raw']:.2f} of the best raw rate; the defaults (`generation_threads()`,",
+        f"{best['ratio_to_best_raw']:.2f} of the best raw rate; the defaults (the measured count,",
         f"  {default_threads} thread(s) on this machine, and STREAM_REDRAW_INTERVAL {DEFAULT_INTERVAL * 1000:.0f} ms) "
         + (
             "are that setting."
@@ -846,6 +967,7 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
                 "cold": cold,
                 "knowledge_bases": knowledge,
                 "api": api,
+                "speed": speed,
             },
             indent=2,
             default=str,

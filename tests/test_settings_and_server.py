@@ -178,3 +178,15 @@ def _llama_servers() -> set[int]:
         if b"utils.local_server" in cmdline and _alive(int(proc.name)):
             pids.add(int(proc.name))
     return pids
+
+
+def test_streamlit_collects_no_garbage_after_every_run():
+    """Streamlit's gc.collect() after each script run took ~150 ms of CPU per run with llama-index
+    loaded, during the reply's own runs (bench/RESULTS.md); the app's config turns it off."""
+    import tomllib
+
+    from streamlit import config as st_config
+
+    config = tomllib.loads((APP_DIR / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    assert "runner.postScriptGC" in st_config.get_config_options()  # an option Streamlit knows
