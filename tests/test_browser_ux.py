@@ -131,6 +131,8 @@ def test_one_click_search_as_you_type_look_alikes_and_the_menu_closes_after_each
     expect(second).to_have_attribute("kind", "secondary")
     expect(first).to_have_attribute("kind", "tertiary")
     assert "conversation=Weather" in page.url
+    cut = "b => [...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)"
+    assert not first.evaluate(cut) and not second.evaluate(cut)  # "(2)" shows: no label cut by its button
 
     sidebar.get_by_label("Search conversations").press_sequentially("valve", delay=50)  # no Enter
     expect(item(page, "Colours")).to_have_count(0, timeout=TIMEOUT_MS)

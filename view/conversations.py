@@ -49,8 +49,9 @@ URL_SEEN = "url_conversation_seen"
 URL_PARAM = "conversation"
 #: Saved conversations listed at first, and added by each "Show more" (keeps a rerun fast with thousands).
 LIST_PAGE = 30
-#: Longest name shown in the list, in characters (the sidebar's width at its default size).
-LIST_NAME_CHARS = 24
+#: Longest name shown in the list, in characters: what fits on the open (bordered) item at the
+#: sidebar's default width, so that "… (2)" is never cut off by the button itself.
+LIST_NAME_CHARS = 18
 #: The page each kind of conversation opens on.
 PAGES = {"memory": "pages/2_Chatbot_With_Memory.py", "kb": "pages/3_Knowledge_Base.py"}
 #: The end of a name that tells look-alikes apart: " (2)", " (imported 3)".
