@@ -67,6 +67,12 @@ def item(page: Page, name: str):
     return page.locator(f".st-key-{widget_key(CONVERSATION_PREFIX, name)} button").first
 
 
+def open_memory(page: Page, url: str) -> None:
+    """Open the memory page of the app at ``url`` and wait until its run is over."""
+    page.goto(f"{url}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+    wait_idle(page)
+
+
 def inside(box: dict, width: int) -> bool:
     return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5
 
@@ -118,8 +124,7 @@ def test_narrow_and_wide_layouts_in_light_and_dark_never_clip_an_action(saved_ap
 def test_one_click_search_as_you_type_look_alikes_and_the_menu_closes_after_each_action(saved_app, browser_page, shots):
     url, conversations = saved_app
     page = browser_page
-    page.goto(f"{url}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
-    wait_idle(page)
+    open_memory(page, url)
     sidebar = page.get_by_test_id("stSidebar")
     first, second = item(page, LOOK_ALIKE), item(page, f"{LOOK_ALIKE} (2)")
     assert first.inner_text() != second.inner_text() and second.inner_text().endswith("(2)")
@@ -225,8 +230,7 @@ def paced(app_env, monkeypatch):
 def test_continue_extends_a_cut_reply_and_a_regenerated_reply_can_be_stopped(paced, app_env, browser_page):
     url, server = paced
     page = browser_page
-    page.goto(f"{url}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
-    wait_idle(page)
+    open_memory(page, url)
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("Count for me.")
     box.press("Enter")
