@@ -91,6 +91,13 @@ class Settings(BaseSettings):
             stopped answering (a crash).
         parley_queue_timeout: seconds the chat server waits for any frame from a worker before it
             tells the client that no worker answers.
+        web_search_provider: ``auto``, ``searxng``, ``duckduckgo``, ``tavily`` or ``brave``
+            (``utils.web_search``; ``auto``: SearXNG if SEARXNG_URL is set, else a provider with a
+            key, else DuckDuckGo).
+        searxng_url: a SearXNG instance, e.g. ``http://127.0.0.1:8888`` (always fetchable).
+        tavily_api_key, brave_api_key: search providers' keys.
+        parley_fetch_allow: internal hosts, ``host:port`` pairs or CIDR networks that pages may be
+            fetched from (comma-separated); the SSRF guard refuses every other internal address.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -130,6 +137,11 @@ class Settings(BaseSettings):
     parley_max_upload_mb: int = Field(default=50, ge=1)
     parley_worker_claim_idle: float = Field(default=30.0, gt=0)
     parley_queue_timeout: float = Field(default=120.0, gt=0)
+    web_search_provider: Literal["auto", "searxng", "duckduckgo", "tavily", "brave"] = "auto"
+    searxng_url: str | None = None
+    tavily_api_key: SecretStr | None = None
+    brave_api_key: SecretStr | None = None
+    parley_fetch_allow: str | None = None
 
     @field_validator(
         "llm_model",
@@ -140,6 +152,10 @@ class Settings(BaseSettings):
         "local_model_path",
         "llm_context_window",
         "local_llm_threads",
+        "searxng_url",
+        "tavily_api_key",
+        "brave_api_key",
+        "parley_fetch_allow",
         mode="before",
     )
     @classmethod

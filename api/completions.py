@@ -7,6 +7,10 @@ For the provider's own models the client's tools, tool choice, sampling fields, 
 logprobs go to the provider, and its tool calls come back for the client to run, as with OpenAI.
 For ``kb:<name>`` models Parley answers from the knowledge base itself, so a client's tools are
 refused. ``n`` up to ``MAX_CHOICES`` is answered one choice after the other.
+
+With ``web_search_options`` the web is searched for the last user message first
+(``controller.web_search``); the answer carries OpenAI's ``url_citation`` annotations
+(``url_citations``) and the pages in ``parley_sources``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from api.openai_models import ChatCompletionRequest, ChatMessageIn
 from controller.chat import Chat
 from controller.engines import ChunkEvent, CompletionEngine, KnowledgeEngine, TurnEvent
 from controller.turn import Turn
+from controller.web_search import CONTEXT_SHARES, citations
 from model.conversation import Conversation
-from model.message import Message
+from model.message import Message, Source
 from utils.knowledge_bases import KnowledgeBaseError
 from utils.providers import LLMConfig, provider_name
 from utils.token_count import count_tokens
@@ -74,7 +79,8 @@ PASSED_FIELDS = (
 @dataclass(frozen=True)
 class Prepared:
     """A checked request: the config to answer with, the messages, the fields for the provider,
-    the knowledge base's name (``kb:<name>`` models) and the number of choices."""
+    the knowledge base's name (``kb:<name>`` models), the number of choices, the messages' texts and,
+    with ``web_search_options``, the share of the prompt the web passages may take."""
 
     config: LLMConfig
     messages: list[ChatMessage]
@@ -82,6 +88,7 @@ class Prepared:
     knowledge_base: str | None
     choices: int
     texts: list[str]
+    web_share: float | None = None
 
 
 #: One piece of an answer: the choice's index and what was reported.
@@ -223,7 +230,23 @@ def prepare(state: ServerState, body: ChatCompletionRequest) -> Prepared:
     fields = _provider_fields(body, config)
     if fields.get("tools"):
         config = state.tool_config(config)
-    return Prepared(config, chat_messages(body.messages), fields, None, choices, texts)
+    return Prepared(config, chat_messages(body.messages), fields, None, choices, texts, _web_share(body))
+
+
+def _web_share(body: ChatCompletionRequest) -> float | None:
+    """The share of the prompt web passages may take, or None without ``web_search_options``.
+
+    Raises:
+        APIError: 400 when the last message is not the user's, or more than one choice is asked.
+    """
+    options = body.web_search_options
+    if options is None:
+        return None
+    if body.messages[-1].role != "user":
+        raise _refuse("web_search_options", "the web is searched for a final user message")
+    if (body.n or 1) > 1:
+        raise _refuse("n", "with web_search_options one choice is answered per request")
+    return CONTEXT_SHARES[options.search_context_size]
 
 
 def _prepare_kb(body: ChatCompletionRequest, config: LLMConfig, choices: int, texts: list[str]) -> Prepared:
@@ -234,6 +257,8 @@ def _prepare_kb(body: ChatCompletionRequest, config: LLMConfig, choices: int, te
     """
     if body.tools or body.tool_choice:
         raise _refuse("tools", "kb: models answer from the knowledge base with Parley's own tools; send no tools")
+    if body.web_search_options is not None:
+        raise _refuse("web_search_options", "kb: models answer from the knowledge base, not the web")
     for name in _set_fields(body):
         if name in PASSED_FIELDS:
             raise _refuse(name, "kb: models do not take this field")
@@ -272,8 +297,10 @@ def answer_items(state: ServerState, prepared: Prepared) -> Iterator[Item]:
 def _turn(state: ServerState, prepared: Prepared) -> Turn:
     """The Turn answering one choice."""
     if prepared.knowledge_base is None:
-        engine = CompletionEngine.from_defaults(prepared.config, prepared.messages, prepared.fields)
-        return Turn(engine, [], Message.user(prepared.texts[-1]), on_reply=lambda reply: None)
+        web = state.web_search().with_share(prepared.web_share) if prepared.web_share is not None else None
+        engine = CompletionEngine.from_defaults(prepared.config, prepared.messages, prepared.fields, web)
+        message = replace(Message.user(prepared.texts[-1]), web_search=web is not None)
+        return Turn(engine, [], message, on_reply=lambda reply: None)
     try:
         kb = state.knowledge_bases.open(prepared.knowledge_base)
     except KnowledgeBaseError as exc:
@@ -325,6 +352,19 @@ class Assembly:
         prompt = count_tokens(prepared.config, prepared.texts) * prepared.choices
         completion = count_tokens(prepared.config, answer)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def url_citations(content: str, sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI's ``url_citation`` annotations of ``content``: one per ``[n]`` naming a page used
+    (its span in ``content``, ``end_index`` one past the ``]``); when the reply cites none, one per
+    page used spanning the whole reply, so a client always learns where the answer came from."""
+    pages = [s for s in (Source.from_dict(d) for d in sources) if s is not None and s.url]
+    cited = citations(content, pages)
+    spans = cited or [(0, len(content), page) for page in pages if not page.skipped]
+    return [
+        {"type": "url_citation", "url_citation": {"start_index": a, "end_index": b, "url": s.url, "title": s.file_name}}
+        for a, b, s in spans
+    ]
 
 
 def _merge_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import APIError
 from api.streaming import ModelSlots
 from controller.chat_tokens import ChatTokens, TokenError
+from controller.web_search import WebSearch
 from model.store import BaseConversationStore
 from settings import Settings
 from utils.knowledge_bases import KnowledgeBases
@@ -86,6 +87,17 @@ class ServerState:
         for server in (self.local, self._tool_server):
             if server is not None:
                 server.stop()
+
+    def web_search(self) -> WebSearch:
+        """The web search the settings configure, ranking with the knowledge bases' embedding model.
+
+        Raises:
+            APIError: 400 when PARLEY_FETCH_ALLOW cannot be read.
+        """
+        try:
+            return WebSearch.from_settings(self.settings, lambda: self.knowledge_bases.embed_model)
+        except ValueError as exc:
+            raise APIError(400, f"Web search is off: PARLEY_FETCH_ALLOW could not be read ({exc}).") from exc
 
     def config(self, model: str | None = None) -> LLMConfig:
         """The LLMConfig of the configured provider (with ``model`` instead of the configured one)."""

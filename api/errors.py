@@ -81,6 +81,8 @@ def from_chat_error(exc: ChatError) -> APIError:
     cause = exc.__cause__
     if exc.refused_text is not None:
         return APIError(400, str(exc), "message_refused")
+    if exc.web_failed:
+        return APIError(502, str(exc), "web_search_failed")
     if isinstance(cause, ProviderConfigError):
         return APIError(503, str(exc), "provider_not_configured")
     if isinstance(cause, openai.APITimeoutError):

@@ -120,6 +120,22 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
+class ApproximateLocation(_Strict):
+    """``web_search_options.user_location``: where the user roughly is (accepted; the search
+    providers here are not told)."""
+
+    type: Literal["approximate"]
+    approximate: dict[str, Any]
+
+
+class WebSearchOptions(_Strict):
+    """OpenAI's ``web_search_options``: search the web before answering; ``search_context_size``
+    sets the share of the model's context the web passages may take (``controller.web_search``)."""
+
+    user_location: ApproximateLocation | None = None
+    search_context_size: Literal["low", "medium", "high"] = "medium"
+
+
 class ChatCompletionRequest(_Strict):
     """Body of ``POST /v1/chat/completions``: every field Parley honours; any other is a 400."""
 
@@ -143,6 +159,7 @@ class ChatCompletionRequest(_Strict):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    web_search_options: WebSearchOptions | None = None
 
 
 class ModelObject(BaseModel):
@@ -176,6 +193,7 @@ class AssistantMessageOut(BaseModel):
     content: str | None
     refusal: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    annotations: list[dict[str, Any]] | None = None
 
 
 class Choice(BaseModel):
@@ -189,7 +207,8 @@ class Choice(BaseModel):
 
 class ChatCompletion(BaseModel):
     """OpenAI's ``CreateChatCompletionResponse`` (streamed: ``ChatCompletionChunk`` events instead);
-    ``parley_sources`` holds a knowledge base's chunks for ``kb:<name>`` models."""
+    ``parley_sources`` holds a knowledge base's chunks for ``kb:<name>`` models, and the web pages
+    (used, then skipped with the reason) for ``web_search_options``."""
 
     id: str
     object: Literal["chat.completion"] = "chat.completion"

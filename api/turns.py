@@ -42,7 +42,13 @@ class Outcome:
 
 
 def memory_turn(
-    state: ServerState, name: str, text: str, outcome: Outcome, create: bool, turn_id: str | None = None
+    state: ServerState,
+    name: str,
+    text: str,
+    outcome: Outcome,
+    create: bool,
+    turn_id: str | None = None,
+    web_search: bool = False,
 ) -> Iterator[str]:
     """Answer ``text`` in the saved conversation ``name`` with the memory page's engine.
 
@@ -56,13 +62,18 @@ def memory_turn(
         outcome: filled in when the turn ends.
         create: True starts the conversation when it does not exist (a chat token's); False refuses.
         turn_id: the id the user's message and the reply are saved with, or None.
+        web_search: search the web first; the reply's ``sources`` then list the pages.
 
     Raises:
-        APIError: 404 when ``name`` does not exist and ``create`` is False.
-        ChatError: the message was refused or the provider failed (the user's message is saved).
+        APIError: 404 when ``name`` does not exist and ``create`` is False; 400 when web search is
+            asked for and PARLEY_FETCH_ALLOW cannot be read.
+        ChatError: the message was refused, the web search or the provider failed (the user's
+            message is saved).
         StoreError: the store cannot be read.
     """
-    chat = Chat(AgentEngine.from_defaults(state.config()), state.store)
+    web = state.web_search() if web_search else None
+    chat = Chat(AgentEngine.from_defaults(state.config(), web=web), state.store)
+    chat.set_web_search(web_search)
     if state.store.get(name) is not None:
         chat.load(name)
     elif create:
@@ -76,12 +87,13 @@ def memory_turn(
 
 
 async def queued_frames(
-    state: ServerState, name: str, text: str, create: bool, turn_id: str | None = None
+    state: ServerState, name: str, text: str, create: bool, turn_id: str | None = None, web_search: bool = False
 ) -> AsyncIterator[dict[str, Any]]:
     """A turn through the Redis queue (REDIS_URL): save the user's message, add the turn to
     ``parley:turns``, then yield the worker's frames (``delta``, ``restart``, ``done``, ``error``).
 
-    ``turn_id`` names the turn (a new one when None); the saved messages carry it.
+    ``turn_id`` names the turn (a new one when None); the saved messages carry it. With
+    ``web_search`` the saved message asks for a web search, which the worker then runs.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False.
@@ -92,7 +104,7 @@ async def queued_frames(
     def enqueue() -> str:
         if not create and state.store.get(name) is None:
             raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-        queued, message = new_turn(name, text, turn_id)
+        queued, message = new_turn(name, text, turn_id, web_search)
         state.store.append(name, [message])  # stored before any model is asked
         submit(state.redis_sync, queued, name, text)
         return queued

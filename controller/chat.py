@@ -67,6 +67,7 @@ class Chat:
         self._rewrite = False  # earlier messages changed: the next save replaces the conversation
         self._branch: tuple[int, list[Message]] | None = None  # what a regenerate or edit replaces
         self._tools: tuple[str, ...] = self._conversation.tools()
+        self._web_search = False
         self._budget: ContextBudget | None = None
         self._save_error: str | None = None
         self._turn: Turn | None = None
@@ -153,6 +154,15 @@ class Chat:
             messages[last] = replace(messages[last], tools=self._tools)
             self._changed()
 
+    @property
+    def web_search(self) -> bool:
+        """True when new messages are answered after a web search."""
+        return self._web_search
+
+    def set_web_search(self, on: bool) -> None:
+        """Search the web before answering each new message (``on``), or not."""
+        self._web_search = on
+
     # ----- turns --------------------------------------------------------------------------------
     def send(
         self,
@@ -179,18 +189,22 @@ class Chat:
         engine = self._engine
         config = engine.config
         found = read_attachments(text, files, attachments, config.system_prompt, engine.token_limit())
-        marked = replace(Message.user(text), attachments=found, tools=self._tools, turn_id=turn_id)
+        marked = replace(
+            Message.user(text), attachments=found, tools=self._tools, turn_id=turn_id, web_search=self._web_search
+        )
         message = engine.user_message(marked)
         history = self._conversation.messages
         self._budget = engine.budget(history, message.model_text())
         self._append(message)
         return self._start(engine, history[:-1], message, turn_id=turn_id)
 
-    def retry(self, fallback: LLMConfig | None = None) -> Turn:
+    def retry(self, fallback: LLMConfig | None = None, without_web: bool = False) -> Turn:
         """Answer the user message that waits for an answer again (after a failure or a stop).
 
         Args:
             fallback: another model (the local one) for this reply only; None keeps the engine's.
+            without_web: answer without searching the web, though the message asked for it (after
+                the search failed); the stored message is not changed.
 
         Raises:
             ChatError: no message waits for an answer, or it no longer fits (``refused_text``).
@@ -199,7 +213,7 @@ class Chat:
         if index is None:
             raise ChatError("There is no message waiting for a reply.")
         engine = self._engine.with_config(fallback) if fallback is not None else self._engine
-        return self._answer(engine, index)
+        return self._answer(engine, index, without_web=without_web)
 
     def regenerate(self) -> Turn:
         """Answer the last user message again; the answer it replaces is kept as a version.
@@ -314,12 +328,17 @@ class Chat:
         return self._answer(self._engine, index, turn_id=turn_id)
 
     def _answer(
-        self, engine: ChatEngine, index: int, on_end: Callable[[], None] | None = None, turn_id: str | None = None
+        self,
+        engine: ChatEngine,
+        index: int,
+        on_end: Callable[[], None] | None = None,
+        turn_id: str | None = None,
+        without_web: bool = False,
     ) -> Turn:
         """The Turn answering user message ``index`` with ``engine``; the reply goes at the end (after
         a partial reply kept from an earlier attempt, which stays)."""
         messages = self._conversation.messages
-        message = messages[index]
+        message = replace(messages[index], web_search=False) if without_web else messages[index]
         self._budget = engine.budget(messages[:index], message.model_text())
         return self._start(engine, messages[:index], message, on_end, turn_id)
 
@@ -331,9 +350,14 @@ class Chat:
         on_end: Callable[[], None] | None = None,
         turn_id: str | None = None,
     ) -> Turn:
-        ended = on_end or (lambda: None)
-        self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=turn_id)
-        return self._turn
+        def ended() -> None:
+            if turn.record.budget is not None:  # the engine added web passages: what was really sent
+                self._budget = turn.record.budget
+            if on_end is not None:
+                on_end()
+
+        turn = self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=turn_id)
+        return turn
 
     def _append(self, message: Message) -> None:
         """Add ``message`` at the end, keep a regenerated or edited branch as its version, and save."""

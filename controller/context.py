@@ -40,12 +40,16 @@ class ContextBudget:
         sent_tokens: their size in tokens, as llama-index's tokenizer counts them.
         left_out: older messages left out to fit the context window.
         token_limit: tokens available for the prompt (context window minus room for the reply).
+        web_tokens: tokens of web passages among ``sent_tokens`` (0 without a web search).
+        web_pages: web pages those passages come from.
     """
 
     sent_messages: int
     sent_tokens: int
     left_out: int
     token_limit: int
+    web_tokens: int = 0
+    web_pages: int = 0
 
 
 def memory_token_limit(context_window: int, max_tokens: int) -> int:

@@ -17,6 +17,9 @@ around it: retries, Stop, saving, versions. Three engines:
   logprobs, usage).
 
 Each is made by ``from_defaults`` from a resolved ``LLMConfig`` (``utils.providers.resolve_config``).
+Given a ``WebSearch`` (``controller.web_search``), the plain, agent and completion engines search the
+web first for a user message marked ``web_search``: the model is sent the best passages, numbered,
+with the question, and the pages (used and skipped) are reported as the reply's sources.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms import LLM
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.utils import get_tokenizer
 
 from controller.context import ContextBudget, build_memory, fit_memory, prompt_token_limit
 from controller.errors import ChatError
@@ -39,11 +43,13 @@ from controller.llama_adapter import (
     finish_reason_of,
 )
 from controller.tools import ToolBox
+from controller.web_search import WebSearch
 from model.message import Message, Source, ToolCall
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
 from utils.llm import build_llm, try_build_llm
 from utils.providers import LLMConfig
 from utils.token_count import count_tokens
+from utils.web_search import WebSearchError
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class TurnRecord:
         answered_by_model: False when the engine answered by itself (``NOTHING_FOUND``).
         finish_reason: the model's last finish reason (``stop``, ``length``, ``tool_calls``), or None
             when the provider gave none.
+        budget: what the request carried when the engine changed it (web passages added), else None.
         listeners: called with each event as it happens (e.g. a page drawing a tool call live).
     """
 
@@ -98,6 +105,7 @@ class TurnRecord:
     sources: list[Source] = field(default_factory=list)
     answered_by_model: bool = True
     finish_reason: str | None = None
+    budget: ContextBudget | None = None
     listeners: list[Listener] = field(default_factory=list)
 
     def tool_call(self, call: ToolCall) -> None:
@@ -127,6 +135,7 @@ class TurnRecord:
         self.sources.clear()
         self.answered_by_model = True
         self.finish_reason = None
+        self.budget = None
 
     def _emit(self, event: TurnEvent) -> None:
         for listener in self.listeners:
@@ -175,11 +184,12 @@ class ChatEngine(Protocol):
 
 
 class _Engine:
-    """What every engine shares: its config, model, budget and memory."""
+    """What every engine shares: its config, model, budget, memory and web search (None: off)."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, web: WebSearch | None = None) -> None:
         self._config = config
         self._llm = try_build_llm(config)
+        self._web = web
 
     @property
     def config(self) -> LLMConfig:
@@ -210,6 +220,27 @@ class _Engine:
         """``reply``, marked as a JSON-mode reply when JSON mode is on."""
         return replace(reply, json_mode=self._config.json_mode)
 
+    def _searched(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Message:
+        """``message`` with the web's passages in its text when it is marked ``web_search`` (the
+        pages reported on ``record``), else ``message``.
+
+        Raises:
+            WebSearchError: the search failed, or web search is not set up for this engine.
+        """
+        if not message.web_search:
+            return message
+        if self._web is None:
+            raise WebSearchError("Web search is not available here.")
+        count = get_tokenizer()
+        limit = self.token_limit()
+        fixed = len(count(message.model_text())) + len(count(self._config.system_prompt or "")) + WEB_PROMPT_TOKENS
+        context = self._web.context(message.content, max(0, min(int(limit * self._web.share), limit - fixed)))
+        record.found(context.sources)
+        searched = replace(message, content=context.prompt)
+        sent = self.budget(history, searched.model_text())
+        record.budget = replace(sent, web_tokens=context.tokens, web_pages=len(context.used))
+        return searched
+
     def _fitted(self, history: Sequence[Message], text: str) -> tuple[LLM, ChatMemoryBuffer]:
         """The model (``build_llm`` raises what is missing) and the memory that fits next to ``text``."""
         llm = build_llm(self._config)
@@ -222,17 +253,18 @@ class PlainEngine(_Engine):
     """The newest history that fits, then the message, to the model; no tools, no retrieval."""
 
     @classmethod
-    def from_defaults(cls, config: LLMConfig) -> PlainEngine:
-        """The plain engine for ``config``."""
-        return cls(config)
+    def from_defaults(cls, config: LLMConfig, web: WebSearch | None = None) -> PlainEngine:
+        """The plain engine for ``config``, searching the web with ``web`` when a message asks."""
+        return cls(config, web)
 
     def with_config(self, config: LLMConfig) -> PlainEngine:
         """The plain engine for ``config``."""
-        return PlainEngine(config)
+        return PlainEngine(config, self._web)
 
     def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
-        """The model's reply to the system prompt, the history that fits and ``message``."""
-        text = message.model_text()
+        """The model's reply to the system prompt, the history that fits and ``message`` (with the
+        web's passages when it asks for a search)."""
+        text = self._searched(history, message, record).model_text()
         llm, memory = self._fitted(history, text)
         system = self._config.system_prompt
         sent = [ChatMessage(role=MessageRole.SYSTEM, content=system)] if system else []
@@ -252,25 +284,30 @@ class AgentEngine(_Engine):
     """A ChatMemoryBuffer and an OpenAIAgent rebuilt from the messages for each turn, offering the
     tools the user message was sent with (``Message.tools``, built by ``toolbox``)."""
 
-    def __init__(self, config: LLMConfig, toolbox: ToolBox | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: LLMConfig, toolbox: ToolBox | None = None, web: WebSearch | None = None) -> None:
+        super().__init__(config, web)
         self._toolbox = toolbox
 
     @classmethod
-    def from_defaults(cls, config: LLMConfig, toolbox: ToolBox | None = None) -> AgentEngine:
-        """The agent engine for ``config``; ``toolbox`` builds tools (None: tools are not offered)."""
-        return cls(config, toolbox)
+    def from_defaults(
+        cls, config: LLMConfig, toolbox: ToolBox | None = None, web: WebSearch | None = None
+    ) -> AgentEngine:
+        """The agent engine for ``config``; ``toolbox`` builds tools (None: tools are not offered);
+        ``web`` searches for messages marked ``web_search`` (None: such a message fails, saying so)."""
+        return cls(config, toolbox, web)
 
     def with_config(self, config: LLMConfig) -> AgentEngine:
-        """The agent engine for ``config`` with the same tools."""
-        return AgentEngine(config, self._toolbox)
+        """The agent engine for ``config`` with the same tools and web search."""
+        return AgentEngine(config, self._toolbox, self._web)
 
     def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
         """The agent's reply; each tool call is reported on ``record``. On the local model, tools are
         offered again after a round of calls only when one failed (the small model otherwise calls
         the same tool again and again)."""
+        message = self._searched(history, message, record)
         llm, memory = self._fitted(history, message.model_text())
-        tools = self._toolbox.build(list(message.tools), llm) if self._toolbox and message.tools else []
+        web_budget = int(self.token_limit() * (self._web.share if self._web else 0.4))
+        tools = self._toolbox.build(list(message.tools), llm, web_budget) if self._toolbox and message.tools else []
         agent = build_agent(
             llm,
             memory,
@@ -359,26 +396,51 @@ class CompletionEngine(_Engine):
         fields: the other request fields for the provider, in OpenAI's names.
     """
 
-    def __init__(self, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any]) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any], web: WebSearch | None = None
+    ) -> None:
+        super().__init__(config, web)
         self._messages, self._fields = list(messages), dict(fields)
 
     @classmethod
     def from_defaults(
-        cls, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any]
+        cls, config: LLMConfig, messages: Sequence[ChatMessage], fields: dict[str, Any], web: WebSearch | None = None
     ) -> CompletionEngine:
-        """The engine for one request."""
-        return cls(config, messages, fields)
+        """The engine for one request; with ``web``, a ``message`` marked ``web_search`` has the
+        web's passages put into the request's last user message."""
+        return cls(config, messages, fields, web)
 
     def with_config(self, config: LLMConfig) -> CompletionEngine:
         """The same request to another model."""
-        return CompletionEngine(config, self._messages, self._fields)
+        return CompletionEngine(config, self._messages, self._fields, self._web)
+
+    def budget(self, history: Sequence[Message], text: str) -> ContextBudget:
+        """What the request carries: its own messages with ``text`` in place of the last user one
+        (nothing is left out: the client chose them).
+
+        Raises:
+            ChatError: they do not fit in the model's context window (``refused_text`` holds ``text``).
+        """
+        count = get_tokenizer()
+        others = [m.content or "" for m in self._messages[:-1]]
+        tokens = len(count(text)) + sum(len(count(t)) for t in others)
+        if tokens > self.token_limit():
+            raise ChatError(
+                f"The request is about {tokens:,} tokens with the web's passages; this model takes at most "
+                f"{self.token_limit():,}.",
+                refused_text=text,
+            )
+        return ContextBudget(len(self._messages), tokens, 0, self.token_limit())
 
     def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
         """The provider's answer; every chunk is reported, its text yielded."""
         llm = build_llm(self._config)
+        messages = self._messages
+        if message.web_search:
+            searched = self._searched(history, message, record)
+            messages = _with_last_user_text(messages, searched.content)
         # The provider's own usage comes in a last chunk when asked (llama-cpp-python's server ignores it).
-        stream = llm.stream_chat(self._messages, **self._fields, stream_options={"include_usage": True})
+        stream = llm.stream_chat(messages, **self._fields, stream_options={"include_usage": True})
         try:
             for response in stream:
                 event = chunk_event(response.raw)
@@ -389,6 +451,20 @@ class CompletionEngine(_Engine):
             close_stream(stream)
 
 
+def _with_last_user_text(messages: Sequence[ChatMessage], text: str) -> list[ChatMessage]:
+    """``messages`` with the content of the last user message replaced by ``text``."""
+    out = list(messages)
+    for index in range(len(out) - 1, -1, -1):
+        if out[index].role == MessageRole.USER:
+            out[index] = ChatMessage(
+                role=MessageRole.USER, content=text, additional_kwargs=out[index].additional_kwargs
+            )
+            break
+    return out
+
+
+#: Tokens the web prompt's own words take besides the passages and the question (an upper bound).
+WEB_PROMPT_TOKENS = 80
 #: Tokens a reply may fall short of ``max_tokens`` by and still count as cut there: a reply's text
 #: counted again may come out a token or two shorter than the model's own count.
 CUT_SLACK_TOKENS = 2

@@ -34,6 +34,7 @@ import redis.asyncio
 from controller.chat import Chat
 from controller.engines import AgentEngine
 from controller.errors import ChatError
+from controller.web_search import WebSearch
 from model.message import Message
 from model.store import BaseConversationStore, StoreError
 from utils.providers import LLMConfig
@@ -66,10 +67,11 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def new_turn(name: str, text: str, turn_id: str | None = None) -> tuple[str, Message]:
-    """A turn id (``turn_id``, or a new one) and the user's message marked with it."""
+def new_turn(name: str, text: str, turn_id: str | None = None, web_search: bool = False) -> tuple[str, Message]:
+    """A turn id (``turn_id``, or a new one) and the user's message marked with it (and with
+    ``web_search``: the worker searches the web before answering)."""
     turn_id = turn_id or uuid.uuid4().hex
-    return turn_id, replace(Message.user(text), turn_id=turn_id)
+    return turn_id, replace(Message.user(text), turn_id=turn_id, web_search=web_search)
 
 
 def submit(client: redis.Redis, turn_id: str, name: str, text: str) -> str:
@@ -105,6 +107,7 @@ class TurnWorker:
         claim_idle: seconds a turn may stay unacknowledged before another worker takes it over
             (PARLEY_WORKER_CLAIM_IDLE).
         name: this consumer's name in the group; default ``<host>-<pid>``.
+        web: the web search for turns whose message asks for one, or None (they then fail, saying so).
     """
 
     def __init__(
@@ -114,8 +117,10 @@ class TurnWorker:
         config: LLMConfig,
         claim_idle: float,
         name: str | None = None,
+        web: WebSearch | None = None,
     ) -> None:
         self.client, self.store, self.config, self.claim_idle = client, store, config, claim_idle
+        self.web = web
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         ensure_group(client)
 
@@ -178,7 +183,7 @@ class TurnWorker:
         if done is not None:  # saved by a worker that died before acknowledging: answer once only
             self._publish(turn_id, {"type": "done", "message": done.to_dict()})
             return
-        chat = Chat(AgentEngine.from_defaults(self.config), self.store)
+        chat = Chat(AgentEngine.from_defaults(self.config, web=self.web), self.store)
         try:
             turn = chat.answer_queued(name, turn_id)
         except ChatError as exc:

@@ -57,6 +57,12 @@ class ReplyJob:
         return self._sources
 
     @property
+    def searching(self) -> bool:
+        """True while the web is being searched for the reply (its message asked for it, no page is
+        reported yet and no text has come)."""
+        return self._turn.message.web_search and not self._sources and not self._parts and not self.done
+
+    @property
     def done(self) -> bool:
         """True once the reply ended (complete, stopped or failed) and was handed to its chat."""
         return self._done.is_set()

@@ -1,4 +1,5 @@
-"""The tools the memory page's agent may call: knowledge bases, a calculator, a clock and Python.
+"""The tools the memory page's agent may call: knowledge bases, a calculator, a clock, Python and
+web search.
 
 A conversation's tools are chosen by id (``TOOL_IDS`` plus ``kb:<knowledge base name>``) and
 built here as llama-index tools for ``controller.llama_adapter.build_agent``. A tool that fails raises
@@ -20,11 +21,13 @@ from llama_index.core.tools import BaseTool, FunctionTool, QueryEngineTool, Tool
 from pydantic import BaseModel, Field
 
 from controller import calculator
+from controller.web_search import WebSearch
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
 from utils.sandbox import OUTPUT_CAP_BYTES, SandboxUnavailable, isolation, run_python
+from utils.web_search import WebSearchError
 
 #: Tool ids and their labels in the sidebar; knowledge bases are ``kb:<name>``, labelled by name.
-TOOL_IDS = {"calculator": "Calculator", "clock": "Date and time", "python": "Run Python"}
+TOOL_IDS = {"calculator": "Calculator", "clock": "Date and time", "python": "Run Python", "web_search": "Web search"}
 KB_PREFIX = "kb:"
 #: Longest argument (characters) a tool's schema allows. llama-cpp-python's function-calling format
 #: writes arguments under a grammar made from the schema with no token limit, so an unbounded
@@ -62,7 +65,8 @@ def tool_name(tool_id: str) -> str:
     if tool_id.startswith(KB_PREFIX):
         slug = re.sub(r"[^a-z0-9]+", "_", tool_id[len(KB_PREFIX) :].lower()).strip("_") or "documents"
         return f"search_{slug}"[:64]
-    return {"calculator": "calculator", "clock": "current_time", "python": "run_python"}.get(tool_id, tool_id)
+    names = {"calculator": "calculator", "clock": "current_time", "python": "run_python", "web_search": "search_web"}
+    return names.get(tool_id, tool_id)
 
 
 def calculate(expression: str) -> str:
@@ -131,6 +135,65 @@ class PythonArgs(BaseModel):
     code: str = Field(description="a Python script; print what you want to see", max_length=MAX_CODE_CHARS)
 
 
+class SearchArgs(BaseModel):
+    """search_web's argument."""
+
+    query: str = Field(description="what to search the web for", max_length=MAX_ARGUMENT_CHARS)
+
+
+def web_search_tool(web: WebSearch, token_budget: int) -> WebSearchTool:
+    """The "Web search" tool over ``web``, its passages within ``token_budget`` tokens."""
+    metadata = ToolMetadata(
+        name=tool_name("web_search"),
+        description="Search the web and read the top pages; returns numbered passages to cite as [1], [2].",
+        fn_schema=SearchArgs,
+    )
+    return WebSearchTool(web, token_budget, metadata)
+
+
+class WebSearchTool(BaseTool):
+    """The "Web search" tool: search, read and rank as ``WebSearch.context`` does, giving the model
+    the numbered passages (to cite as [1], [2]…) and the call the pages (``raw_output["sources"]``).
+
+    Args:
+        web: the web search.
+        token_budget: tokens the passages may take.
+        metadata: the tool's name, description and schema.
+    """
+
+    def __init__(self, web: WebSearch, token_budget: int, metadata: ToolMetadata) -> None:
+        self._web, self._budget, self._metadata = web, token_budget, metadata
+
+    @property
+    def metadata(self) -> ToolMetadata:
+        """The tool's name, description and argument schema."""
+        return self._metadata
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        """As ``call``."""
+        return self.call(*args, **kwargs)
+
+    def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        """Search the web for ``query``.
+
+        Raises:
+            ToolFailure: no query was given, or the search failed (the line says which).
+        """
+        query = str(kwargs.get("query") or kwargs.get("input") or (args[0] if args else "")).strip()
+        if not query:
+            raise ToolFailure("No query was given.")
+        try:
+            context = self._web.context(query, self._budget)
+        except WebSearchError as exc:
+            raise ToolFailure(str(exc)) from exc
+        return ToolOutput(
+            content=context.prompt,
+            tool_name=self.metadata.get_name(),
+            raw_input={"query": query},
+            raw_output={"sources": list(context.sources)},
+        )
+
+
 class QuestionArgs(BaseModel):
     """A knowledge base's argument. Named ``question``: the small local model copies the user's
     question into a field of that name more often than into ``input`` (measured)."""
@@ -171,36 +234,46 @@ class ToolBox:
         timezone: the user's IANA time zone for the clock, or None for this machine's.
         top_k: chunks a knowledge base retrieves per question.
         threshold: least cosine similarity (0 to 1) a chunk needs.
+        web: the web search behind the "Web search" tool, or None (not offered).
     """
 
     knowledge_bases: KnowledgeBases | None = None
     timezone: str | None = None
     top_k: int = 3
     threshold: float = 0.3
+    web: WebSearch | None = None
 
     def available(self) -> list[str]:
         """Tool ids to offer: the built-in ones (Run Python only where code can be isolated,
-        ``utils.sandbox.isolation``), then one per knowledge base."""
+        ``utils.sandbox.isolation``; Web search when ``web`` is set), then one per knowledge base."""
         names = self.knowledge_bases.names() if self.knowledge_bases is not None else []
-        built_in = [t for t in TOOL_IDS if t != "python" or isolation() == "full"]
+        built_in = [t for t in TOOL_IDS if self._offered(t)]
         return [*built_in, *(KB_PREFIX + name for name in names)]
 
-    def build(self, tool_ids: list[str], llm: LLM) -> list[BaseTool]:
+    def _offered(self, tool_id: str) -> bool:
+        if tool_id == "python":
+            return isolation() == "full"
+        return tool_id != "web_search" or self.web is not None
+
+    def build(self, tool_ids: list[str], llm: LLM, web_token_budget: int = 1000) -> list[BaseTool]:
         """The llama-index tools for ``tool_ids`` (unknown ids and deleted knowledge bases are left out).
 
         Args:
             tool_ids: chosen ids.
             llm: the model a knowledge base answers with.
+            web_token_budget: tokens the web search tool's passages may take.
         """
         tools: list[BaseTool] = []
         for tool_id in tool_ids:
-            tool = self._build(tool_id, llm)
+            tool = self._build(tool_id, llm, web_token_budget)
             if tool is not None:
                 tools.append(tool)
         return tools
 
-    def _build(self, tool_id: str, llm: LLM) -> BaseTool | None:
+    def _build(self, tool_id: str, llm: LLM, web_token_budget: int) -> BaseTool | None:
         name = tool_name(tool_id)
+        if tool_id == "web_search" and self.web is not None:
+            return web_search_tool(self.web, web_token_budget)
         if tool_id == "calculator":
             return FunctionTool.from_defaults(
                 fn=calculate,

@@ -22,6 +22,7 @@ from controller.engines import ChatEngine, Listener, TurnRecord
 from controller.errors import ChatError
 from model.message import Message, utc_now_iso
 from utils.provider_errors import explain_provider_error, is_fallback_worthy, retry_delay
+from utils.web_search import WebSearchError
 
 #: Providers reached over the network, for which "Answer with the local model instead" is offered.
 REMOTE_PROVIDERS = ("groq", "openai", "openai_like")
@@ -61,6 +62,11 @@ class Turn(Iterator[str]):
         self.raw_text = ""
         self.record = TurnRecord()
         self._deltas: Generator[str, None, None] = self._run()
+
+    @property
+    def message(self) -> Message:
+        """The user message being answered."""
+        return self._message
 
     def listen(self, listener: Listener) -> Turn:
         """Call ``listener`` with each tool call and the sources as they happen; returns this turn."""
@@ -117,6 +123,11 @@ class Turn(Iterator[str]):
     def _failure(self, exc: Exception, text: str) -> ChatError:
         """The ChatError for ``exc``, after keeping ``text`` as an incomplete reply."""
         kept = self._keep(text, incomplete=True)
+        if isinstance(exc, WebSearchError):
+            return ChatError(
+                f"The web search failed: {exc} Your question is kept: try again, or answer it without the web.",
+                web_failed=True,
+            )
         config = self._engine.config
         message = explain_provider_error(exc, config)
         if kept:

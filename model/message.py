@@ -7,9 +7,11 @@ off), ``model`` (the model that gave a reply), ``knowledge_base`` and ``sources`
 chats), ``turn_id`` (turns answered through the Redis queue), ``stopped`` (the user stopped the
 reply), ``feedback``, ``attachments``, ``versions`` with ``version_index`` (``model.versions``),
 ``tools`` (on a user message: the tool ids offered with it), ``tool_calls`` (on a reply: the tool
-calls made before it), ``json_mode`` and ``cut`` (a reply that reached the token limit: "Continue"
-extends it). Readers ignore keys they do not know, and parts that are
-not well formed are dropped, so a file written by another version still loads.
+calls made before it), ``json_mode``, ``cut`` (a reply that reached the token limit: "Continue"
+extends it) and ``web_search`` (on a user message: the web was searched before answering it; the
+reply's ``sources`` then hold the pages, with ``url``, and those skipped, with ``skipped``). Readers
+ignore keys they do not know, and parts that are not well formed are dropped, so a file written by
+another version still loads.
 """
 
 from __future__ import annotations
@@ -36,23 +38,36 @@ def utc_now_iso() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A passage a reply was given: a knowledge-base chunk.
+    """A passage a reply was given: a knowledge-base chunk or a web page's passages.
 
     Attributes:
-        file_name: the file it comes from.
-        where: the page (``page 3``) or row (``Sheet1, row 4``) in it, or "".
+        file_name: the file it comes from, or the web page's title.
+        where: the page (``page 3``) or row (``Sheet1, row 4``) in a file, a note on a web page
+            ("only its first 2 MB were read"), or "".
         score: its cosine similarity to the question, 0 to 1.
-        text: the passage.
+        text: the passage (a web page's passages joined by blank lines).
+        url: the web page's URL ("" for a file).
+        skipped: why a web page was not used (refused by the SSRF guard, failed, not text), or "".
     """
 
     file_name: str
     where: str = ""
     score: float = 0.0
     text: str = ""
+    url: str = ""
+    skipped: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form ``{"file_name", "where", "score", "text"}``."""
-        return {"file_name": self.file_name, "where": self.where, "score": self.score, "text": self.text}
+        """The stored form ``{"file_name", "where", "score", "text"}``, plus ``url`` and ``skipped``
+        when set."""
+        data: dict[str, Any] = {
+            "file_name": self.file_name,
+            "where": self.where,
+            "score": self.score,
+            "text": self.text,
+        }
+        data.update((k, v) for k, v in (("url", self.url), ("skipped", self.skipped)) if v)
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Source | None:
@@ -65,6 +80,8 @@ class Source:
             where=_text(data.get("where")),
             score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else 0.0,
             text=_text(data.get("text")),
+            url=_text(data.get("url")),
+            skipped=_text(data.get("skipped")),
         )
 
 
@@ -206,6 +223,7 @@ class Message:
         json_mode: on a reply, True when it was asked for as a JSON object.
         cut: on a reply, True when it ended at the token limit (``finish_reason`` "length"), so it
             can be continued.
+        web_search: on a user message, True when the web is searched before it is answered.
     """
 
     role: MessageRole
@@ -225,6 +243,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     json_mode: bool = False
     cut: bool = False
+    web_search: bool = False
 
     @property
     def is_user(self) -> bool:
@@ -255,6 +274,7 @@ class Message:
             ("tool_calls", [c.to_dict() for c in self.tool_calls], bool(self.tool_calls)),
             ("json_mode", True, self.json_mode),
             ("cut", True, self.cut),
+            ("web_search", True, self.web_search),
         ]
         data.update((key, value) for key, value, present in optional if present)
         return data
@@ -297,6 +317,7 @@ class Message:
             tool_calls=_parts(data.get("tool_calls"), ToolCall.from_dict),
             json_mode=data.get("json_mode") is True,
             cut=data.get("cut") is True,
+            web_search=data.get("web_search") is True,
         )
 
     def model_text(self) -> str:

@@ -8,3 +8,18 @@ base's embedding model, which does need torch, runs in its own process (utils.em
 import os
 
 os.environ.setdefault("USE_TORCH", "0")
+
+# llama-index's SentenceSplitter needs NLTK's punkt and stopwords. They ship inside llama-index-core
+# (``llama_index/core/_static/nltk_cache``), but it looks for them under the user's cache folder and
+# downloads them there on first use, which fails offline. Pointing NLTK_DATA at the package's copy
+# uses the shipped data (found without importing llama-index here).
+_LLAMA_CORE = next(
+    (
+        os.path.join(folder, "llama_index", "core")
+        for folder in __import__("sys").path
+        if os.path.isdir(os.path.join(folder, "llama_index", "core", "_static", "nltk_cache"))
+    ),
+    None,
+)
+if _LLAMA_CORE is not None:
+    os.environ.setdefault("NLTK_DATA", _LLAMA_CORE)

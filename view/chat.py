@@ -86,6 +86,8 @@ def take_action(chat: Chat, settings: Settings, page: str) -> None:
         elif kind == "continue":
             prefix = chat.messages[-1].content if chat.messages else ""
             turn = chat.continue_reply()
+        elif kind == "without_web":
+            turn = chat.retry(without_web=True)
         else:
             turn = chat.retry(local_config(settings, chat.config) if kind == "fallback" else None)
     except ChatError as exc:
@@ -173,14 +175,15 @@ def _follow(job: ReplyJob, interval: float) -> None:
                 live_tool_calls_view(calls)
             shown_calls = calls
         # Drawn every time, changed or not: a Streamlit call is where a click's rerun can begin.
-        text_slot.markdown(no_remote_images(text) if text else ("Stopping…" if job.stopping else "…"))
+        waiting = "Stopping…" if job.stopping else "Searching the web…" if job.searching else "…"
+        text_slot.markdown(no_remote_images(text) if text else waiting)
         if job.wait(max(interval, 0.02)):
             return
 
 
 def _failure(chat: Chat, page: str) -> None:
-    """The last reply's failure, with "Retry" (and the local model, when a remote provider failed)
-    while the user's message waits for an answer."""
+    """The last reply's failure, with "Retry" (and "Answer without the web" when the search failed,
+    or the local model when a remote provider failed) while the user's message waits for an answer."""
     job = chat.job
     if job is None or job.error is None:
         return
@@ -189,13 +192,16 @@ def _failure(chat: Chat, page: str) -> None:
         return
     retry, local = st.columns([1, 3])
     retry.button("Retry", icon="🔁", key=f"{page}_retry", on_click=queue_action, args=(page, {"kind": "retry"}))
-    if job.error.can_fall_back:
-        local.button(
-            "Answer with the local model instead",
-            key=f"{page}_fallback",
-            on_click=queue_action,
-            args=(page, {"kind": "fallback"}),
-        )
+    other = (
+        ("Answer without the web", "without_web")
+        if job.error.web_failed
+        else ("Answer with the local model instead", "fallback")
+        if job.error.can_fall_back
+        else None
+    )
+    if other is not None:
+        label, kind = other
+        local.button(label, key=f"{page}_{kind}", on_click=queue_action, args=(page, {"kind": kind}))
 
 
 def _refused(page: str) -> None:
@@ -239,11 +245,17 @@ def _memory_line(chat: Chat) -> None:
         if budget.left_out
         else "nothing left out"
     )
+    web = (
+        f", {budget.web_tokens:,} from {budget.web_pages} web page{'s' if budget.web_pages != 1 else ''}"
+        if budget.web_pages
+        else ""
+    )
+    web_help = f" The web search's passages took {budget.web_tokens:,} tokens of it." if budget.web_pages else ""
     st.caption(
-        f"Memory: {budget.sent_tokens:,} of {budget.token_limit:,} tokens",
+        f"Memory: {budget.sent_tokens:,} of {budget.token_limit:,} tokens{web}",
         help=(
             f"The last request sent {budget.sent_messages} messages, about {budget.sent_tokens:,} tokens of the "
             f"{budget.token_limit:,} the model can read at once (its context window less room for the reply); "
-            f"{left_out}."
+            f"{left_out}.{web_help}"
         ),
     )

@@ -16,28 +16,32 @@ from view.knowledge_base import knowledge_bases
 from view.markdown import no_remote_images, plain
 from view.model_settings import model_settings
 from view.tools import tool_server_url, tools_sidebar
+from view.web_search import web_search_for, web_search_toggle
 
 SESSION_KEY = "memory_chat"
 
 
 def render(engine: type[AgentEngine]) -> None:
-    """Draw the page; ``engine.from_defaults(config, toolbox)`` answers each turn."""
+    """Draw the page; ``engine.from_defaults(config, toolbox, web search)`` answers each turn."""
     setup_page("Chatbot With Memory", "🧠")
     settings = settings_or_stop()
     store = conversation_store(settings)
-    toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone)
+    web = web_search_for(settings)
+    toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone, web=web)
     with st.sidebar:
         top = st.container()
         config = model_settings(settings)
-    tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox), store)
+    tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox, web), store)
     follow_url(SESSION_KEY, store)
     chat = st.session_state[SESSION_KEY]
     with st.sidebar:
+        searching = web_search_toggle(settings, web is not None)
         tool_ids, json_mode = tools_sidebar(chat, toolbox, settings)
     tools_url = tool_server_url(settings, config) if tool_ids else None
     config = replace(config, json_mode=json_mode, tools_base_url=tools_url)
-    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox), store)
+    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox, web), store)
     chat.set_tools(tool_ids)
+    chat.set_web_search(searching)
     take_action(chat, settings, "memory")
     with top:
         conversation_list(SESSION_KEY, store, "memory")

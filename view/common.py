@@ -125,11 +125,19 @@ def local_server_or_stop(settings: Settings) -> LocalServer:
 
 
 def source_list(sources: Sequence[Source]) -> None:
-    """Retrieved chunks as the knowledge-base page shows them: number, file, page or row, similarity, text."""
-    for number, source in enumerate(sources, start=1):
+    """Retrieved chunks as the knowledge-base page shows them: number, file, page or row, similarity,
+    text; web pages with their URL (as text: nothing is fetched until the user opens it), and the
+    pages skipped after the used ones, each with "skipped: <reason>"."""
+    used = [s for s in sources if not s.skipped]
+    for number, source in enumerate(used, start=1):
         where = f" · {plain(source.where)}" if source.where else ""
         st.markdown(f"**{number}. {plain(source.file_name)}**{where} · similarity {source.score:.2f}")
+        if source.url:
+            st.caption(plain(source.url))
         st.text(source.text[:1500])
+    for source in sources:
+        if source.skipped:
+            st.markdown(f"**{plain(source.file_name)}** · {plain(source.url)} · skipped: {plain(source.skipped)}")
 
 
 def provider_caption(config: LLMConfig) -> str:

@@ -59,7 +59,9 @@ LOCAL_PICK_ERROR = "set_local_model_error"
 BUNDLED = "bundled"
 BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled)"
 #: The settings kept as preferences (never an API key).
-PREFERENCE_KEYS = ("provider", "models", "base_url", "temperature", "max_tokens", "preset", "system_prompt", "tools")
+PREFERENCE_KEYS = (
+    "provider", "models", "base_url", "temperature", "max_tokens", "preset", "system_prompt", "tools", "web_search",
+)  # fmt: skip
 
 
 def _defaults(settings: Settings) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "preset": preset,
         "system_prompt": settings.llm_system_prompt,
         "tools": [],
+        "web_search": False,
     }
 
 

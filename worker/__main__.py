@@ -8,6 +8,7 @@ Ctrl-C stops it after the turn in hand.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
@@ -30,9 +31,11 @@ def main() -> int:
         print("Set REDIS_URL: the worker takes its turns from Redis.", file=sys.stderr)
         return 2
     from controller.queue import TurnWorker
+    from controller.web_search import WebSearch
     from model.redis_store import redis_client
     from model.store import StoreError, mask_url
     from model.stores import open_store
+    from utils.embeddings import build_embed_model
     from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
     from utils.providers import LocalEndpoint, resolve_config
 
@@ -51,7 +54,12 @@ def main() -> int:
         return 1
     endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
     config = resolve_config(settings, local=endpoint)
-    worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle)
+    try:
+        web = WebSearch.from_settings(settings, functools.cache(build_embed_model))  # loaded on first search
+    except ValueError as exc:
+        print(f"Web search is off: PARLEY_FETCH_ALLOW could not be read ({exc}).", file=sys.stderr)
+        web = None
+    worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle, web=web)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

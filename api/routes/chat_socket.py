@@ -3,7 +3,9 @@
 The client sends a text frame (its message); the server answers with JSON frames
 ``{"type": "delta", "turn", "text"}`` while the model streams, then ``{"type": "done", "turn",
 "message"}``, or ``{"type": "error", "turn", "message"}``; ``turn`` names the message each frame
-answers. A message sent while a reply streams waits and is answered after it, in order (and one
+answers. With ``web_search=true`` in the URL, every message of the session is searched on the
+web first, and the done frame's message carries the pages in its ``sources`` (each with ``url``;
+skipped ones with ``skipped``). A message sent while a reply streams waits and is answered after it, in order (and one
 still waiting when the client leaves is saved, unanswered, so nothing is lost). An unknown or
 expired token, or one whose conversation was deleted, is closed with code 4401.
 """
@@ -34,8 +36,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @router.websocket("/chat")
-async def chat(websocket: WebSocket, token: str = "") -> None:
-    """The chat of a token: one text frame per user message, JSON frames back (module docstring)."""
+async def chat(websocket: WebSocket, token: str = "", web_search: bool = False) -> None:
+    """The chat of a token: one text frame per user message, JSON frames back (module docstring);
+    ``web_search`` searches the web before each answer."""
     state: ServerState = websocket.app.state.parley
     await websocket.accept()
     try:
@@ -50,7 +53,7 @@ async def chat(websocket: WebSocket, token: str = "") -> None:
             await websocket.send_json(frame)
 
     waiting: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()  # (turn id, conversation, text)
-    answering = asyncio.create_task(_answer_in_order(state, waiting, send))
+    answering = asyncio.create_task(_answer_in_order(state, waiting, send, web_search))
     try:
         await _receive(websocket, state, token, waiting, send)
     except WebSocketDisconnect:
@@ -85,11 +88,13 @@ async def _receive(
             await waiting.put((turn_id, name, text))
 
 
-async def _answer_in_order(state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]], send: Send) -> None:
+async def _answer_in_order(
+    state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]], send: Send, web_search: bool = False
+) -> None:
     """Answer the messages in ``waiting`` one after the other, in the order they came."""
     while True:
         turn_id, name, text = await waiting.get()
-        await _turn(state, name, text, send, turn_id)
+        await _turn(state, name, text, send, turn_id, web_search)
 
 
 def _keep_unanswered(state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]]) -> None:
@@ -117,17 +122,17 @@ async def _live_conversation(state: ServerState, token: str) -> str:
     return name
 
 
-async def _turn(state: ServerState, name: str, text: str, send: Send, turn_id: str) -> None:
+async def _turn(state: ServerState, name: str, text: str, send: Send, turn_id: str, web_search: bool = False) -> None:
     """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error
     frame), each carrying ``turn``. With REDIS_URL, a model worker answers and its frames are relayed,
     ``restart`` included."""
     outcome = Outcome()
     try:
         if state.redis is not None:
-            async for frame in queued_frames(state, name, text, create=False, turn_id=turn_id):
+            async for frame in queued_frames(state, name, text, False, turn_id, web_search):
                 await send({"turn": turn_id, **{k: v for k, v in frame.items() if k != "refused"}})
             return
-        turn = lambda: memory_turn(state, name, text, outcome, create=False, turn_id=turn_id)  # noqa: E731
+        turn = lambda: memory_turn(state, name, text, outcome, False, turn_id, web_search)  # noqa: E731
         async with state.slots.slot():
             async for delta in stream_in_thread(turn):
                 await send({"type": "delta", "turn": turn_id, "text": delta})

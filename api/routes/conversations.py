@@ -43,6 +43,11 @@ class UserMessage(BaseModel):
 
     content: str = Field(min_length=1, description="The user's message.")
     stream: bool = Field(default=False, description="True answers with Server-Sent Events.")
+    web_search: bool = Field(
+        default=False,
+        description="True searches the web first; the reply's `sources` list the pages (with `url`; "
+        "those not used with `skipped`, the reason).",
+    )
 
 
 class ConversationSummary(BaseModel):
@@ -175,7 +180,9 @@ async def add_message(name: str, body: UserMessage, state: State) -> TurnResult 
     if await run_in_threadpool(state.store.get, name) is None:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
     outcome = Outcome()
-    turn = await start_turn(state, lambda: memory_turn(state, name, body.content, outcome, create=False))
+    turn = await start_turn(
+        state, lambda: memory_turn(state, name, body.content, outcome, create=False, web_search=body.web_search)
+    )
     if not body.stream:
         await turn.finish()
         assert outcome.message is not None
@@ -199,7 +206,7 @@ async def add_message(name: str, body: UserMessage, state: State) -> TurnResult 
 
 async def _queued_turn(state: ServerState, name: str, body: UserMessage) -> TurnResult | StreamingResponse:
     """The turn through the Redis queue: a worker answers; its frames become the answer or the events."""
-    frames = queued_frames(state, name, body.content, create=False)
+    frames = queued_frames(state, name, body.content, create=False, web_search=body.web_search)
     try:
         first = await anext(frames)
     except StopAsyncIteration:

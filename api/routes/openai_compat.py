@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.completions import Assembly, Item, Prepared, answer_items, prepare, unknown_model
+from api.completions import Assembly, Item, Prepared, answer_items, prepare, unknown_model, url_citations
 from api.deps import KB_PREFIX, ServerState, State, require_key
 from api.errors import error_body, from_exception
 from api.openai_models import ChatCompletion, ChatCompletionRequest, ModelList, ModelObject
@@ -102,12 +102,14 @@ async def _whole(turn: Started[Item], prepared: Prepared, head: dict[str, Any]) 
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         if calls:
             message["tool_calls"] = calls
+        if prepared.web_share is not None:
+            message["annotations"] = url_citations(content or "", assembly.sources)
         finish = assembly.finish.get(index) or ("tool_calls" if calls else "stop")
         choices.append(
             {"index": index, "message": message, "finish_reason": finish, "logprobs": assembly.logprobs.get(index)}
         )
     answer: dict[str, Any] = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
-    if prepared.knowledge_base is not None:
+    if prepared.knowledge_base is not None or prepared.web_share is not None:
         answer["parley_sources"] = assembly.sources
     return ChatCompletion.model_validate(answer)
 
@@ -128,7 +130,10 @@ async def _chunks(
         choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": event.finish_reason}
         if event.logprobs is not None:
             choice["logprobs"] = event.logprobs
-        extra = {"parley_sources": assembly.sources} if event.finish_reason and prepared.knowledge_base else {}
+        sourced = prepared.knowledge_base is not None or prepared.web_share is not None
+        extra = {"parley_sources": assembly.sources} if event.finish_reason and sourced else {}
+        if event.finish_reason and prepared.web_share is not None:  # the citations, with the last piece
+            delta["annotations"] = url_citations(assembly.contents.get(index, ""), assembly.sources)
         return _event({**head, "object": "chat.completion.chunk", "choices": [choice], **extra})
 
     try:
