@@ -579,6 +579,11 @@ def main() -> None:
         from bench import kb as kb_bench
 
         knowledge = kb_bench.run(server.base_url, server.context_window)
+        print("web search: one search turn's overhead", flush=True)
+        from bench import web as web_bench
+
+        web = web_bench.run()
+        print(web, flush=True)
         print("chat server: websocket and /v1 vs raw; GET /conversations under load", flush=True)
         from bench import api as api_bench
 
@@ -606,7 +611,7 @@ def main() -> None:
         "queue": queue_rates,
         "paced": paced_rates,
     }
-    speed = {"tuning": tuning, "where": where}
+    speed = {"tuning": tuning, "where": where, "web": web}
     write_results(
         streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, speed, time.monotonic() - started
     )
@@ -801,6 +806,13 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             verdict(api["listing"]["loaded"]["p99_ms"] <= 100),
         ),
         (
+            f"web search: one search's own overhead (search, fetch and extract {speed['web']['pages']} pages of "
+            f"{speed['web']['page_kb']} KB, rank passages), no model, loopback servers",
+            f"**{speed['web']['median_ms']:.0f} ms** (p95 {speed['web']['p95_ms']:.0f} ms)",
+            "≤ 500 ms",
+            verdict(speed["web"]["median_ms"] <= 500),
+        ),
+        (
             "peak RSS during a 20-turn chat: app process / model server",
             f"**{cold['app_peak_rss_mb']:.0f} MB / {cold['server_peak_rss_mb']:.0f} MB**",
             "report",
@@ -904,6 +916,24 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             f"{v['answer_ms']:.0f} ms | {v['recall_at_3']:.2f} |"
             for k, v in knowledge.items()
         ],
+    ]
+    web = speed["web"]
+    lines += [
+        "",
+        "## Web search",
+        "",
+        "One search's own overhead (`bench/web.py`, median of "
+        f"{web['runs']} after a warm-up): a SearXNG-format server and a page server on loopback; the search",
+        f"answers with {web['pages']} pages of {web['page_kb']} KB of HTML (scripts, styles and links around an "
+        f"article of ~{web['text_kb']} KB of text); the",
+        "pages are fetched in parallel through the SSRF guard, their text extracted with trafilatura, and the chunks",
+        "sharing the most words with the question (as many as the local model's 40% share of the prompt can hold)",
+        "ranked with all-MiniLM-L6-v2. No model answers.",
+        "",
+        "| stage | median |",
+        "|---|---|",
+        *[f"| {name.replace('_', ' ')} | {value:.0f} ms |" for name, value in web["stages_ms"].items()],
+        f"| all of it (`WebSearch.context`) | **{web['median_ms']:.0f} ms** |",
     ]
     big = scale[5000]
     lines += [
