@@ -25,7 +25,7 @@ from model.message import Source
 from settings import Settings
 from utils.safe_fetch import FetchPolicy
 from utils.web_pages import Page, Passage, embedded_chunks, rank_passages, read_pages
-from utils.web_search import SearchProvider, WebSearchError, search_provider
+from utils.web_search import SearchProvider, search_provider
 
 #: Share of the prompt's token limit that web passages may take, by OpenAI's ``search_context_size``.
 CONTEXT_SHARES = {"low": 0.25, "medium": 0.4, "high": 0.5}
@@ -122,12 +122,10 @@ class WebSearch:
         """Search the web for ``question`` and fit the best passages in ``token_budget`` tokens.
 
         Raises:
-            WebSearchError: the provider failed, or found nothing; the text names the provider.
+            WebSearchError: the provider failed; the text names it. (Finding nothing is not a
+                failure: the model is told that no page could be read.)
         """
-        provider = self.provider()
-        results = provider.search(question, RESULTS_ASKED)
-        if not results:
-            raise WebSearchError(f"{provider.name} found nothing for this question.")
+        results = self.provider().search(question, RESULTS_ASKED)
         pages = read_pages(results, self.policy)
         readable = [p for p in pages if p.text]
         texts, model = [p.text for p in readable], self.embed_model()

@@ -122,10 +122,18 @@ def kb_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def api(local_server, kb_folder) -> Iterator[Api]:
-    """One chat server for the module's tests, on the session's local model server."""
-    server = start_api(kb_folder, local_server)
+    """One chat server for the module's tests, on the session's local model server, searching the
+    web on a loopback SearXNG-format server (so the fuzzer's ``web_search_options`` never go out)."""
+    from tests.web_servers import PageServer, SearxngServer, results_for
+
+    pages, searxng = PageServer().start(), SearxngServer().start()
+    searxng.results = results_for(pages, "/zorblax")
+    web = {"SEARXNG_URL": searxng.base_url, "PARLEY_FETCH_ALLOW": f"127.0.0.1:{pages.port}"}
+    server = start_api(kb_folder, local_server, **web)
     yield server
     stop_api(server)
+    pages.stop()
+    searxng.stop()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_where_python_cannot_be_isolated_run_python_is_off_and_the_sidebar_says_
     monkeypatch.setattr("controller.tools.isolation", lambda: "none")
     at = run(MEMORY)
     assert not at.exception, at.exception
-    assert at.sidebar.multiselect[0].options == ["Calculator", "Date and time"]  # no "Run Python"
+    assert at.sidebar.multiselect[0].options == ["Calculator", "Date and time", "Web search"]  # no "Run Python"
     assert any("Run Python is off" in w.value and "bubblewrap" in w.value for w in at.sidebar.warning)
 
 
