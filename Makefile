@@ -99,8 +99,8 @@ copy-conversations migrate: $(VENV)/.deps
 # temporary folder), a dark, narrow one (narrow_dark.png) and the conversation list included.
 screenshots: $(VENV)/.test-deps chromium
 	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py \
-	  tests/test_browser_tools.py tests/test_browser_ux.py tests/test_browser_web.py \
-	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown"
+	  tests/test_browser_tools.py tests/test_browser_ux.py tests/test_browser_web.py tests/test_browser_assistants.py \
+	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown or starter"
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run

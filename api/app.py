@@ -17,7 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from api.deps import ServerState, require_key
 from api.errors import install_handlers
 from api.middleware import BodyLimit, HeadAsGet, RequestId
-from api.routes import chat_socket, conversations, openai_compat, tokens
+from api.routes import assistants, chat_socket, conversations, openai_compat, tokens
 from api.streaming import ModelSlots
 from controller.chat_tokens import ChatTokens, RedisChatTokens
 from model.redis_store import async_redis_client, redis_client
@@ -120,7 +120,7 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
             """The OpenAPI description, for a client with a key (PARLEY_API_DOCS=1 serves it to all)."""
             return app.openapi()
 
-    for router in (tokens.router, chat_socket.router, conversations.router, openai_compat.router):
+    for router in (tokens.router, chat_socket.router, conversations.router, assistants.router, openai_compat.router):
         app.include_router(router)
 
     @app.get("/health", tags=["health"], response_model=Health)

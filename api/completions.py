@@ -8,6 +8,9 @@ logprobs go to the provider, and its tool calls come back for the client to run,
 For ``kb:<name>`` models Parley answers from the knowledge base itself, so a client's tools are
 refused. ``n`` up to ``MAX_CHOICES`` is answered one choice after the other.
 
+For ``assistant:<id>`` models Parley's agent answers with the assistant's instructions (before the
+client's own system message), model and tools, run server-side, so a client's tools are refused.
+
 With ``web_search_options`` the web is searched for the last user message first
 (``controller.web_search``); the answer carries OpenAI's ``url_citation`` annotations
 (``url_citations``) and the pages in ``parley_sources``.
@@ -22,7 +25,7 @@ from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-from api.deps import KB_PREFIX, ServerState
+from api.deps import ASSISTANT_PREFIX, KB_PREFIX, ServerState
 from api.errors import APIError
 from api.openai_models import ChatCompletionRequest, ChatMessageIn
 from controller.chat import Chat
@@ -89,6 +92,12 @@ class Prepared:
     choices: int
     texts: list[str]
     web_share: float | None = None
+    assistant: str | None = None
+
+    @property
+    def own_answer(self) -> bool:
+        """True when Parley answers itself (a knowledge base, an assistant), not the provider as asked."""
+        return self.knowledge_base is not None or self.assistant is not None
 
 
 #: One piece of an answer: the choice's index and what was reported.
@@ -202,6 +211,8 @@ def prepare(state: ServerState, body: ChatCompletionRequest) -> Prepared:
     Raises:
         APIError: 404 for an unknown model; 400 naming the field or message that cannot be honoured.
     """
+    if body.model.startswith(ASSISTANT_PREFIX):
+        return _prepare_assistant(state, body)
     is_kb = body.model.startswith(KB_PREFIX)
     if not (is_kb and body.model[len(KB_PREFIX) :] in state.knowledge_bases.names()) and (
         is_kb or body.model not in state.provider_models()
@@ -273,6 +284,60 @@ def _prepare_kb(body: ChatCompletionRequest, config: LLMConfig, choices: int, te
     return Prepared(config, [m.to_chat_message() for m in messages], {}, body.model[len(KB_PREFIX) :], choices, texts)
 
 
+def _prepare_assistant(state: ServerState, body: ChatCompletionRequest) -> Prepared:
+    """An ``assistant:<id>`` request: Parley's agent answers with the assistant's settings.
+
+    Raises:
+        APIError: 404 for an unknown assistant; 400 for client tools, a field the agent cannot
+            honour, or a last message that is not the user's.
+    """
+    assistant_id = body.model[len(ASSISTANT_PREFIX) :]
+    state.assistant(assistant_id)
+    check_messages(body.messages)
+    if body.tools or body.tool_choice:
+        raise _refuse("tools", "assistant: models run their own tools on Parley's side; send no tools")
+    for name in _set_fields(body):
+        if name in PASSED_FIELDS or name in ("n", "web_search_options", "logprobs"):
+            raise _refuse(name, "assistant: models do not take this field")
+    if body.response_format is not None and body.response_format.type == "json_schema":
+        raise _refuse("response_format", "assistant: models take json_object, not json_schema")
+    if body.messages[-1].role != "user":
+        raise _refuse("messages", "an assistant: model answers a final user message")
+    texts = [m.text() for m in body.messages]
+    messages = [Message(MessageRole(m.role), m.text()) for m in body.messages if m.role in ("user", "assistant")]
+    system = "\n\n".join(m.text() for m in body.messages if m.role in ("system", "developer") and m.text())
+    fields = {
+        "system": system,
+        "temperature": body.temperature,
+        "max_tokens": body.max_completion_tokens or body.max_tokens,
+        "json_mode": body.response_format is not None and body.response_format.type == "json_object",
+    }
+    config = state.config()
+    chat = [m.to_chat_message() for m in messages]
+    return Prepared(config, chat, fields, None, 1, texts, assistant=assistant_id)
+
+
+def _assistant_turn(state: ServerState, prepared: Prepared) -> Turn:
+    """The Turn of an ``assistant:<id>`` request: the assistant's agent, its instructions first and
+    then the client's system text, the client's messages as the conversation."""
+    engine, tools = state.agent(prepared.assistant)
+    fields = prepared.fields
+    config = engine.config
+    instructions = "\n\n".join(p for p in (config.system_prompt, fields["system"]) if p)
+    config = replace(
+        config,
+        system_prompt=instructions or None,
+        temperature=config.temperature if fields["temperature"] is None else fields["temperature"],
+        max_tokens=fields["max_tokens"] or config.max_tokens,
+        json_mode=config.json_mode or fields["json_mode"],
+    )
+    *history, last = [Message(MessageRole(m.role), m.content or "") for m in prepared.messages]
+    chat = Chat(engine.with_config(config), conversation=Conversation(messages=history))
+    chat.set_tools(tools)
+    chat.set_assistant(prepared.assistant)
+    return chat.send(last.content)
+
+
 def answer_items(state: ServerState, prepared: Prepared) -> Iterator[Item]:
     """The pieces of every choice's answer, in order: ``(choice index, ChunkEvent)`` and, for a
     knowledge base, the ``SourcesEvent``. Blocking: meant for ``api.streaming.stream_in_thread``.
@@ -285,17 +350,19 @@ def answer_items(state: ServerState, prepared: Prepared) -> Iterator[Item]:
         events: list[TurnEvent] = []
         turn = _turn(state, prepared).listen(events.append)
         for delta in turn:
-            if prepared.knowledge_base is not None and delta:
+            if prepared.own_answer and delta:
                 events.append(ChunkEvent({"content": delta}))
             yield from ((index, event) for event in events)
             events.clear()
-        if prepared.knowledge_base is not None:
+        if prepared.own_answer:
             events.append(ChunkEvent({}, "stop"))
         yield from ((index, event) for event in events)
 
 
 def _turn(state: ServerState, prepared: Prepared) -> Turn:
     """The Turn answering one choice."""
+    if prepared.assistant is not None:
+        return _assistant_turn(state, prepared)
     if prepared.knowledge_base is None:
         web = state.web_search().with_share(prepared.web_share) if prepared.web_share is not None else None
         engine = CompletionEngine.from_defaults(prepared.config, prepared.messages, prepared.fields, web)

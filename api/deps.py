@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -14,18 +13,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import APIError
 from api.streaming import ModelSlots
+from controller.assistants import AgentSetup
 from controller.chat_tokens import ChatTokens, TokenError
+from controller.engines import AgentEngine
 from controller.web_search import WebSearch
+from model.assistant import Assistant
 from model.store import BaseConversationStore
 from settings import Settings
 from utils.knowledge_bases import KnowledgeBases
-from utils.local_server import LOCAL_MODEL_ALIAS, TOOL_CHAT_FORMAT, LocalServer
+from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, ToolServer
 from utils.model_list import models_of
 from utils.providers import LLMConfig, LocalEndpoint, resolve_config
 
 #: Seconds the provider's model list is kept before asking its /models again.
 MODELS_CACHE_SECONDS = 30.0
 #: Prefix of the model ids that answer from a knowledge base (``kb:<name>``).
+ASSISTANT_PREFIX = "assistant:"
 KB_PREFIX = "kb:"
 
 
@@ -55,8 +58,7 @@ class ServerState:
     redis: Any = None
     redis_sync: Any = None
     _models: tuple[float, list[str]] = field(default=(0.0, []), repr=False)
-    _tool_server: LocalServer | None = field(default=None, repr=False)
-    _tool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _tool_server: ToolServer | None = field(default=None, repr=False)
 
     def tool_config(self, config: LLMConfig) -> LLMConfig:
         """``config`` able to take tools: for the bundled local model, with the API root of its second
@@ -68,19 +70,15 @@ class ServerState:
         """
         if config.provider != "local" or self.local is None:
             return config
-        with self._tool_lock:
-            server = self._tool_server
-            if server is None or (server.process is not None and server.process.poll() is not None):
-                settings = self.settings
-                server = self._tool_server = LocalServer.ensure(
-                    None,
-                    settings.local_model_path,
-                    settings.local_context_window,
-                    settings.local_server_start_timeout,
-                    settings.local_llm_threads,
-                    chat_format=TOOL_CHAT_FORMAT,
-                )
-        return replace(config, tools_base_url=server.base_url)
+        if self._tool_server is None:
+            settings = self.settings
+            self._tool_server = ToolServer(
+                settings.local_model_path,
+                settings.local_context_window,
+                settings.local_server_start_timeout,
+                settings.local_llm_threads,
+            )
+        return replace(config, tools_base_url=self._tool_server.base_url())
 
     def stop_servers(self) -> None:
         """Stop the local model servers this state started."""
@@ -98,6 +96,34 @@ class ServerState:
             return WebSearch.from_settings(self.settings, lambda: self.knowledge_bases.embed_model)
         except ValueError as exc:
             raise APIError(400, f"Web search is off: PARLEY_FETCH_ALLOW could not be read ({exc}).") from exc
+
+    def assistant(self, assistant_id: str) -> Assistant:
+        """The assistant ``assistant_id`` (built in or stored).
+
+        Raises:
+            APIError: 404 when there is none.
+            StoreError: the store cannot be read.
+        """
+        found = self.store.assistant(assistant_id)
+        if found is None:
+            raise APIError(
+                404, f"There is no assistant {assistant_id!r}; GET /assistants lists them.", "assistant_not_found"
+            )
+        return found
+
+    def agent(self, assistant_id: str | None, web: WebSearch | None = None) -> tuple[AgentEngine, tuple[str, ...]]:
+        """The memory page's agent engine and the tools to offer: the settings' model without tools,
+        or ``assistant_id``'s instructions, model and tools (``controller.assistants``). An assistant
+        deleted since answers as Parley.
+
+        Raises:
+            StoreError: the store cannot be read.
+            LocalServerError: the local model's tool server did not start.
+        """
+        local = self.local
+        endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
+        setup = AgentSetup(self.settings, self.store, self.knowledge_bases, endpoint, self.tool_config)
+        return setup.agent(self.config(), assistant_id, web)
 
     def config(self, model: str | None = None) -> LLMConfig:
         """The LLMConfig of the configured provider (with ``model`` instead of the configured one)."""

@@ -10,7 +10,7 @@ when it ends, ``outcome`` holds the assistant message (and any auto-save failure
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +19,6 @@ from api.deps import ServerState
 from api.errors import APIError, from_exception
 from api.streaming import first_delta, stream_in_thread
 from controller.chat import Chat
-from controller.engines import AgentEngine
 from controller.queue import arelay, new_turn, submit
 from model.message import Message
 
@@ -41,14 +40,29 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """How a turn is to be answered besides the text.
+
+    Attributes:
+        turn_id: the id the user's message and the reply are saved with (a new one for a queued
+            turn when None).
+        web_search: search the web first; the reply's ``sources`` then list the pages.
+        assistant: the id of the assistant that answers (its instructions, model and tools), or None.
+    """
+
+    turn_id: str | None = None
+    web_search: bool = False
+    assistant: str | None = None
+
+
 def memory_turn(
     state: ServerState,
     name: str,
     text: str,
     outcome: Outcome,
     create: bool,
-    turn_id: str | None = None,
-    web_search: bool = False,
+    asked: Asked = Asked(),
 ) -> Iterator[str]:
     """Answer ``text`` in the saved conversation ``name`` with the memory page's engine.
 
@@ -61,8 +75,7 @@ def memory_turn(
         text: the user's message.
         outcome: filled in when the turn ends.
         create: True starts the conversation when it does not exist (a chat token's); False refuses.
-        turn_id: the id the user's message and the reply are saved with, or None.
-        web_search: search the web first; the reply's ``sources`` then list the pages.
+        asked: the turn's id, a web search first, an assistant.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False; 400 when web search is
@@ -71,29 +84,36 @@ def memory_turn(
             message is saved).
         StoreError: the store cannot be read.
     """
-    web = state.web_search() if web_search else None
-    chat = Chat(AgentEngine.from_defaults(state.config(), web=web), state.store)
-    chat.set_web_search(web_search)
+    web = state.web_search() if asked.web_search else None
+    engine, tools = state.agent(asked.assistant, web)
+    chat = Chat(engine, state.store)
+    chat.set_web_search(asked.web_search)
     if state.store.get(name) is not None:
         chat.load(name)
     elif create:
         chat.save_as(name)
     else:
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-    turn = chat.send(text, turn_id=turn_id)
+    chat.set_tools(tools)
+    chat.set_assistant(asked.assistant)
+    turn = chat.send(text, turn_id=asked.turn_id)
     yield from turn
     outcome.message = turn.reply
     outcome.save_error = chat.save_error
 
 
 async def queued_frames(
-    state: ServerState, name: str, text: str, create: bool, turn_id: str | None = None, web_search: bool = False
+    state: ServerState,
+    name: str,
+    text: str,
+    create: bool,
+    asked: Asked = Asked(),
 ) -> AsyncIterator[dict[str, Any]]:
     """A turn through the Redis queue (REDIS_URL): save the user's message, add the turn to
     ``parley:turns``, then yield the worker's frames (``delta``, ``restart``, ``done``, ``error``).
 
-    ``turn_id`` names the turn (a new one when None); the saved messages carry it. With
-    ``web_search`` the saved message asks for a web search, which the worker then runs.
+    ``asked.turn_id`` names the turn (a new one when None); the saved messages carry it. The saved
+    message keeps what is ``asked`` (a web search, an assistant), which the worker then applies.
 
     Raises:
         APIError: 404 when ``name`` does not exist and ``create`` is False.
@@ -104,7 +124,8 @@ async def queued_frames(
     def enqueue() -> str:
         if not create and state.store.get(name) is None:
             raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
-        queued, message = new_turn(name, text, turn_id, web_search)
+        queued, message = new_turn(name, text, asked.turn_id, asked.web_search)
+        message = replace(message, assistant_id=asked.assistant)
         state.store.append(name, [message])  # stored before any model is asked
         submit(state.redis_sync, queued, name, text)
         return queued

@@ -68,6 +68,7 @@ class Chat:
         self._branch: tuple[int, list[Message]] | None = None  # what a regenerate or edit replaces
         self._tools: tuple[str, ...] = self._conversation.tools()
         self._web_search = False
+        self._assistant: str | None = self._conversation.assistant()
         self._budget: ContextBudget | None = None
         self._save_error: str | None = None
         self._turn: Turn | None = None
@@ -163,6 +164,17 @@ class Chat:
         """Search the web before answering each new message (``on``), or not."""
         self._web_search = on
 
+    @property
+    def assistant(self) -> str | None:
+        """The id of the assistant new messages are sent to (the last user message's after a
+        load), or None for Parley itself."""
+        return self._assistant
+
+    def set_assistant(self, assistant_id: str | None) -> None:
+        """Send the next messages to assistant ``assistant_id`` (None: Parley); each user message
+        keeps the id, so a loaded conversation comes back with its assistant."""
+        self._assistant = assistant_id
+
     # ----- turns --------------------------------------------------------------------------------
     def send(
         self,
@@ -190,7 +202,12 @@ class Chat:
         config = engine.config
         found = read_attachments(text, files, attachments, config.system_prompt, engine.token_limit())
         marked = replace(
-            Message.user(text), attachments=found, tools=self._tools, turn_id=turn_id, web_search=self._web_search
+            Message.user(text),
+            attachments=found,
+            tools=self._tools,
+            turn_id=turn_id,
+            web_search=self._web_search,
+            assistant_id=self._assistant,
         )
         message = engine.user_message(marked)
         history = self._conversation.messages
@@ -309,11 +326,12 @@ class Chat:
         self._job = ReplyJob(turn, prefix)
         return self._job
 
-    def answer_queued(self, name: str, turn_id: str) -> Turn:
+    def answer_queued(self, name: str, turn_id: str, tools: Sequence[str] | None = None) -> Turn:
         """Load ``name`` up to the user message of queued turn ``turn_id`` and start its answer.
 
         Later messages are left out of this chat (they stay stored); the reply is marked with
-        ``turn_id`` and appended after what is stored.
+        ``turn_id`` and appended after what is stored. ``tools`` (an assistant's) are offered with
+        the message in place of the stored ones, when given.
 
         Raises:
             StoreError: no such conversation, or the store cannot be read.
@@ -325,6 +343,8 @@ class Chat:
             raise ChatError(f"The message of this turn is no longer in {name!r}; it may have been edited or deleted.")
         del self._conversation.messages[index + 1 :]
         self._saved = index + 1
+        if tools is not None:  # in this chat only: the stored message is not rewritten
+            self._conversation.messages[index] = replace(self._conversation.messages[index], tools=tuple(tools))
         return self._answer(self._engine, index, turn_id=turn_id)
 
     def _answer(
@@ -529,6 +549,7 @@ class Chat:
         self._saved = len(conversation.messages) if conversation.name else 0
         self._rewrite, self._branch, self._budget, self._save_error = False, None, None, None
         self._tools = conversation.tools()
+        self._assistant = conversation.assistant()
 
     def delete(self, name: str) -> None:
         """Delete the saved ``name``; if it is this conversation, it stays open but unnamed.

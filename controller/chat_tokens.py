@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -28,11 +28,13 @@ class ChatToken:
         token: the UUID4 the client sends (``?token=``).
         name: the saved conversation the token talks in.
         expires_at: ``time.monotonic()`` value after which the token is refused, in seconds.
+        assistant: the id of the assistant the token's turns are answered by, or None (Parley).
     """
 
     token: str
     name: str
     expires_at: float
+    assistant: str | None = None
 
     def expires_in(self, now: float | None = None) -> float:
         """Seconds left before the token expires (0 when it has)."""
@@ -51,10 +53,10 @@ class ChatTokens:
         self._tokens: dict[str, ChatToken] = {}
         self._lock = threading.Lock()
 
-    def issue(self, name: str) -> ChatToken:
-        """A new token for conversation ``name`` (the name is used as given)."""
+    def issue(self, name: str, assistant: str | None = None) -> ChatToken:
+        """A new token for conversation ``name`` (the name is used as given), answered by ``assistant``."""
         now = time.monotonic()
-        grant = ChatToken(token=str(uuid.uuid4()), name=name, expires_at=now + self.ttl)
+        grant = ChatToken(token=str(uuid.uuid4()), name=name, expires_at=now + self.ttl, assistant=assistant)
         with self._lock:  # forget tokens expired for a lifetime or more (until then they are "expired")
             for token in [k for k, t in self._tokens.items() if t.expires_at + self.ttl <= now]:
                 del self._tokens[token]
@@ -82,7 +84,7 @@ class ChatTokens:
             TokenError: the token is unknown or already expired.
         """
         grant = self.get(token)
-        renewed = ChatToken(token=grant.token, name=grant.name, expires_at=time.monotonic() + self.ttl)
+        renewed = replace(grant, expires_at=time.monotonic() + self.ttl)
         with self._lock:
             self._tokens[token] = renewed
         return renewed
@@ -100,7 +102,7 @@ class ChatTokens:
         with self._lock:
             for token, grant in list(self._tokens.items()):
                 if grant.name == old:
-                    self._tokens[token] = ChatToken(token, new, grant.expires_at)
+                    self._tokens[token] = replace(grant, name=new)
 
 
 class RedisChatTokens(ChatTokens):
@@ -115,16 +117,21 @@ class RedisChatTokens(ChatTokens):
     """
 
     PREFIX = "parley:session:"  # the key names of earlier versions, kept so live tokens stay valid
+    ASSISTANT_PREFIX = "parley:session_assistant:"  # a token's assistant, when it has one, same lifetime
 
     def __init__(self, client: Any, ttl: float) -> None:
         super().__init__(ttl)
         self.client = client
 
-    def issue(self, name: str) -> ChatToken:
-        """A new token for conversation ``name``, stored with its lifetime."""
+    def issue(self, name: str, assistant: str | None = None) -> ChatToken:
+        """A new token for conversation ``name`` (answered by ``assistant``), stored with its lifetime."""
         token = str(uuid.uuid4())
-        self.client.set(self.PREFIX + token, name, px=int(self.ttl * 1000))
-        return ChatToken(token=token, name=name, expires_at=time.monotonic() + self.ttl)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.PREFIX + token, name, px=int(self.ttl * 1000))
+        if assistant is not None:
+            pipe.set(self.ASSISTANT_PREFIX + token, assistant, px=int(self.ttl * 1000))
+        pipe.execute()
+        return ChatToken(token=token, name=name, expires_at=time.monotonic() + self.ttl, assistant=assistant)
 
     def get(self, token: str) -> ChatToken:
         """The live chat token ``token``.
@@ -135,10 +142,12 @@ class RedisChatTokens(ChatTokens):
         pipe = self.client.pipeline(transaction=True)
         pipe.get(self.PREFIX + token)
         pipe.pttl(self.PREFIX + token)
-        name, left_ms = pipe.execute()
+        pipe.get(self.ASSISTANT_PREFIX + token)
+        name, left_ms, assistant = pipe.execute()
         if name is None:
             raise TokenError("This chat token is not known or has expired; get a new one from POST /token.")
-        return ChatToken(token=token, name=name, expires_at=time.monotonic() + max(0, left_ms) / 1000)
+        expires_at = time.monotonic() + max(0, left_ms) / 1000
+        return ChatToken(token=token, name=name, expires_at=expires_at, assistant=assistant)
 
     def refresh(self, token: str) -> ChatToken:
         """Give ``token`` a full lifetime again.
@@ -148,7 +157,8 @@ class RedisChatTokens(ChatTokens):
         """
         grant = self.get(token)
         self.client.pexpire(self.PREFIX + token, int(self.ttl * 1000))
-        return ChatToken(token=token, name=grant.name, expires_at=time.monotonic() + self.ttl)
+        self.client.pexpire(self.ASSISTANT_PREFIX + token, int(self.ttl * 1000))
+        return replace(grant, expires_at=time.monotonic() + self.ttl)
 
     def revoke(self, name: str) -> int:
         """Delete every token of conversation ``name`` (it was deleted); returns how many."""
@@ -156,7 +166,7 @@ class RedisChatTokens(ChatTokens):
             key for key in self.client.scan_iter(match=self.PREFIX + "*", count=500) if self.client.get(key) == name
         ]
         if gone:
-            self.client.delete(*gone)
+            self.client.delete(*gone, *(self.ASSISTANT_PREFIX + key[len(self.PREFIX) :] for key in gone))
         return len(gone)
 
     def rename(self, old: str, new: str) -> None:

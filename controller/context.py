@@ -100,11 +100,20 @@ def fit_memory(memory: ChatMemoryBuffer, text: str, system_prompt: str | None, l
         the ContextBudget of the request about to be made.
 
     Raises:
-        ChatError: ``text`` alone (with the system prompt) is bigger than ``limit``; it carries
-            ``refused_text`` so that nothing the user typed is lost.
+        ChatError: the system prompt alone, or ``text`` with it, is bigger than ``limit`` (the
+            sentence says which and how many tokens); it carries ``refused_text`` so that nothing
+            the user typed is lost.
     """
     count = memory.tokenizer_fn
-    fixed = len(count(text)) + (len(count(system_prompt)) if system_prompt else 0)
+    system = len(count(system_prompt)) if system_prompt else 0
+    if system > limit:
+        raise ChatError(
+            f"The instructions (the system prompt or the assistant's) are about {system:,} tokens, but this model "
+            f"takes at most {limit:,} per request. Shorten them, or pick a model with a larger context window. "
+            "Your text is below so you can copy it.",
+            refused_text=text,
+        )
+    fixed = len(count(text)) + system
     if fixed > limit:
         raise ChatError(
             f"Your message is about {fixed:,} tokens, but this model takes at most {limit:,} per message "

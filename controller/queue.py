@@ -31,6 +31,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from controller.assistants import AgentSetup
 from controller.chat import Chat
 from controller.engines import AgentEngine
 from controller.errors import ChatError
@@ -108,6 +109,7 @@ class TurnWorker:
             (PARLEY_WORKER_CLAIM_IDLE).
         name: this consumer's name in the group; default ``<host>-<pid>``.
         web: the web search for turns whose message asks for one, or None (they then fail, saying so).
+        agents: makes the agent of a turn whose message names an assistant, or None (answered as Parley).
     """
 
     def __init__(
@@ -118,9 +120,10 @@ class TurnWorker:
         claim_idle: float,
         name: str | None = None,
         web: WebSearch | None = None,
+        agents: AgentSetup | None = None,
     ) -> None:
         self.client, self.store, self.config, self.claim_idle = client, store, config, claim_idle
-        self.web = web
+        self.web, self.agents = web, agents
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         ensure_group(client)
 
@@ -183,9 +186,14 @@ class TurnWorker:
         if done is not None:  # saved by a worker that died before acknowledging: answer once only
             self._publish(turn_id, {"type": "done", "message": done.to_dict()})
             return
-        chat = Chat(AgentEngine.from_defaults(self.config, web=self.web), self.store)
+        asked = next((m for m in messages if m.turn_id == turn_id and m.is_user), None)
+        assistant = asked.assistant_id if asked is not None else None
+        engine, tools = AgentEngine.from_defaults(self.config, web=self.web), None
         try:
-            turn = chat.answer_queued(name, turn_id)
+            if self.agents is not None and assistant is not None:
+                engine, tools = self.agents.agent(self.config, assistant, self.web)
+            chat = Chat(engine, self.store)
+            turn = chat.answer_queued(name, turn_id, tools)
         except ChatError as exc:
             self._publish(turn_id, {"type": "error", "message": str(exc), "refused": True})
             return

@@ -52,6 +52,11 @@ class Conversation:
         index = self.last_user_index()
         return () if index is None else self.messages[index].tools
 
+    def assistant(self) -> str | None:
+        """The id of the assistant the last user message was sent to (a conversation's assistant), or None."""
+        index = self.last_user_index()
+        return None if index is None else self.messages[index].assistant_id
+
     def find_turn(self, turn_id: str) -> int | None:
         """The index of the user message that started queued turn ``turn_id``, or None."""
         return next((i for i, m in enumerate(self.messages) if m.turn_id == turn_id and m.is_user), None)

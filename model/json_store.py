@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -47,7 +47,26 @@ from model.store import (
 )
 from model.transfer import entry_bytes, file_pieces, parse_conversations
 
+T = TypeVar("T")
+
 _UNCHANGED = "The file was not changed; your conversation is still here, so you can try again."
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` for no file, or one that is not a JSON object.
+
+    Raises:
+        StoreError: the file cannot be read.
+    """
+    try:
+        found = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        return {}
+    except OSError as exc:
+        raise StoreError(f"Could not read {path}: {exc.strerror or exc}.") from exc
+    return found if isinstance(found, dict) else {}
 
 
 def _atomic_write(path: Path, chunks: list[bytes]) -> None:
@@ -463,15 +482,7 @@ class JsonFileStore(BaseConversationStore):
 
     def _all_preferences(self) -> dict[str, Any]:
         """Every owner's settings in ``preferences.json``; ``{}`` for no file or one that is not JSON."""
-        try:
-            everyone = json.loads(self.preferences_path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            return {}
-        except OSError as exc:
-            raise StoreError(f"Could not read {self.preferences_path}: {exc.strerror or exc}.") from exc
-        return everyone if isinstance(everyone, dict) else {}
+        return _json_object(self.preferences_path)
 
     def _preferences_text(self, owner: str) -> str | None:
         values = self._all_preferences().get(owner)
@@ -487,3 +498,55 @@ class JsonFileStore(BaseConversationStore):
                 _atomic_write(self.preferences_path, [text.encode("utf-8")])
         except Timeout as exc:
             raise StoreError(f"{self.preferences_path} is locked by another writer; try again.") from exc
+
+    # ----- assistants -------------------------------------------------------------------------
+    @property
+    def assistants_path(self) -> Path:
+        """``assistants.json`` in the conversations file's folder: ``{id: assistant}``."""
+        return self.path.with_name("assistants.json")
+
+    def _all_assistants(self) -> dict[str, Any]:
+        """Every stored assistant by id; ``{}`` for no file or one that is not a JSON object.
+
+        Raises:
+            StoreError: the file cannot be read.
+        """
+        return _json_object(self.assistants_path)
+
+    def _assistant_texts(self) -> dict[str, str | bytes]:
+        return {k: json.dumps(v, ensure_ascii=False) for k, v in self._all_assistants().items() if isinstance(v, dict)}
+
+    def _change_assistants(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Apply ``change`` to every assistant by id and write the file (atomic, under its lock).
+
+        Raises:
+            StoreError: the lock is held too long, or the write failed.
+        """
+        try:
+            with FileLock(str(self.assistants_path) + ".lock", timeout=self.lock_timeout):
+                everyone = self._all_assistants()
+                outcome = change(everyone)
+                text = json.dumps(everyone, ensure_ascii=False, sort_keys=True, indent=1)
+                _atomic_write(self.assistants_path, [text.encode("utf-8")])
+                return outcome
+        except Timeout as exc:
+            raise StoreError(f"{self.assistants_path} is locked by another writer; try again.") from exc
+        except OSError as exc:
+            raise StoreError(f"Could not write {self.assistants_path}: {exc.strerror or exc}.") from exc
+
+    def _write_assistant(self, assistant_id: str, key: str, text: str, create: bool) -> str | None:
+        def change(everyone: dict[str, Any]) -> str | None:
+            if create and assistant_id in everyone:
+                return "id"
+            if not create and assistant_id not in everyone:
+                return "missing"
+            others = (v.get("name", "") for k, v in everyone.items() if k != assistant_id and isinstance(v, dict))
+            if any(isinstance(n, str) and n.strip().casefold() == key for n in others):
+                return "name"
+            everyone[assistant_id] = json.loads(text)
+            return None
+
+        return self._change_assistants(change)
+
+    def _delete_assistant(self, assistant_id: str) -> bool:
+        return self._change_assistants(lambda everyone: everyone.pop(assistant_id, None) is not None)

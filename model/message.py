@@ -9,7 +9,8 @@ reply), ``feedback``, ``attachments``, ``versions`` with ``version_index`` (``mo
 ``tools`` (on a user message: the tool ids offered with it), ``tool_calls`` (on a reply: the tool
 calls made before it), ``json_mode``, ``cut`` (a reply that reached the token limit: "Continue"
 extends it) and ``web_search`` (on a user message: the web was searched before answering it; the
-reply's ``sources`` then hold the pages, with ``url``, and those skipped, with ``skipped``). Readers
+reply's ``sources`` then hold the pages, with ``url``, and those skipped, with ``skipped``) and
+``assistant`` (on a user message: the id of the assistant it was sent to). Readers
 ignore keys they do not know, and parts that are not well formed are dropped, so a file written by
 another version still loads.
 """
@@ -224,6 +225,8 @@ class Message:
         cut: on a reply, True when it ended at the token limit (``finish_reason`` "length"), so it
             can be continued.
         web_search: on a user message, True when the web is searched before it is answered.
+        assistant_id: on a user message, the id of the assistant it was sent to, or None (Parley);
+            stored as ``assistant``.
     """
 
     role: MessageRole
@@ -244,6 +247,7 @@ class Message:
     json_mode: bool = False
     cut: bool = False
     web_search: bool = False
+    assistant_id: str | None = None
 
     @property
     def is_user(self) -> bool:
@@ -275,6 +279,7 @@ class Message:
             ("json_mode", True, self.json_mode),
             ("cut", True, self.cut),
             ("web_search", True, self.web_search),
+            ("assistant", self.assistant_id, self.assistant_id is not None),
         ]
         data.update((key, value) for key, value, present in optional if present)
         return data
@@ -318,6 +323,7 @@ class Message:
             json_mode=data.get("json_mode") is True,
             cut=data.get("cut") is True,
             web_search=data.get("web_search") is True,
+            assistant_id=_optional_text(data.get("assistant")),
         )
 
     def model_text(self) -> str:

@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS parley_preferences (
     owner text PRIMARY KEY,
     preferences text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS parley_assistants (
+    id text PRIMARY KEY,
+    name_key text NOT NULL UNIQUE,
+    assistant text NOT NULL
+);
 """
 
 
@@ -281,6 +286,36 @@ class PostgresStore(BaseConversationStore):
                 (owner, text),
             )
         )
+
+    # ----- assistants -------------------------------------------------------------------------
+    def _assistant_texts(self) -> dict[str, str | bytes]:
+        rows = self._run(lambda c: c.execute("SELECT id, assistant FROM parley_assistants").fetchall())
+        return {str(row[0]): row[1] for row in rows}
+
+    def _write_assistant(self, assistant_id: str, key: str, text: str, create: bool) -> str | None:
+        """One INSERT (create) or UPDATE; the table's UNIQUE name key keeps names apart under races."""
+
+        def work(conn: psycopg.Connection[Any]) -> str | None:
+            if create:
+                inserted = conn.execute(
+                    "INSERT INTO parley_assistants (id, name_key, assistant) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (assistant_id, key, text),
+                )
+                return None if inserted.rowcount else "id"
+            updated = conn.execute(
+                "UPDATE parley_assistants SET name_key = %s, assistant = %s WHERE id = %s", (key, text, assistant_id)
+            )
+            return None if updated.rowcount else "missing"
+
+        try:
+            return self._run(work)
+        except psycopg.errors.UniqueViolation:  # another assistant has the name
+            return "name"
+
+    def _delete_assistant(self, assistant_id: str) -> bool:
+        deleted = self._run(lambda c: c.execute("DELETE FROM parley_assistants WHERE id = %s", (assistant_id,)))
+        return bool(deleted.rowcount)
 
 
 def _lock_conversation(conn: psycopg.Connection, name: str) -> int:

@@ -36,6 +36,34 @@ T = TypeVar("T")
 INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
 PREFERENCES = "parley:preferences:"
+#: Assistants: a hash of id → JSON, and a hash of name key → id (which keeps names unique).
+ASSISTANTS = "parley:assistants"
+ASSISTANT_NAMES = "parley:assistant_names"
+#: Stores an assistant atomically (Redis runs a script alone): KEYS assistants, names; ARGV id,
+#: name key, JSON, "1" to create. Returns "" or "id", "missing", "name" (``_write_assistant``).
+WRITE_ASSISTANT = """
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[1])
+if ARGV[4] == '1' and exists == 1 then return 'id' end
+if ARGV[4] == '0' and exists == 0 then return 'missing' end
+local holder = redis.call('HGET', KEYS[2], ARGV[2])
+if holder and holder ~= ARGV[1] then return 'name' end
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[2], all[i]) end
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return ''
+"""
+#: Deletes an assistant and frees its name: KEYS assistants, names; ARGV id. Returns 1 or 0.
+DELETE_ASSISTANT = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[2], all[i]) end
+end
+return 1
+"""
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -253,3 +281,18 @@ class RedisStore(BaseConversationStore):
     def _save_preferences_text(self, text: str, owner: str) -> None:
         """One SET of ``parley:preferences:<owner>``."""
         self._run(lambda r: r.set(PREFERENCES + owner, text))
+
+    # ----- assistants -------------------------------------------------------------------------
+    def _assistant_texts(self) -> dict[str, str | bytes]:
+        found = self._run(lambda r: r.hgetall(ASSISTANTS))
+        return {str(k): v for k, v in found.items()}  # already strings: the client decodes responses
+
+    def _write_assistant(self, assistant_id: str, key: str, text: str, create: bool) -> str | None:
+        """One script (``WRITE_ASSISTANT``): the checks and the write happen with nothing in between."""
+        keys, args = [ASSISTANTS, ASSISTANT_NAMES], [assistant_id, key, text, "1" if create else "0"]
+        outcome = self._run(lambda r: r.eval(WRITE_ASSISTANT, 2, *keys, *args))
+        return str(outcome) or None
+
+    def _delete_assistant(self, assistant_id: str) -> bool:
+        deleted = self._run(lambda r: r.eval(DELETE_ASSISTANT, 2, ASSISTANTS, ASSISTANT_NAMES, assistant_id))
+        return bool(int(deleted))

@@ -14,9 +14,11 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from model.assistant import BUILT_INS, DEFAULT_ASSISTANT, Assistant, InvalidAssistantError, name_key, slug_of
 from model.message import Message
 
 Conversations = dict[str, list[Message]]
@@ -237,7 +239,162 @@ class BaseConversationStore(ABC):
             StoreError: the write failed.
         """
 
+    @abstractmethod
+    def _assistant_texts(self) -> dict[str, str | bytes]:
+        """Every stored assistant's JSON text, by id.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def _write_assistant(self, assistant_id: str, key: str, text: str, create: bool) -> str | None:
+        """Store assistant ``assistant_id`` (``text``, its JSON) in one atomic step, if no other
+        assistant's name has ``key`` (``model.assistant.name_key``).
+
+        Args:
+            assistant_id: its id.
+            key: its name's key.
+            text: its stored form as JSON.
+            create: True adds it (the id must be free); False replaces it (the id must exist).
+
+        Returns:
+            None when stored; ``"id"`` when creating and the id is taken, ``"missing"`` when
+            replacing and there is no such id, ``"name"`` when another assistant has the name.
+
+        Raises:
+            StoreError: the write failed.
+        """
+
+    @abstractmethod
+    def _delete_assistant(self, assistant_id: str) -> bool:
+        """Delete assistant ``assistant_id`` and free its name; False when there was none.
+
+        Raises:
+            StoreError: the write failed.
+        """
+
     # ----- written once, from the primitives ------------------------------------------------
+    def assistants(self) -> list[Assistant]:
+        """The stored assistants, by name (ignoring case); an entry that does not parse is left out.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        found = []
+        for text in self._assistant_texts().values():
+            try:
+                found.append(Assistant.from_dict(json.loads(text)))
+            except (ValueError, InvalidAssistantError):
+                continue
+        return sorted(found, key=lambda a: (name_key(a.name), a.id))
+
+    def assistant(self, assistant_id: str) -> Assistant | None:
+        """The assistant ``assistant_id`` (a built-in or a stored one), or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        built_in = next((a for a in BUILT_INS if a.id == assistant_id), None)
+        if built_in is not None:
+            return built_in
+        text = self._assistant_texts().get(assistant_id)
+        try:
+            return Assistant.from_dict(json.loads(text)) if text else None
+        except (ValueError, InvalidAssistantError):
+            return None
+
+    def create_assistant(self, assistant: Assistant) -> Assistant:
+        """Store a new assistant; its id is the slug of its name (``-2``, ``-3``… when taken).
+
+        Returns:
+            the assistant as stored (id and times set).
+
+        Raises:
+            StoreError: the assistant is not valid, its name is taken (built-ins and "Parley"
+                included), or the write failed; the sentence says which.
+        """
+        checked = _valid(assistant).stamped(created=True)
+        base, reserved = slug_of(checked.name), {a.id for a in BUILT_INS}
+        for number in range(1, 1000):
+            candidate = base if number == 1 else f"{base}-{number}"
+            if candidate in reserved:
+                continue
+            stored = replace(checked, id=candidate)
+            outcome = self._write_assistant(candidate, name_key(stored.name), _assistant_json(stored), create=True)
+            if outcome is None:
+                return stored
+            if outcome == "name":
+                raise _name_taken(stored.name)
+        raise StoreError(f"Too many assistants are called like {checked.name!r}; pick another name.")
+
+    def update_assistant(self, assistant: Assistant) -> Assistant:
+        """Replace the stored assistant with ``assistant.id`` (its id and creation time kept).
+
+        Returns:
+            the assistant as stored.
+
+        Raises:
+            StoreError: a built-in, no such assistant, not valid, a name taken, or a failed write.
+        """
+        if any(a.id == assistant.id for a in BUILT_INS):
+            raise StoreError(f"{assistant.name!r} is built in and cannot be changed; duplicate it to make your own.")
+        old = self.assistant(assistant.id)
+        if old is None:
+            raise StoreError(f"There is no assistant {assistant.id!r}; it may have been deleted.")
+        stored = replace(_valid(assistant), created=old.created).stamped(created=False)
+        outcome = self._write_assistant(stored.id, name_key(stored.name), _assistant_json(stored), create=False)
+        if outcome == "name":
+            raise _name_taken(stored.name)
+        if outcome == "missing":
+            raise StoreError(f"There is no assistant {assistant.id!r}; it may have been deleted.")
+        return stored
+
+    def delete_assistant(self, assistant_id: str) -> None:
+        """Delete a stored assistant (its conversations stay, and go on with the default).
+
+        Raises:
+            StoreError: a built-in, no such assistant, or a failed write.
+        """
+        if any(a.id == assistant_id for a in BUILT_INS):
+            raise StoreError("Built-in assistants cannot be deleted.")
+        if not self._delete_assistant(assistant_id):
+            raise StoreError(f"There is no assistant {assistant_id!r}; it may have been deleted already.")
+
+    def import_assistants(self, data: bytes | str) -> list[Assistant]:
+        """Add the assistants of an export file (a JSON list of assistants, or ``{"assistants": [...]}``).
+
+        Every entry is checked first, names included, so a broken file adds nothing.
+
+        Returns:
+            the assistants added, with their new ids.
+
+        Raises:
+            StoreError: the file is not JSON, an entry is not valid (its position and the reason
+                said), two entries or an entry and a stored assistant share a name, or a write failed.
+        """
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            raise StoreError(f"This is not an assistants file: it is not JSON ({exc}).") from exc
+        entries = parsed.get("assistants") if isinstance(parsed, dict) else parsed
+        if not isinstance(entries, list):
+            raise StoreError('This is not an assistants file: expected a list of assistants, or {"assistants": [...]}.')
+        incoming = []
+        for position, entry in enumerate(entries, start=1):
+            try:
+                incoming.append(_valid(Assistant.from_dict({**entry, "id": ""} if isinstance(entry, dict) else entry)))
+            except (InvalidAssistantError, StoreError) as exc:
+                raise StoreError(f"Assistant {position} in the file cannot be imported: {exc}") from exc
+        taken = {name_key(a.name) for a in self.assistants()}
+        keys = [name_key(a.name) for a in incoming]
+        clash = next((a.name for a, k in zip(incoming, keys, strict=True) if k in taken or keys.count(k) > 1), None)
+        if clash is not None:
+            raise StoreError(
+                f"An assistant called {clash!r} already exists; rename it in the file. Nothing was imported."
+            )
+        return [self.create_assistant(a) for a in incoming]
+
     def preferences(self, owner: str = LOCAL_OWNER) -> dict[str, Any]:
         """The settings ``owner`` chose last (provider, model, system prompt…), or ``{}`` (also when
         what is stored is not a JSON object).
@@ -336,3 +493,28 @@ class BaseConversationStore(ABC):
 
     def close(self) -> None:  # noqa: B027 (a no-op unless the backend holds connections)
         """Release connections (backends with a pool)."""
+
+
+def _valid(assistant: Assistant) -> Assistant:
+    """``assistant`` checked, with a name no built-in or the default has.
+
+    Raises:
+        StoreError: it is not valid, or its name is a built-in's or "Parley".
+    """
+    try:
+        checked = assistant.checked()
+    except InvalidAssistantError as exc:
+        raise StoreError(str(exc)) from exc
+    reserved = {name_key(a.name) for a in BUILT_INS} | {name_key(DEFAULT_ASSISTANT)}
+    if name_key(checked.name) in reserved:
+        raise _name_taken(checked.name)
+    return checked
+
+
+def _name_taken(name: str) -> StoreError:
+    return StoreError(f"An assistant called {name!r} already exists; pick another name.")
+
+
+def _assistant_json(assistant: Assistant) -> str:
+    """The stored JSON text of ``assistant``."""
+    return json.dumps(assistant.to_dict(), ensure_ascii=False, sort_keys=True)

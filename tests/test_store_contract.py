@@ -290,3 +290,122 @@ def test_preferences_that_are_not_a_small_json_object_are_refused(store):
     with pytest.raises(StoreError):
         store.save_preferences({"when": object()})
     assert store.preferences() == {}
+
+
+# ----- assistants ----------------------------------------------------------------------------------
+def test_assistants_round_trip_with_ids_from_their_names(store, location):
+    from model.assistant import Assistant
+
+    made = store.create_assistant(
+        Assistant(
+            id="",
+            name="  Recipe helper ",
+            emoji="🍲",
+            description="Cooks.",
+            instructions="You help with recipes.",
+            provider="local",
+            temperature=0.3,
+            tools=("calculator", "kb:recipes"),
+            json_mode=True,
+            starters=("What can I cook?", "  "),
+        )
+    )
+    assert made.id == "recipe-helper" and made.name == "Recipe helper" and made.starters == ("What can I cook?",)
+    assert made.created and made.created == made.updated
+    again = open_store(location)
+    assert again.assistant("recipe-helper") == made and again.assistants() == [made]
+    second = store.create_assistant(Assistant(id="", name="Recipe-helper!"))
+    assert second.id == "recipe-helper-2"  # same slug, another name
+    changed = store.update_assistant(replace(made, name="Chef", instructions="You are a chef."))
+    assert changed.id == "recipe-helper" and changed.created == made.created
+    assert [a.name for a in open_store(location).assistants()] == ["Chef", "Recipe-helper!"]
+    store.create_assistant(Assistant(id="", name="Recipe helper"))  # the old name is free again
+    store.delete_assistant("recipe-helper")
+    assert store.assistant("recipe-helper") is None
+    with pytest.raises(StoreError, match="no assistant"):
+        store.delete_assistant("recipe-helper")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "python TUTOR", "parley", "Taken"])
+def test_an_empty_or_taken_assistant_name_is_refused(store, name):
+    from model.assistant import Assistant
+
+    store.create_assistant(Assistant(id="", name="taken"))
+    with pytest.raises(StoreError) as refused:
+        store.create_assistant(Assistant(id="", name=name))
+    assert "name" in str(refused.value)
+    assert [a.name for a in store.assistants()] == ["taken"]
+
+
+def test_built_in_assistants_are_not_changed_or_deleted(store):
+    from model.assistant import BUILT_INS
+
+    tutor = store.assistant("python-tutor")
+    assert tutor in BUILT_INS and tutor.tools == ("python",)
+    with pytest.raises(StoreError, match="built in"):
+        store.update_assistant(replace(tutor, instructions="changed"))
+    with pytest.raises(StoreError, match="cannot be deleted"):
+        store.delete_assistant("python-tutor")
+    assert store.assistants() == []  # built-ins are never stored
+
+
+def test_assistants_import_and_export_and_a_broken_file_adds_nothing(store):
+    from model.assistant import Assistant
+
+    store.create_assistant(Assistant(id="", name="Existing"))
+    exported = json.dumps({"assistants": [a.to_dict() for a in store.assistants()]})
+    good = json.dumps([{"name": "Imported one", "starters": ["Hi"]}, {"name": "Imported two", "emoji": "🦉"}])
+    added = store.import_assistants(good)
+    assert [a.id for a in added] == ["imported-one", "imported-two"]
+    for broken, reason in [
+        ("{not json", "not JSON"),
+        (json.dumps({"assistants": "nope"}), "expected a list"),
+        (json.dumps([{"name": "Fine"}, {"name": 3}]), "Assistant 2 in the file"),
+        (json.dumps([{"name": "Fine"}, {"name": "existing"}]), "'existing' already exists"),
+        (json.dumps([{"name": "Twice"}, {"name": "twice"}]), "already exists"),
+        (json.dumps([{"name": "Fine", "temperature": 9}]), "temperature"),
+    ]:
+        with pytest.raises(StoreError, match=reason):
+            store.import_assistants(broken)
+    assert [a.name for a in store.assistants()] == ["Existing", "Imported one", "Imported two"]
+    with pytest.raises(StoreError, match="already exists"):
+        store.import_assistants(exported)  # its own export clashes by name
+
+
+def test_two_writers_creating_assistants_keep_all_and_one_name_wins_once(store, location):
+    script = textwrap.dedent(
+        """
+        import sys
+        from model.assistant import Assistant
+        from model.store import StoreError
+        from model.stores import open_store
+        store = open_store(sys.argv[1])
+        won = 0
+        for i in range(15):
+            store.create_assistant(Assistant(id="", name=f"{sys.argv[2]} {i}"))
+            try:
+                store.create_assistant(Assistant(id="", name=f"Shared {i}"))
+                won += 1
+            except StoreError:
+                pass
+        print(won)
+        """
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, location, who],
+            cwd=APP_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("alpha", "beta")
+    ]
+    wins = 0
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err[-2000:]
+        wins += int(out.strip())
+    names = [a.name for a in store.assistants()]
+    assert wins == 15 and len(names) == 45 and len(set(n.casefold() for n in names)) == 45
+    assert {f"Shared {i}" for i in range(15)} <= set(names)

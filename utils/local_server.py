@@ -248,6 +248,42 @@ class LocalServer:
         )
 
 
+class ToolServer:
+    """The bundled model's second server, in llama-cpp-python's function-calling format, for turns
+    with tools: started on first need, and again if it stopped; thread-safe.
+
+    Args:
+        model_path: the GGUF file, or None for the bundled one.
+        context_window: its ``n_ctx``, in tokens.
+        start_timeout: seconds to wait for it to load.
+        threads: generation threads, or None to use the measured count.
+    """
+
+    def __init__(self, model_path: Path | None, context_window: int, start_timeout: float, threads: int | None) -> None:
+        self._args = (model_path, context_window, start_timeout, threads)
+        self._server: LocalServer | None = None
+        self._lock = threading.Lock()
+
+    def base_url(self) -> str:
+        """The running server's API root (started now if needed).
+
+        Raises:
+            LocalServerError: it did not start.
+        """
+        with self._lock:
+            server = self._server
+            if server is None or (server.process is not None and server.process.poll() is not None):
+                server = self._server = LocalServer.ensure(None, *self._args, chat_format=TOOL_CHAT_FORMAT)
+            return server.base_url
+
+    def stop(self) -> None:
+        """Stop the server if it was started."""
+        with self._lock:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+
+
 def server_command(
     model: Path, alias: str, port: int, context_window: int, threads: int, chat_format: str | None
 ) -> list[str]:

@@ -7,14 +7,16 @@ from dataclasses import replace
 
 import streamlit as st
 
+from controller.assistants import apply_assistant
 from controller.engines import AgentEngine
 from controller.tools import ToolBox
+from view.assistants import all_assistants, assistant_picker, chosen_assistant, starters
 from view.chat import chat_area, tab_chat, take_action
 from view.common import conversation_store, settings_or_stop, setup_page
 from view.conversations import conversation_extras, conversation_list, follow_url
 from view.knowledge_base import knowledge_bases
 from view.markdown import no_remote_images, plain
-from view.model_settings import model_settings
+from view.model_settings import local_endpoint, model_settings
 from view.tools import tool_server_url, tools_sidebar
 from view.web_search import web_search_for, web_search_toggle
 
@@ -27,16 +29,26 @@ def render(engine: type[AgentEngine]) -> None:
     settings = settings_or_stop()
     store = conversation_store(settings)
     web = web_search_for(settings)
-    toolbox = ToolBox(knowledge_bases(settings.knowledge_base_dir), st.context.timezone, web=web)
+    kbs = knowledge_bases(settings.knowledge_base_dir)
+    toolbox = ToolBox(kbs, st.context.timezone, web=web)
+    known = all_assistants(store)
+    ahead = chosen_assistant(st.session_state.get(SESSION_KEY), known)
     with st.sidebar:
         top = st.container()
-        config = model_settings(settings)
+        config = model_settings(settings, ahead.instructions if ahead is not None else None)
     tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox, web), store)
     follow_url(SESSION_KEY, store)
     chat = st.session_state[SESSION_KEY]
     with st.sidebar:
+        assistant = assistant_picker(chat, known, kbs.names())
         searching = web_search_toggle(settings, web is not None)
-        tool_ids, json_mode = tools_sidebar(chat, toolbox, settings)
+        tool_ids, json_mode = tools_sidebar(chat, toolbox, settings, assistant)
+    if assistant is not None:
+        local = local_endpoint(settings) if assistant.provider == "local" else None
+        applied = apply_assistant(assistant, config, settings, local, toolbox.available())
+        config, tool_ids, json_mode = applied.config, list(applied.tools), assistant.json_mode
+        for note in applied.notes:
+            st.sidebar.warning(note)
     tools_url = tool_server_url(settings, config) if tool_ids else None
     config = replace(config, json_mode=json_mode, tools_base_url=tools_url)
     chat = tab_chat(SESSION_KEY, engine.from_defaults(config, toolbox, web), store)
@@ -55,4 +67,5 @@ def render(engine: type[AgentEngine]) -> None:
     )
     if chat.save_error:  # the last auto-save failed: said above the chat until a save works
         st.error(no_remote_images(chat.save_error))
+    starters(assistant, chat, "memory")
     chat_area(chat, config, settings, page="memory")

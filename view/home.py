@@ -4,7 +4,8 @@ import streamlit as st
 
 from utils.model_list import check_provider
 from utils.providers import LLMConfig, config_problem
-from view.common import provider_caption, settings_or_stop, setup_page
+from view.assistants import assistant_lines
+from view.common import conversation_store, provider_caption, settings_or_stop, setup_page
 from view.model_settings import active_config
 
 
@@ -24,7 +25,8 @@ def render() -> None:
         "server, it uses that instead. Your conversations stay on this machine (a file, or the database "
         "you configure)."
     )
-    config = active_config(settings_or_stop())
+    settings = settings_or_stop()
+    config = active_config(settings)
     st.subheader("Active model")
     st.markdown(provider_caption(config))
     problem = config_problem(config)
@@ -48,3 +50,7 @@ def render() -> None:
     st.caption("Make a knowledge base from your files and ask about them, with sources.")
     st.page_link("pages/4_Help.py", label="Help", icon="❓")
     st.caption("How to use Parley: chatting and saving, knowledge bases, tools, models and providers, privacy.")
+    st.subheader("Assistants")
+    st.page_link("pages/5_Assistants.py", label="Assistants", icon="🧩")
+    st.caption("Helpers with their own instructions, model and tools: pick one on Chatbot With Memory.")
+    st.markdown("\n".join(f"- {line}" for line in assistant_lines(conversation_store(settings))))

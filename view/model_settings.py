@@ -154,8 +154,14 @@ def local_endpoint(settings: Settings) -> LocalEndpoint:
     return LocalEndpoint(server.base_url, server.context_window, local_model_name())
 
 
-def model_settings(settings: Settings) -> LLMConfig:
-    """Draw the "Model settings" section of the sidebar and return the resulting LLMConfig."""
+def model_settings(settings: Settings, instructions: str | None = None) -> LLMConfig:
+    """Draw the "Model settings" section of the sidebar and return the resulting LLMConfig.
+
+    Args:
+        settings: the loaded settings.
+        instructions: the chosen assistant's instructions, shown read-only in place of the system
+            prompt (they replace it); None shows the system prompt's own fields.
+    """
     choice = choice_of(settings)
     with st.expander("Model settings", expanded=False):
         providers = list(PROVIDER_LABELS)
@@ -178,7 +184,7 @@ def model_settings(settings: Settings) -> LLMConfig:
         config = active_config(settings)
         if provider != "local":
             _model_field(settings, choice, config)
-        _sampling_fields(choice)
+        _sampling_fields(choice, instructions)
         st.caption("Changes apply from your next message and are remembered.")
     remember(settings)
     config = active_config(settings)
@@ -189,12 +195,22 @@ def model_settings(settings: Settings) -> LLMConfig:
     return config
 
 
-def _sampling_fields(choice: dict[str, Any]) -> None:
-    """Temperature, reply length and the system prompt (a preset or custom text)."""
+def _sampling_fields(choice: dict[str, Any], instructions: str | None = None) -> None:
+    """Temperature, reply length and the system prompt (a preset or custom text; read-only, the
+    assistant's ``instructions``, while an assistant is chosen)."""
     choice["temperature"] = st.slider("Temperature", 0.0, 2.0, float(choice["temperature"]), 0.1, key="set_temperature")
     choice["max_tokens"] = int(
         st.number_input("Max tokens per reply", 1, None, int(choice["max_tokens"]), 16, key="set_max_tokens")
     )
+    if instructions is not None:
+        st.text_area(
+            "System prompt (the assistant's instructions)",
+            value=instructions,
+            disabled=True,
+            key=f"set_assistant_prompt_{hash(instructions)}",
+            help="While an assistant is chosen, its instructions replace the system prompt.",
+        )
+        return
     presets = [*SYSTEM_PROMPT_PRESETS, CUSTOM]
     choice["preset"] = st.selectbox("System prompt", presets, index=presets.index(choice["preset"]), key="set_preset")
     if choice["preset"] == CUSTOM:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from controller.chat import Chat
 from controller.tools import ToolBox, arguments_text, call_label, tool_label
+from model.assistant import Assistant
 from model.message import Message, ToolCall
 from settings import Settings
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer, LocalServerError
@@ -22,13 +23,20 @@ from view.model_settings import choice_of, remember
 JSON_MODE_KEY = "memory_json_mode"
 
 
-def tools_sidebar(chat: Chat, toolbox: ToolBox, settings: Settings) -> tuple[list[str], bool]:
+def tools_sidebar(
+    chat: Chat, toolbox: ToolBox, settings: Settings, assistant: Assistant | None = None
+) -> tuple[list[str], bool]:
     """The "Tools" multiselect and the "JSON mode" switch; returns (chosen tool ids, JSON mode on).
 
     The multiselect starts from ``chat.tools`` (the open conversation's) or, in a new chat, from the
     tools chosen last (remembered with the preferences); it is keyed by the conversation's name, so
-    opening another conversation shows its tools.
+    opening another conversation shows its tools. While an ``assistant`` is chosen, its tools and
+    JSON mode are used and only named here.
     """
+    if assistant is not None:
+        labels = ", ".join(tool_label(t) for t in assistant.tools) or "none"
+        st.caption(f"**Tools** (the assistant's): {plain(labels)}" + (" · JSON mode" if assistant.json_mode else ""))
+        return list(assistant.tools), assistant.json_mode
     options = toolbox.available()
     remembered = [t for t in choice_of(settings)["tools"] if t in options]
     current = list(chat.tools) if chat.name or chat.messages else remembered

@@ -12,12 +12,18 @@ import functools
 import signal
 import sys
 import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import ValidationError
 
 import utils  # noqa: F401  (sets USE_TORCH=0 for this process before llama-index is imported)
-from settings import load_settings
+from settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from model.store import BaseConversationStore
+    from utils.providers import LLMConfig, LocalEndpoint
 
 
 def main() -> int:
@@ -31,11 +37,9 @@ def main() -> int:
         print("Set REDIS_URL: the worker takes its turns from Redis.", file=sys.stderr)
         return 2
     from controller.queue import TurnWorker
-    from controller.web_search import WebSearch
     from model.redis_store import redis_client
     from model.store import StoreError, mask_url
     from model.stores import open_store
-    from utils.embeddings import build_embed_model
     from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError
     from utils.providers import LocalEndpoint, resolve_config
 
@@ -54,19 +58,46 @@ def main() -> int:
         return 1
     endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
     config = resolve_config(settings, local=endpoint)
-    try:
-        web = WebSearch.from_settings(settings, functools.cache(build_embed_model))  # loaded on first search
-    except ValueError as exc:
-        print(f"Web search is off: PARLEY_FETCH_ALLOW could not be read ({exc}).", file=sys.stderr)
-        web = None
-    worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle, web=web)
+    web, agents, tool_server = _helpers(settings, store, endpoint)
+    worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle, web=web, agents=agents)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"Parley worker {worker.name} is answering turns from {mask_url(settings.redis_url)}.", flush=True)
     worker.run(stop, on_turn=lambda turn_id: print(f"answering {turn_id}", flush=True))
     store.close()
+    tool_server.stop()
     return 0
+
+
+def _helpers(settings: Settings, store: BaseConversationStore, local: LocalEndpoint | None) -> tuple[Any, Any, Any]:
+    """What turns may need besides the model: the web search (None when PARLEY_FETCH_ALLOW cannot be
+    read, said on stderr), the assistants' agents (their knowledge bases and the local model's tool
+    server), and that tool server (started on first need). The embedding model loads on first use."""
+    from controller.assistants import AgentSetup
+    from controller.web_search import WebSearch
+    from utils.embeddings import build_embed_model
+    from utils.knowledge_bases import KnowledgeBases
+    from utils.local_server import ToolServer
+
+    embed = functools.cache(build_embed_model)
+    try:
+        web = WebSearch.from_settings(settings, embed)
+    except ValueError as exc:
+        print(f"Web search is off: PARLEY_FETCH_ALLOW could not be read ({exc}).", file=sys.stderr)
+        web = None
+    tools = ToolServer(
+        settings.local_model_path,
+        settings.local_context_window,
+        settings.local_server_start_timeout,
+        settings.local_llm_threads,
+    )
+
+    def tool_config(config: LLMConfig) -> LLMConfig:
+        return replace(config, tools_base_url=tools.base_url()) if config.provider == "local" and local else config
+
+    agents = AgentSetup(settings, store, KnowledgeBases(settings.knowledge_base_dir, embed), local, tool_config)
+    return web, agents, tools
 
 
 if __name__ == "__main__":

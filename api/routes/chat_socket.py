@@ -25,7 +25,8 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import ServerState, token_name
 from api.errors import APIError, from_exception
 from api.streaming import stream_in_thread
-from api.turns import Outcome, memory_turn, queued_frames
+from api.turns import Asked, Outcome, memory_turn, queued_frames
+from controller.chat_tokens import TokenError
 from model.message import Message
 
 router = APIRouter(tags=["tokens"])
@@ -43,8 +44,9 @@ async def chat(websocket: WebSocket, token: str = "", web_search: bool = False) 
     await websocket.accept()
     try:
         token_name(state, token)
-    except APIError as exc:
-        await websocket.close(code=CLOSE_BAD_TOKEN, reason=exc.message[:120])
+        assistant = state.tokens.get(token).assistant
+    except (APIError, TokenError) as exc:
+        await websocket.close(code=CLOSE_BAD_TOKEN, reason=str(exc)[:120])
         return
     lock = asyncio.Lock()
 
@@ -53,7 +55,7 @@ async def chat(websocket: WebSocket, token: str = "", web_search: bool = False) 
             await websocket.send_json(frame)
 
     waiting: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()  # (turn id, conversation, text)
-    answering = asyncio.create_task(_answer_in_order(state, waiting, send, web_search))
+    answering = asyncio.create_task(_answer_in_order(state, waiting, send, web_search, assistant))
     try:
         await _receive(websocket, state, token, waiting, send)
     except WebSocketDisconnect:
@@ -89,12 +91,17 @@ async def _receive(
 
 
 async def _answer_in_order(
-    state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]], send: Send, web_search: bool = False
+    state: ServerState,
+    waiting: asyncio.Queue[tuple[str, str, str]],
+    send: Send,
+    web_search: bool = False,
+    assistant: str | None = None,
 ) -> None:
-    """Answer the messages in ``waiting`` one after the other, in the order they came."""
+    """Answer the messages in ``waiting`` one after the other, in the order they came (by the
+    token's ``assistant``, when it has one)."""
     while True:
         turn_id, name, text = await waiting.get()
-        await _turn(state, name, text, send, turn_id, web_search)
+        await _turn(state, name, text, send, turn_id, web_search, assistant)
 
 
 def _keep_unanswered(state: ServerState, waiting: asyncio.Queue[tuple[str, str, str]]) -> None:
@@ -122,17 +129,26 @@ async def _live_conversation(state: ServerState, token: str) -> str:
     return name
 
 
-async def _turn(state: ServerState, name: str, text: str, send: Send, turn_id: str, web_search: bool = False) -> None:
+async def _turn(
+    state: ServerState,
+    name: str,
+    text: str,
+    send: Send,
+    turn_id: str,
+    web_search: bool = False,
+    assistant: str | None = None,
+) -> None:
     """One turn on the socket: wait for a model slot, stream deltas, then the done frame (or an error
     frame), each carrying ``turn``. With REDIS_URL, a model worker answers and its frames are relayed,
     ``restart`` included."""
     outcome = Outcome()
+    asked = Asked(turn_id, web_search, assistant)
     try:
         if state.redis is not None:
-            async for frame in queued_frames(state, name, text, False, turn_id, web_search):
+            async for frame in queued_frames(state, name, text, False, asked):
                 await send({"turn": turn_id, **{k: v for k, v in frame.items() if k != "refused"}})
             return
-        turn = lambda: memory_turn(state, name, text, outcome, False, turn_id, web_search)  # noqa: E731
+        turn = lambda: memory_turn(state, name, text, outcome, False, asked)  # noqa: E731
         async with state.slots.slot():
             async for delta in stream_in_thread(turn):
                 await send({"type": "delta", "turn": turn_id, "text": delta})

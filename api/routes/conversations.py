@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ServerState, State, check_name, require_key
 from api.errors import APIError, from_exception
-from api.turns import Outcome, memory_turn, queued_frames, start_turn
+from api.turns import Asked, Outcome, memory_turn, queued_frames, start_turn
 from model.message import Message
 from model.store import last_activity
 
@@ -181,7 +181,8 @@ async def add_message(name: str, body: UserMessage, state: State) -> TurnResult 
         raise APIError(404, f"There is no conversation called {name!r}.", "conversation_not_found")
     outcome = Outcome()
     turn = await start_turn(
-        state, lambda: memory_turn(state, name, body.content, outcome, create=False, web_search=body.web_search)
+        state,
+        lambda: memory_turn(state, name, body.content, outcome, create=False, asked=Asked(web_search=body.web_search)),
     )
     if not body.stream:
         await turn.finish()
@@ -206,7 +207,7 @@ async def add_message(name: str, body: UserMessage, state: State) -> TurnResult 
 
 async def _queued_turn(state: ServerState, name: str, body: UserMessage) -> TurnResult | StreamingResponse:
     """The turn through the Redis queue: a worker answers; its frames become the answer or the events."""
-    frames = queued_frames(state, name, body.content, create=False, web_search=body.web_search)
+    frames = queued_frames(state, name, body.content, create=False, asked=Asked(web_search=body.web_search))
     try:
         first = await anext(frames)
     except StopAsyncIteration:

@@ -20,11 +20,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.completions import Assembly, Item, Prepared, answer_items, prepare, unknown_model, url_citations
-from api.deps import KB_PREFIX, ServerState, State, require_key
+from api.deps import ASSISTANT_PREFIX, KB_PREFIX, ServerState, State, require_key
 from api.errors import error_body, from_exception
 from api.openai_models import ChatCompletion, ChatCompletionRequest, ModelList, ModelObject
 from api.turns import Started, start_turn
 from controller.engines import ChunkEvent
+from model.assistant import BUILT_INS
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_key)])
 
@@ -33,12 +34,14 @@ def _models(state: ServerState) -> list[ModelObject]:
     config = state.config()
     ids = [(m, config.provider) for m in state.provider_models()]
     ids += [(f"{KB_PREFIX}{name}", "parley") for name in state.knowledge_bases.names()]
+    ids += [(f"{ASSISTANT_PREFIX}{a.id}", "parley") for a in (*BUILT_INS, *state.store.assistants())]
     return [ModelObject(id=i, owned_by=o) for i, o in ids]
 
 
 @router.get("/models", response_model=ModelList)
 def list_models(state: State) -> ModelList:
-    """The provider's models, then ``kb:<name>`` for each knowledge base."""
+    """The provider's models, then ``kb:<name>`` for each knowledge base and ``assistant:<id>`` for
+    each assistant."""
     return ModelList(data=_models(state))
 
 

@@ -22,6 +22,9 @@ class TokenRequest(BaseModel):
     """Body of ``POST /token``."""
 
     name: str = Field(min_length=1, max_length=200, description="The conversation's display name.")
+    assistant: str | None = Field(
+        default=None, max_length=100, description="The id of the assistant that answers (GET /assistants)."
+    )
 
 
 class TokenResponse(BaseModel):
@@ -30,6 +33,7 @@ class TokenResponse(BaseModel):
     token: str
     expires_in: int = Field(description="Seconds before the token expires (whole seconds).")
     name: str
+    assistant: str | None = None
 
 
 class RefreshResponse(TokenResponse):
@@ -43,13 +47,18 @@ def issue_token(body: TokenRequest, state: State) -> TokenResponse:
     """A chat token for conversation ``name`` (made now if it does not exist, and then saved).
 
     Returns:
-        ``{"token": "<uuid4>", "expires_in": <seconds>, "name": "<conversation>"}``.
+        ``{"token": "<uuid4>", "expires_in": <seconds>, "name": "<conversation>", "assistant"}``.
+
+    Raises:
+        APIError: 404 for an unknown assistant.
     """
     name = check_name(body.name)
+    if body.assistant is not None:
+        state.assistant(body.assistant)
     if state.store.get(name) is None:
         state.store.save(name, [])
-    grant = state.tokens.issue(name)
-    return TokenResponse(token=grant.token, expires_in=round(grant.expires_in()), name=name)
+    grant = state.tokens.issue(name, body.assistant)
+    return TokenResponse(token=grant.token, expires_in=round(grant.expires_in()), name=name, assistant=grant.assistant)
 
 
 @router.get("/refresh_token", dependencies=[Depends(require_key)], response_model=RefreshResponse)
@@ -68,5 +77,6 @@ def refresh_token(token: str, state: State) -> RefreshResponse:
         token=grant.token,
         expires_in=round(grant.expires_in()),
         name=grant.name,
+        assistant=grant.assistant,
         messages=[m.to_dict() for m in messages],
     )
