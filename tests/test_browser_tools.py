@@ -25,8 +25,11 @@ def greedy(app_env, monkeypatch):
 
 
 def choose_tool(page: Page, label: str) -> None:
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stMultiSelect").click()
+    """Pick ``label`` in the sidebar's "Tools": typed, as the list may open below the fold."""
+    tools = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Tools")
+    tools.scroll_into_view_if_needed()
+    tools.click()
+    tools.press_sequentially(label[:6])
     page.get_by_role("option", name=label).click()
     page.keyboard.press("Escape")
     wait_idle(page)

@@ -147,7 +147,8 @@ def test_what_cannot_be_honoured_is_refused_with_a_400_naming_it(v1, extra, name
 
 def test_models_one_model_request_ids_and_head(v1):
     sdk = client(v1)
-    assert [m.id for m in sdk.models.list()] == ["scripted"]
+    built_in = ["assistant:writing-helper", "assistant:python-tutor", "assistant:librarian"]
+    assert [m.id for m in sdk.models.list()] == ["scripted", *built_in]
     assert sdk.models.retrieve("scripted").id == "scripted"
     with pytest.raises(openai.NotFoundError):
         sdk.models.retrieve("no-such-model")
