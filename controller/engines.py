@@ -43,7 +43,7 @@ from controller.llama_adapter import (
     finish_reason_of,
 )
 from controller.tools import ToolBox
-from controller.web_search import WebSearch
+from controller.web_search import CONTEXT_SHARES, WebSearch
 from model.message import Message, Source, ToolCall
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
 from utils.llm import build_llm, try_build_llm
@@ -306,7 +306,7 @@ class AgentEngine(_Engine):
         the same tool again and again)."""
         message = self._searched(history, message, record)
         llm, memory = self._fitted(history, message.model_text())
-        web_budget = int(self.token_limit() * (self._web.share if self._web else 0.4))
+        web_budget = int(self.token_limit() * (self._web.share if self._web else CONTEXT_SHARES["medium"]))
         tools = self._toolbox.build(list(message.tools), llm, web_budget) if self._toolbox and message.tools else []
         agent = build_agent(
             llm,

@@ -289,6 +289,14 @@ class BaseConversationStore(ABC):
                 continue
         return sorted(found, key=lambda a: (name_key(a.name), a.id))
 
+    def every_assistant(self) -> list[Assistant]:
+        """The built-in assistants, then the stored ones (``assistants``).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return [*BUILT_INS, *self.assistants()]
+
     def assistant(self, assistant_id: str) -> Assistant | None:
         """The assistant ``assistant_id`` (a built-in or a stored one), or None.
 

@@ -160,6 +160,16 @@ async def ws_turn(socket, text: str) -> tuple[list[str], dict]:
             return deltas, frame
 
 
+def ws_answer(ws_url: str, token: str, text: str, query: str = "") -> dict:
+    """Open the token's websocket (``query`` added to its URL), send ``text``; return the final frame."""
+
+    async def talk() -> dict:
+        async with websockets.connect(f"{ws_url}/chat?token={token}{query}") as socket:
+            return (await ws_turn(socket, text))[1]
+
+    return asyncio.run(talk())
+
+
 # ----- the OpenAI-compatible API ------------------------------------------------------------------
 def test_openai_sdk_chat_completion_on_the_local_model(sdk):
     answer = sdk.chat.completions.create(

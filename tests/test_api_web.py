@@ -6,14 +6,12 @@ The web is played by loopback servers (tests/web_servers.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import openai
 import pytest
-import websockets
 
-from tests.test_api import KEY, TIMEOUT, start_api, stop_api, token_for, ws_turn
+from tests.test_api import KEY, TIMEOUT, start_api, stop_api, token_for, ws_answer
 from tests.test_queue import Worker
 from tests.web_servers import FACTS, PageServer, SearxngServer, results_for
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
@@ -110,12 +108,7 @@ def test_the_websocket_and_rest_turns_take_a_web_search_flag_and_their_done_carr
     pages, searxng = web
     token = token_for(api, "Web chat")
 
-    async def talk() -> dict:
-        async with websockets.connect(f"{api.ws_url}/chat?token={token}&web_search=true") as socket:
-            _, done = await ws_turn(socket, VINTREL[3])
-            return done
-
-    done = asyncio.run(talk())
+    done = ws_answer(api.ws_url, token, VINTREL[3], "&web_search=true")
     assert done["type"] == "done", done
     assert done["message"]["sources"][0]["url"] == pages.url(VINTREL[0])
     with api.client() as client:

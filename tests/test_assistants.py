@@ -5,12 +5,10 @@ over the websocket (``POST /token``'s ``assistant``), over ``/v1`` (``assistant:
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import openai
 import pytest
-import websockets
 
 from controller.assistants import apply_assistant, assistant_config
 from controller.chat import Chat
@@ -21,7 +19,7 @@ from model.assistant import BUILT_INS, Assistant
 from model.json_store import JsonFileStore
 from settings import Settings
 from tests.fault_server import RecordingProxy
-from tests.test_api import KEY, TIMEOUT, start_api, stop_api, token_for, ws_turn
+from tests.test_api import KEY, TIMEOUT, start_api, stop_api, token_for, ws_answer
 from utils.local_server import LOCAL_MODEL_ALIAS
 from utils.providers import LLMConfig
 
@@ -168,13 +166,7 @@ def test_a_websocket_token_with_an_assistant_sends_its_instructions_and_tools(ap
     assert unknown.status_code == 404
     token = response.json()["token"]
     before = len(proxy.bodies)
-
-    async def talk() -> dict:
-        async with websockets.connect(f"{api.ws_url}/chat?token={token}") as socket:
-            _, done = await ws_turn(socket, "What time is it?")
-            return done
-
-    done = asyncio.run(talk())
+    done = ws_answer(api.ws_url, token, "What time is it?")
     assert done["type"] == "done", done
     system, tools = sent_system_and_tools(proxy.bodies[before])
     assert system == "You tell the time." and tools == ["current_time"]
@@ -195,13 +187,7 @@ def test_a_queued_turn_is_answered_by_the_worker_as_the_assistant(proxy, redis_s
             client.post("/assistants", json={"name": "Owl", "instructions": "You are a wise owl.", "tools": ["clock"]})
             token = client.post("/token", json={"name": "Night", "assistant": "owl"}).json()["token"]
         before = len(proxy.bodies)
-
-        async def talk() -> dict:
-            async with websockets.connect(f"{server.ws_url}/chat?token={token}") as socket:
-                _, done = await ws_turn(socket, "Who are you?")
-                return done
-
-        done = asyncio.run(talk())
+        done = ws_answer(server.ws_url, token, "Who are you?")
     finally:
         worker.stop()
         stop_api(server)

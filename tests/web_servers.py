@@ -55,6 +55,13 @@ def article(title: str, sentence: str, filler_paragraphs: int = 3) -> bytes:
     ).encode()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (the test output stays readable)."""
+
+    def log_message(self, *args: object) -> None:
+        """Log nothing."""
+
+
 @dataclass
 class Route:
     """What a path answers: status, headers, body; ``delay`` seconds before answering; ``size`` bytes
@@ -111,10 +118,7 @@ class PageServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 server.seen.append(parts.path)
@@ -171,10 +175,7 @@ class SearxngServer(PageServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)

@@ -34,11 +34,10 @@ NEW = "__new__"
 def all_assistants(store: BaseConversationStore) -> dict[str, Assistant]:
     """The built-ins, then the stored assistants, by id (the stored ones only when the store answers)."""
     try:
-        stored = store.assistants()
+        return {a.id: a for a in store.every_assistant()}
     except StoreError as exc:
         st.error(no_remote_images(f"Your assistants could not be read: {exc}"))
-        stored = []
-    return {a.id: a for a in (*BUILT_INS, *stored)}
+        return {a.id: a for a in BUILT_INS}
 
 
 # ----- the memory page ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from api.deps import State, require_key
 from api.errors import APIError
 from model.assistant import (
-    BUILT_INS,
     DEFAULT,
     MAX_DESCRIPTION_CHARS,
     MAX_INSTRUCTIONS_CHARS,
@@ -94,7 +93,7 @@ def _refused(exc: StoreError) -> APIError:
 @router.get("", response_model=AssistantList)
 def list_assistants(state: State) -> AssistantList:
     """Every assistant: the built-in ones, then the stored ones by name."""
-    return AssistantList(assistants=[AssistantOut.of(a) for a in (*BUILT_INS, *state.store.assistants())])
+    return AssistantList(assistants=[AssistantOut.of(a) for a in state.store.every_assistant()])
 
 
 @router.get("/{assistant_id}", response_model=AssistantOut)

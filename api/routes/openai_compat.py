@@ -25,7 +25,6 @@ from api.errors import error_body, from_exception
 from api.openai_models import ChatCompletion, ChatCompletionRequest, ModelList, ModelObject
 from api.turns import Started, start_turn
 from controller.engines import ChunkEvent
-from model.assistant import BUILT_INS
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_key)])
 
@@ -34,7 +33,7 @@ def _models(state: ServerState) -> list[ModelObject]:
     config = state.config()
     ids = [(m, config.provider) for m in state.provider_models()]
     ids += [(f"{KB_PREFIX}{name}", "parley") for name in state.knowledge_bases.names()]
-    ids += [(f"{ASSISTANT_PREFIX}{a.id}", "parley") for a in (*BUILT_INS, *state.store.assistants())]
+    ids += [(f"{ASSISTANT_PREFIX}{a.id}", "parley") for a in state.store.every_assistant()]
     return [ModelObject(id=i, owned_by=o) for i, o in ids]
 
 
