@@ -15,7 +15,9 @@ and a notice says where the old file went. Before each destructive write (delete
 rename) a copy is kept as ``<file>.bak-<UTC timestamp>``; the newest ``backups`` are kept.
 
 Preferences live beside the file, in ``preferences.json``: ``{owner: {setting: value}}``, written
-the same way under their own lock.
+the same way under their own lock. Images and recordings live in ``attachments/`` beside it, one
+file per attachment named by its SHA-256 and type (``<sha256>.png``), written atomically; the file's
+modification time is when it was last stored.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
+from model.attachments import SUFFIXES, Blob
 from model.message import Message
 from model.store import (
     BaseConversationStore,
@@ -392,6 +395,7 @@ class JsonFileStore(BaseConversationStore):
             return conversations.pop(name, None) is not None
 
         self._modify(change)
+        self._collect_quietly()
 
     def import_conversations(self, incoming: Conversations, replace: bool) -> list[str]:
         """Add ``incoming`` conversations in one write.
@@ -550,3 +554,48 @@ class JsonFileStore(BaseConversationStore):
 
     def _delete_assistant(self, assistant_id: str) -> bool:
         return self._change_assistants(lambda everyone: everyone.pop(assistant_id, None) is not None)
+
+    # ----- attachments ------------------------------------------------------------------------
+    @property
+    def attachments_path(self) -> Path:
+        """The ``attachments/`` folder beside the conversations file."""
+        return self.path.with_name("attachments")
+
+    def _blob_files(self, digest: str = "*") -> list[Path]:
+        folder = self.attachments_path
+        return [p for p in folder.glob(f"{digest}.*") if not p.name.startswith(".")] if folder.is_dir() else []
+
+    def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
+        path = self.attachments_path / f"{digest}{SUFFIXES.get(mime, '.bin')}"
+        try:
+            if path.exists():
+                os.utime(path)  # stored again: young again, so it is not collected
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, [data])
+        except OSError as exc:
+            raise StoreError(f"Could not write {path}: {exc.strerror or exc}.") from exc
+
+    def _get_blob(self, digest: str) -> Blob | None:
+        mimes = {suffix: mime for mime, suffix in reversed(SUFFIXES.items())}
+        for path in self._blob_files(digest):
+            try:
+                return Blob(path.read_bytes(), mimes.get(path.suffix, "application/octet-stream"))
+            except FileNotFoundError:
+                continue  # collected meanwhile
+            except OSError as exc:
+                raise StoreError(f"Could not read {path}: {exc.strerror or exc}.") from exc
+        return None
+
+    def _blobs_before(self, when: float) -> list[str]:
+        old = []
+        for path in self._blob_files():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < when:
+                    old.append(path.name.split(".", 1)[0])
+        return old
+
+    def _delete_blobs(self, digests: list[str]) -> None:
+        for digest in digests:
+            for path in self._blob_files(digest):
+                path.unlink(missing_ok=True)

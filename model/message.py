@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock
+
+from model.attachments import AttachmentReader, valid_digest
 
 #: Roles a stored message may have.
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)
@@ -98,6 +100,7 @@ class ToolCall:
         error: True when the call failed (unknown tool, bad arguments, or the tool raised).
         round: the 0-based round of calls in the turn.
         sources: for a knowledge base, the chunks its answer came from.
+        images: the images the call made (Run Python's charts, a created image), kept by SHA-256.
     """
 
     id: str
@@ -107,9 +110,10 @@ class ToolCall:
     error: bool = False
     round: int = 0
     sources: tuple[Source, ...] = ()
+    images: tuple[Attachment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form ``{"id", "name", "arguments", "result", "error", "round", "sources"?}``."""
+        """The stored form ``{"id", "name", "arguments", "result", "error", "round", "sources"?, "images"?}``."""
         data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
@@ -120,6 +124,8 @@ class ToolCall:
         }
         if self.sources:
             data["sources"] = [s.to_dict() for s in self.sources]
+        if self.images:
+            data["images"] = [a.to_dict() for a in self.images]
         return data
 
     @classmethod
@@ -138,6 +144,7 @@ class ToolCall:
             error=data.get("error") is True,
             round=round_ if isinstance(round_, int) and not isinstance(round_, bool) else 0,
             sources=_parts(data.get("sources"), Source.from_dict),
+            images=tuple(a for a in _parts(data.get("images"), Attachment.from_dict) if a.is_image),
         )
 
 
@@ -170,23 +177,52 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file given with a user message.
+    """A file given with a user message: a document's text, an image or a recording.
 
     Attributes:
         name: the file's name.
-        text: the part of its text that was sent to the model.
+        text: the part of its text that was sent to the model (an image's: what OCR read, for a model
+            that cannot see images; a recording's: "", its transcript is the message).
         used_chars: the length of ``text``, in characters.
         total_chars: the length of the file's whole text, in characters.
+        sha256: for an image or a recording, the id of its bytes in the store's attachments
+            (``model.attachments``), else "".
+        mime: for an image or a recording, its type (``image/png``, ``audio/wav``…), else "".
+        ocr: for an image, True when its text was read for a model that cannot see images.
     """
 
     name: str
     text: str
     used_chars: int = 0
     total_chars: int = 0
+    sha256: str = ""
+    mime: str = ""
+    ocr: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        """True for an image kept by SHA-256."""
+        return bool(self.sha256) and self.mime.startswith("image/")
+
+    @property
+    def is_audio(self) -> bool:
+        """True for a recording kept by SHA-256 (the message was spoken)."""
+        return bool(self.sha256) and self.mime.startswith("audio/")
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form ``{"name", "text", "used_chars", "total_chars"}``."""
-        return {"name": self.name, "text": self.text, "used_chars": self.used_chars, "total_chars": self.total_chars}
+        """The stored form ``{"name", "text", "used_chars", "total_chars"}``, plus ``sha256``, ``mime``
+        and ``ocr`` for an image or a recording."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "text": self.text,
+            "used_chars": self.used_chars,
+            "total_chars": self.total_chars,
+        }
+        if self.sha256:
+            data.update(sha256=self.sha256, mime=self.mime)
+        if self.ocr:
+            data["ocr"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Attachment | None:
@@ -197,7 +233,26 @@ class Attachment:
             or not isinstance(data.get("text"), str)
         ):
             return None
-        return cls(data["name"], data["text"], _count(data.get("used_chars")), _count(data.get("total_chars")))
+        digest = _text(data.get("sha256"))
+        return cls(
+            data["name"],
+            data["text"],
+            _count(data.get("used_chars")),
+            _count(data.get("total_chars")),
+            sha256=digest if valid_digest(digest) else "",
+            mime=_text(data.get("mime")),
+            ocr=data.get("ocr") is True,
+        )
+
+    def model_text(self) -> str:
+        """What the model reads of it in the message's text: ``[Attached file: <name>]`` and the
+        text; an image's OCR text as ``[Image <name>, read as text]``; "" for a recording and for an
+        image the model sees."""
+        if self.is_audio or (self.is_image and not self.ocr):
+            return ""
+        if self.is_image:
+            return f"[Image {self.name}, read as text]\n{self.text or '(no text found in the image)'}"
+        return f"[Attached file: {self.name}]\n{self.text}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -327,21 +382,33 @@ class Message:
         )
 
     def model_text(self) -> str:
-        """The text the model is sent for this message: ``content``, then each attached file's text
-        after a line ``[Attached file: <name>]``."""
+        """The text the model is sent for this message: ``content``, then each attachment's
+        ``Attachment.model_text`` (a file's text, an image's OCR text) that is not empty."""
         parts = [self.content]
-        parts += [f"[Attached file: {a.name}]\n{a.text}" for a in self.attachments]
+        parts += [text for text in (a.model_text() for a in self.attachments) if text]
         return "\n\n".join(parts)
 
-    def to_chat_message(self) -> ChatMessage:
-        """The llama-index ChatMessage with this role and ``model_text()``."""
-        return ChatMessage(role=self.role, content=self.model_text())
+    def to_chat_message(self, images: AttachmentReader | None = None) -> ChatMessage:
+        """The llama-index ChatMessage with this role and ``model_text()``; with ``images`` (a model
+        that sees images), each image it has (not read as text) follows the text as an image block,
+        which llama-index sends as OpenAI's ``image_url`` part (a base64 data URL)."""
+        shown = [a for a in self.attachments if a.is_image and not a.ocr] if images is not None else []
+        if not shown or images is None:
+            return ChatMessage(role=self.role, content=self.model_text())
+        blocks: list[TextBlock | ImageBlock] = [TextBlock(text=self.model_text())]
+        for attachment in shown:
+            blob = images.attachment(attachment.sha256)
+            if blob is None:
+                blocks.append(TextBlock(text=f"[Image {attachment.name} is no longer stored.]"))
+            else:
+                blocks.append(ImageBlock(image=blob.data, image_mimetype=blob.mime))
+        return ChatMessage(role=self.role, blocks=blocks)
 
-    def to_chat_messages(self) -> list[ChatMessage]:
+    def to_chat_messages(self, images: AttachmentReader | None = None) -> list[ChatMessage]:
         """The llama-index messages for this one, in the order a tool-calling model needs them: for a
         reply with ``tool_calls``, per round an assistant message carrying that round's calls
         (OpenAI's ``tool_calls``) and one ``tool`` message per call with its result, then the reply;
-        otherwise ``[to_chat_message()]``."""
+        otherwise ``[to_chat_message(images)]``."""
         chat: list[ChatMessage] = []
         for round_ in sorted({call.round for call in self.tool_calls}):
             calls = [c for c in self.tool_calls if c.round == round_]
@@ -357,7 +424,7 @@ class Message:
                 )
                 for c in calls
             )
-        chat.append(self.to_chat_message())
+        chat.append(self.to_chat_message(images))
         return chat
 
     @classmethod

@@ -4,9 +4,11 @@ Tables, created at start if missing (under an advisory lock, so two instances st
 not race): ``parley_conversations`` (one row per conversation, unique name, newest message time)
 and ``parley_messages`` (one row per message: its conversation, its position, the message as JSONB
 in the conversations.json form), and ``parley_preferences`` (one row per owner: the settings as
-JSON text, which keeps a NUL character escaped). Every write is one transaction. ``append`` locks the
-conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before it numbers the new messages, so
-concurrent appends to one conversation queue instead of overwriting each other.
+JSON text, which keeps a NUL character escaped), and ``parley_attachments`` (images and recordings:
+SHA-256, type, bytes as bytea, and when last stored, seconds since 1970). Every write is one
+transaction. ``append`` locks the conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before
+it numbers the new messages, so concurrent appends to one conversation queue instead of
+overwriting each other.
 
 jsonb cannot hold the character U+0000 (a file attached to a message may contain it), so every
 string is stored with ``NUL_ESCAPE`` standing in for it (``_encode``/``_decode``): what comes back
@@ -18,6 +20,7 @@ that way is tried again (``BaseConversationStore._retrying``) before the user is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,6 +28,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from model.attachments import Blob
 from model.message import InvalidMessageError, Message
 from model.store import (
     BaseConversationStore,
@@ -58,6 +62,12 @@ CREATE INDEX IF NOT EXISTS parley_conversations_by_activity ON parley_conversati
 CREATE TABLE IF NOT EXISTS parley_preferences (
     owner text PRIMARY KEY,
     preferences text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parley_attachments (
+    sha256 text PRIMARY KEY,
+    mime text NOT NULL,
+    data bytea NOT NULL,
+    stored double precision NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parley_assistants (
     id text PRIMARY KEY,
@@ -248,8 +258,10 @@ class PostgresStore(BaseConversationStore):
         return self._run(work)
 
     def delete(self, name: str) -> None:
-        """Delete ``name`` and its messages; a missing name is not an error."""
+        """Delete ``name`` and its messages, then the attachments nothing uses; a missing name is not
+        an error."""
         self._run(lambda c: c.execute("DELETE FROM parley_conversations WHERE name = %s", (name,)))
+        self._collect_quietly()
 
     def rename(self, old: str, new: str, replace: bool = False) -> str:
         """Rename ``old`` to ``new`` (trimmed) in one transaction; with ``replace`` the conversation
@@ -316,6 +328,40 @@ class PostgresStore(BaseConversationStore):
     def _delete_assistant(self, assistant_id: str) -> bool:
         deleted = self._run(lambda c: c.execute("DELETE FROM parley_assistants WHERE id = %s", (assistant_id,)))
         return bool(deleted.rowcount)
+
+    # ----- attachments ------------------------------------------------------------------------
+    def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO parley_attachments (sha256, mime, data, stored) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (sha256) DO UPDATE SET stored = EXCLUDED.stored",
+                (digest, mime, data, time.time()),
+            )
+        )
+
+    def _get_blob(self, digest: str) -> Blob | None:
+        row = self._run(
+            lambda c: c.execute("SELECT data, mime FROM parley_attachments WHERE sha256 = %s", (digest,)).fetchone()
+        )
+        return Blob(bytes(row[0]), row[1]) if row else None
+
+    def _blobs_before(self, when: float) -> list[str]:
+        rows = self._run(
+            lambda c: c.execute("SELECT sha256 FROM parley_attachments WHERE stored < %s", (when,)).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    def _delete_blobs(self, digests: list[str]) -> None:
+        self._run(lambda c: c.execute("DELETE FROM parley_attachments WHERE sha256 = ANY(%s)", (digests,)))
+
+    def _stored_messages(self) -> list[dict[str, Any]]:
+        """The stored messages that have attachments (found by the database, not loaded whole)."""
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT message FROM parley_messages WHERE message::text LIKE '%%\"sha256\"%%'"
+            ).fetchall()
+        )
+        return [row[0] for row in rows if isinstance(row[0], dict)]
 
 
 def _lock_conversation(conn: psycopg.Connection, name: str) -> int:

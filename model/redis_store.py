@@ -4,14 +4,18 @@ Keys: one list per conversation, ``parley:conv:<name>``, each element a message 
 conversations.json form; and the index ``parley:conversations``, a sorted set of the names scored
 by their newest message time (seconds since 1970), which also says which conversations exist (an
 empty conversation has no list: Redis deletes empty lists); and ``parley:preferences:<owner>``, the
-owner's settings as a JSON string. Debian's redis-server has no RedisJSON
-module, so nothing needs one. Writes are MULTI/EXEC transactions; ``append`` is one ``RPUSH``,
-which Redis runs atomically, so concurrent appends to one conversation never overwrite each other.
+owner's settings as a JSON string; and ``parley:attachment:<sha256>``, an image or recording as a
+hash of its type, its bytes in base64 and when it was last stored (seconds since 1970). Debian's
+redis-server has no RedisJSON module, so nothing needs one. Writes are MULTI/EXEC transactions;
+``append`` is one ``RPUSH``, which Redis runs atomically, so concurrent appends to one
+conversation never overwrite each other.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +26,7 @@ import redis.asyncio.retry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from model.attachments import Blob
 from model.message import InvalidMessageError, Message
 from model.store import (
     BaseConversationStore,
@@ -36,6 +41,7 @@ T = TypeVar("T")
 INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
 PREFERENCES = "parley:preferences:"
+ATTACHMENT = "parley:attachment:"
 #: Assistants: a hash of id → JSON, and a hash of name key → id (which keeps names unique).
 ASSISTANTS = "parley:assistants"
 ASSISTANT_NAMES = "parley:assistant_names"
@@ -238,6 +244,7 @@ class RedisStore(BaseConversationStore):
             pipe.execute()
 
         self._run(work)
+        self._collect_quietly()
 
     def rename(self, old: str, new: str, replace: bool = False) -> str:
         """Rename ``old`` to ``new`` (WATCH both, then MULTI: DEL and ZREM of ``new`` with ``replace``,
@@ -296,3 +303,28 @@ class RedisStore(BaseConversationStore):
     def _delete_assistant(self, assistant_id: str) -> bool:
         deleted = self._run(lambda r: r.eval(DELETE_ASSISTANT, 2, ASSISTANTS, ASSISTANT_NAMES, assistant_id))
         return bool(int(deleted))
+
+    # ----- attachments ------------------------------------------------------------------------
+    def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
+        fields = ["mime", mime, "data", base64.b64encode(data).decode("ascii"), "stored", repr(time.time())]
+        self._run(lambda r: r.hset(ATTACHMENT + digest, items=fields))
+
+    def _get_blob(self, digest: str) -> Blob | None:
+        found = self._run(lambda r: r.hmget(ATTACHMENT + digest, ["mime", "data"]))
+        if not found or found[1] is None:
+            return None
+        return Blob(base64.b64decode(found[1]), str(found[0] or "application/octet-stream"))
+
+    def _blobs_before(self, when: float) -> list[str]:
+        def work(r: redis.Redis) -> list[str]:
+            old = []
+            for key in r.scan_iter(match=ATTACHMENT + "*", count=500):
+                stored = r.hget(key, "stored")
+                if stored is not None and float(stored) < when:
+                    old.append(str(key)[len(ATTACHMENT) :])
+            return old
+
+        return self._run(work)
+
+    def _delete_blobs(self, digests: list[str]) -> None:
+        self._run(lambda r: r.delete(*(ATTACHMENT + d for d in digests)))

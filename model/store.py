@@ -10,6 +10,7 @@ their messages (no lost update).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from model.assistant import BUILT_INS, DEFAULT_ASSISTANT, Assistant, InvalidAssistantError, name_key, slug_of
+from model.attachments import GRACE_SECONDS, MAX_ATTACHMENT_BYTES, Blob, digest_of, referenced, valid_digest
 from model.message import Message
 
 Conversations = dict[str, list[Message]]
@@ -116,6 +118,8 @@ class BaseConversationStore(ABC):
     """
 
     location: str = ""
+    #: Seconds an unused attachment is kept after it was stored (``model.attachments.GRACE_SECONDS``).
+    attachment_grace: float = GRACE_SECONDS
 
     def _retrying(
         self,
@@ -482,6 +486,87 @@ class BaseConversationStore(ABC):
                     target, n = f"{name} (imported {n})", n + 1
             saved_as.append(self.save(target, messages))
         return saved_as
+
+    # ----- attachments (images and audio, by SHA-256; ``model.attachments``) ----------------
+    @abstractmethod
+    def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
+        """Keep ``data`` as attachment ``digest`` (its SHA-256), its time set to now if it exists.
+
+        Raises:
+            StoreError: the write failed.
+        """
+
+    @abstractmethod
+    def _get_blob(self, digest: str) -> Blob | None:
+        """Attachment ``digest``, or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def _blobs_before(self, when: float) -> list[str]:
+        """The ids of the attachments stored before ``when`` (seconds since 1970).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+    @abstractmethod
+    def _delete_blobs(self, digests: list[str]) -> None:
+        """Remove attachments ``digests`` (missing ones are not an error).
+
+        Raises:
+            StoreError: the write failed.
+        """
+
+    def _stored_messages(self) -> list[dict[str, Any]]:
+        """Every stored message in its stored form (for the attachments they refer to)."""
+        return [m.to_dict() for messages in self.load_all().values() for m in messages]
+
+    def _collect_quietly(self) -> None:
+        """``collect_attachments`` after a delete; a failure waits for the next delete."""
+        with contextlib.suppress(StoreError):
+            self.collect_attachments(self.attachment_grace)
+
+    def put_attachment(self, data: bytes, mime: str) -> str:
+        """Keep ``data`` (an image or a recording) and return its id, its SHA-256 in hex; the same
+        bytes are kept once.
+
+        Raises:
+            StoreError: larger than ``MAX_ATTACHMENT_BYTES``, or the write failed.
+        """
+        if len(data) > MAX_ATTACHMENT_BYTES:
+            raise StoreError(f"An attachment may be at most {MAX_ATTACHMENT_BYTES // 2**20} MB.")
+        digest = digest_of(data)
+        self._put_blob(digest, data, mime)
+        return digest
+
+    def attachment(self, digest: str) -> Blob | None:
+        """The attachment ``digest`` (SHA-256 in hex), or None when there is none or the id is not one.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return self._get_blob(digest) if valid_digest(digest) else None
+
+    def collect_attachments(self, grace: float = GRACE_SECONDS) -> int:
+        """Remove the attachments no stored message refers to, older than ``grace`` seconds.
+
+        Returns:
+            how many were removed.
+
+        Raises:
+            StoreError: the store cannot be read or written.
+        """
+        old = self._blobs_before(time.time() - grace)
+        if not old:
+            return 0
+        used = referenced(self._stored_messages())
+        unused = [digest for digest in old if digest not in used]
+        if unused:
+            self._delete_blobs(unused)
+        return len(unused)
 
     def pop_notices(self) -> list[str]:
         """Return and clear sentences for the user about the store (e.g. a file moved aside)."""

@@ -3,6 +3,7 @@ servers from Debian's packages, throwaway instances on free ports)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -409,3 +410,53 @@ def test_two_writers_creating_assistants_keep_all_and_one_name_wins_once(store, 
     names = [a.name for a in store.assistants()]
     assert wins == 15 and len(names) == 45 and len(set(n.casefold() for n in names)) == 45
     assert {f"Shared {i}" for i in range(15)} <= set(names)
+
+
+def _image_message(digest: str, name: str = "chart.png") -> Message:
+    image = Attachment(name, "", sha256=digest, mime="image/png")
+    return replace(turn(0), attachments=(image,))
+
+
+def test_attachments_are_kept_once_by_sha256_and_survive_a_reopen(store, location):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    digest = store.put_attachment(data, "image/png")
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.put_attachment(data, "image/png") == digest  # the same bytes, kept once
+    store.save("pictured", [_image_message(digest)])
+    again = open_store(location)
+    try:
+        blob = again.attachment(digest)
+        assert blob is not None and blob.data == data and blob.mime == "image/png"
+        assert again.get("pictured")[0].attachments[0].sha256 == digest
+        assert again.attachment("0" * 64) is None and again.attachment("../../etc/passwd") is None
+    finally:
+        again.close()
+
+
+def test_deleting_a_conversation_deletes_the_images_no_other_conversation_uses(store):
+    store.attachment_grace = 0.0
+    shared = store.put_attachment(b"shared image", "image/png")
+    own = store.put_attachment(b"own image", "image/png")
+    chart = store.put_attachment(b"a chart", "image/png")
+    call = ToolCall(
+        id="c1",
+        name="run_python",
+        arguments="{}",
+        result="ok",
+        images=(Attachment("c.png", "", sha256=chart, mime="image/png"),),
+    )
+    store.save("first", [_image_message(shared), replace(Message.assistant("see"), tool_calls=(call,))])
+    store.save("second", [_image_message(shared), _image_message(own)])
+    store.delete("second")
+    assert store.attachment(own) is None
+    assert store.attachment(shared) is not None and store.attachment(chart) is not None
+    store.delete("first")
+    assert store.attachment(shared) is None and store.attachment(chart) is None
+
+
+def test_a_young_unused_attachment_is_not_collected(store):
+    digest = store.put_attachment(b"just uploaded", "image/png")
+    store.save("other", [turn(0)])
+    store.delete("other")  # the default grace keeps an attachment whose message may not be saved yet
+    assert store.attachment(digest) is not None
+    assert store.collect_attachments(grace=0.0) == 1 and store.attachment(digest) is None
