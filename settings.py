@@ -68,6 +68,12 @@ class Settings(BaseSettings):
             (relative paths are under the app folder; git-ignored ``models/`` by default).
         local_llm_threads: threads the local server generates with; None lets
             ``utils.thread_tuning`` measure the fastest count on this machine, once, and keep it.
+        llm_vision: LLM_VISION: True when the (OpenAI-compatible) model takes images, False when it
+            does not; None follows ``utils.providers.VISION_MODELS``.
+        image_model: IMAGE_MODEL: the model of an OpenAI-compatible images endpoint (gpt-image-1,
+            dall-e-3…), which turns on the "Create image" tool; None: off.
+        image_base_url: IMAGE_BASE_URL: that endpoint's API root (OpenAI's by default); its key is
+            IMAGE_API_KEY, else OPENAI_API_KEY.
         stream_redraw_interval: shortest time between two redraws of a streaming reply in the
             browser, in seconds (0 redraws on every delta).
         parley_api_port: the chat server's port on 127.0.0.1 (``make serve``).
@@ -121,6 +127,10 @@ class Settings(BaseSettings):
     knowledge_base_dir: Path = Path("knowledge_bases")
     local_models_dir: Path = Path("models")
     local_llm_threads: int | None = Field(default=None, ge=1)
+    llm_vision: bool | None = None
+    image_model: str | None = None
+    image_base_url: str | None = None
+    image_api_key: SecretStr | None = None
     stream_redraw_interval: float = Field(default=0.4, ge=0.0, le=2.0)
     parley_api_port: int = Field(default=8000, ge=1, le=65535)
     parley_api_keys: SecretStr | None = None
@@ -156,6 +166,10 @@ class Settings(BaseSettings):
         "tavily_api_key",
         "brave_api_key",
         "parley_fetch_allow",
+        "llm_vision",
+        "image_model",
+        "image_base_url",
+        "image_api_key",
         mode="before",
     )
     @classmethod

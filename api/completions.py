@@ -18,24 +18,28 @@ With ``web_search_options`` the web is searched for the last user message first
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock
 
 from api.deps import ASSISTANT_PREFIX, KB_PREFIX, ServerState
 from api.errors import APIError
-from api.openai_models import ChatCompletionRequest, ChatMessageIn
+from api.openai_models import ChatCompletionRequest, ChatMessageIn, TextPart
 from controller.chat import Chat
 from controller.engines import ChunkEvent, CompletionEngine, KnowledgeEngine, TurnEvent
 from controller.turn import Turn
 from controller.web_search import CONTEXT_SHARES, citations
 from model.conversation import Conversation
 from model.message import Message, Source
+from utils.images import ImageError, clean_image
 from utils.knowledge_bases import KnowledgeBaseError
-from utils.providers import LLMConfig, provider_name
+from utils.ocr import OcrFailed, OcrUnavailable, image_text
+from utils.providers import LLMConfig, provider_name, sees_images
 from utils.token_count import count_tokens
 
 #: Most choices (``n``) one request may ask for; each is answered in turn.
@@ -120,24 +124,37 @@ def _set_fields(body: ChatCompletionRequest) -> list[str]:
     return [name for name in body.model_fields_set if getattr(body, name) is not None]
 
 
-def check_messages(messages: list[ChatMessageIn]) -> None:
-    """Refuse what no model here can answer: images, a final assistant message (a prefill), a tool
-    result without the call it answers.
+def check_messages(messages: list[ChatMessageIn], images: bool = False) -> None:
+    """Refuse what no model here can answer: images where they are not taken (``images`` False: a
+    knowledge base or an assistant), a final assistant message (a prefill), a tool result without the
+    call it answers.
 
     Raises:
         APIError: 400 naming the problem.
     """
-    if any(m.has_images() for m in messages):
-        raise APIError(400, "This model takes no images: send the message's text only.", "images_not_supported")
+    if not images and any(m.has_images() for m in messages):
+        raise APIError(
+            400,
+            "Images are answered by the provider's own models only, not by kb: or assistant: models.",
+            "images_not_supported",
+        )
     if messages[-1].role == "assistant":
         raise _refuse("messages", "a final assistant message (a prefill) is not supported by this provider")
     if any(m.role == "tool" and not m.tool_call_id for m in messages):
         raise _refuse("messages", "a tool message needs the `tool_call_id` of the call it answers")
 
 
-def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
-    """The request's messages as llama-index ChatMessages, as its OpenAI classes send them."""
+def chat_messages(messages: list[ChatMessageIn], vision: bool = False) -> list[ChatMessage]:
+    """The request's messages as llama-index ChatMessages, as its OpenAI classes send them. Image
+    parts (base64 data URLs) are checked and cleaned (``utils.images``); a model that sees images
+    (``vision``) gets them as images, another the text OCR reads in them.
+
+    Raises:
+        APIError: 400 for an image that is not a data URL, not a usable image, or cannot be read
+            as text here (no OCR).
+    """
     out = []
+    count = 0
     for message in messages:
         role = MessageRole.SYSTEM if message.role == "developer" else MessageRole(message.role)
         extra: dict[str, Any] = {}
@@ -145,9 +162,47 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
             extra["tool_calls"] = [call.model_dump() for call in message.tool_calls]
         if message.tool_call_id:
             extra["tool_call_id"] = message.tool_call_id
+        if message.has_images() and isinstance(message.content, list):
+            blocks: list[TextBlock | ImageBlock] = []
+            for part in message.content:
+                if isinstance(part, TextPart):
+                    blocks.append(TextBlock(text=part.text))
+                    continue
+                count += 1
+                blocks.append(_image_block(part.image_url, count, vision))
+            out.append(ChatMessage(role=role, blocks=blocks, additional_kwargs=extra))
+            continue
         content = message.text() if message.content is not None else None
         out.append(ChatMessage(role=role, content=content, additional_kwargs=extra))
     return out
+
+
+def _image_block(image_url: dict[str, Any], number: int, vision: bool) -> TextBlock | ImageBlock:
+    """Image ``number`` of a request as an image block (``vision``) or its OCR text.
+
+    Raises:
+        APIError: 400 as ``chat_messages`` says.
+    """
+    name = f"image {number}"
+    url = image_url.get("url")
+    header, _, encoded = url.partition(",") if isinstance(url, str) else ("", "", "")
+    if not (header.startswith("data:image/") and header.endswith(";base64")):
+        raise APIError(
+            400,
+            f"{name} must be a base64 data URL (data:image/png;base64,...); links are not fetched.",
+            "invalid_image",
+        )
+    try:
+        image = clean_image(name, base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError) as exc:  # ImageError is a ValueError
+        text = str(exc) if isinstance(exc, ImageError) else f"{name} is not valid base64."
+        raise APIError(400, text, "invalid_image") from exc
+    if vision:
+        return ImageBlock(image=image.data, image_mimetype=image.mime)
+    try:
+        return TextBlock(text=f"[Image {number}, read as text]\n{image_text(image.data, name) or '(no text found)'}")
+    except (OcrUnavailable, OcrFailed) as exc:
+        raise APIError(400, f"This model cannot see images, and {exc}", "images_not_supported") from exc
 
 
 def _provider_fields(body: ChatCompletionRequest, config: LLMConfig) -> dict[str, Any]:
@@ -222,7 +277,7 @@ def prepare(state: ServerState, body: ChatCompletionRequest) -> Prepared:
             f"The model {body.model!r} does not exist here; GET /v1/models lists the ones that do.",
             "model_not_found",
         )
-    check_messages(body.messages)
+    check_messages(body.messages, images=not is_kb)
     choices = body.n or 1
     if choices > MAX_CHOICES:
         raise _refuse("n", f"at most {MAX_CHOICES} choices are answered per request")
@@ -241,7 +296,8 @@ def prepare(state: ServerState, body: ChatCompletionRequest) -> Prepared:
     fields = _provider_fields(body, config)
     if fields.get("tools"):
         config = state.tool_config(config)
-    return Prepared(config, chat_messages(body.messages), fields, None, choices, texts, _web_share(body))
+    messages = chat_messages(body.messages, sees_images(config))
+    return Prepared(config, messages, fields, None, choices, texts, _web_share(body))
 
 
 def _web_share(body: ChatCompletionRequest) -> float | None:

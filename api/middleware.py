@@ -31,18 +31,20 @@ class BodyLimit:
     Args:
         app: the app it wraps.
         limit: PARLEY_API_MAX_BODY, in bytes.
+        larger: paths that take larger bodies (a recording to transcribe), with their limits in bytes.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
+        self.app, self.default, self.larger = app, limit, dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -52,8 +54,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -70,8 +72,9 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        sentence = f"The request body is larger than this server accepts ({self.limit:,} bytes, PARLEY_API_MAX_BODY)."
+    async def _refuse(self, send: Send, limit: int) -> None:
+        where = "PARLEY_API_MAX_BODY" if limit == self.default else "the most a recording may be"
+        sentence = f"The request body is larger than this server accepts ({limit:,} bytes, {where})."
         body = json.dumps(error_body(413, sentence, "request_too_large")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -25,8 +25,9 @@ class TextPart(_Strict):
 
 
 class ImagePart(_Strict):
-    """An image part of a message's content (``image_url``): accepted in the body, refused by the
-    route with a sentence (no model here takes images yet)."""
+    """An image part of a message's content (``image_url``: ``{"url": "data:image/png;base64,...",
+    "detail"?}``); sent as an image to a model that sees images, else as the text OCR reads in it
+    (``api.completions.chat_messages``)."""
 
     type: Literal["image_url"]
     image_url: dict[str, Any]

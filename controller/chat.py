@@ -32,12 +32,15 @@ from controller.context import ContextBudget, read_attachments
 from controller.engines import ChatEngine
 from controller.errors import ChatError
 from controller.reply_job import ReplyJob
+from controller.speech import transcriber_for
 from controller.turn import Turn
+from model.attachments import AttachmentReader, MemoryAttachments
 from model.conversation import Conversation, auto_title_of
 from model.message import Attachment, Feedback, Message, utc_now_iso
 from model.store import BaseConversationStore, StoreError
 from model.versions import add_version, choose_version
 from utils.providers import LLMConfig
+from utils.speech import SpeechError, transcribe
 
 #: What the model is asked, out of sight, to continue a reply cut at the token limit.
 CONTINUE_PROMPT = "Continue your last reply exactly where it stopped, without repeating anything."
@@ -62,6 +65,10 @@ class Chat:
         auto_title: bool = False,
     ) -> None:
         self._engine, self._store, self._auto_title = engine, store, auto_title
+        self._attachments: BaseConversationStore | MemoryAttachments = (
+            store if store is not None else MemoryAttachments()
+        )
+        self._notices: tuple[str, ...] = ()
         self._conversation = conversation or Conversation()
         self._saved = len(self._conversation.messages) if self._conversation.name else 0  # messages in the store
         self._rewrite = False  # earlier messages changed: the next save replaces the conversation
@@ -90,6 +97,16 @@ class Chat:
     def store(self) -> BaseConversationStore | None:
         """Where the conversation is saved, or None."""
         return self._store
+
+    @property
+    def attachments(self) -> AttachmentReader:
+        """Where the messages' images and recordings are read from (the store, or this chat's memory)."""
+        return self._attachments
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Sentences about the last message's files that were left out (e.g. no OCR here), or ()."""
+        return self._notices
 
     @property
     def engine(self) -> ChatEngine:
@@ -187,8 +204,10 @@ class Chat:
 
         Args:
             text: what the user typed.
-            files: ``(file name, bytes)`` dropped into the chat box (.txt, .md, .pdf, .docx, .csv, .xlsx).
-            attachments: files already read (kept when a message is edited).
+            files: ``(file name, bytes)`` dropped into the chat box (.txt, .md, .pdf, .docx, .csv, .xlsx,
+                and images: .png, .jpg, .jpeg, .webp, .gif; stored by SHA-256, sent as images to a model
+                that sees them, else as the text OCR reads in them).
+            attachments: files already read (kept when a message is edited, or a recording).
             turn_id: an id the message and its reply are marked with (the chat server's turns), or None.
 
         Returns:
@@ -200,10 +219,19 @@ class Chat:
         """
         engine = self._engine
         config = engine.config
-        found = read_attachments(text, files, attachments, config.system_prompt, engine.token_limit())
+        found = read_attachments(
+            text,
+            files,
+            attachments,
+            config.system_prompt,
+            engine.token_limit(),
+            keep=self._attachments,
+            vision=engine.sees_images(),
+        )
+        self._notices = found.notices
         marked = replace(
             Message.user(text),
-            attachments=found,
+            attachments=found.attachments,
             tools=self._tools,
             turn_id=turn_id,
             web_search=self._web_search,
@@ -214,6 +242,30 @@ class Chat:
         self._budget = engine.budget(history, message.model_text())
         self._append(message)
         return self._start(engine, history[:-1], message, turn_id=turn_id)
+
+    def send_spoken(self, data: bytes, mime: str = "audio/wav", name: str = "Recording") -> Turn:
+        """Send what the user said: the recording's transcript becomes the message (``transcriber_for``
+        the model in use), and the recording is kept with it as an attachment.
+
+        Args:
+            data: the recording (WAV from the chat box; any type FFmpeg reads).
+            mime: its type.
+            name: its name, for sentences.
+
+        Returns:
+            the reply's Turn.
+
+        Raises:
+            ChatError: no speech was heard, the recording is refused (too long, too large, broken) or
+                the transcription service failed; nothing is sent.
+        """
+        try:
+            text = transcribe(data, name, transcriber_for(self._engine.config))
+            digest = self._attachments.put_attachment(data, mime)
+        except (SpeechError, StoreError) as exc:
+            raise ChatError(f"Your recording was not sent: {exc}") from exc
+        recording = Attachment(name=name, text="", sha256=digest, mime=mime)
+        return self.send(text, attachments=(recording,))
 
     def retry(self, fallback: LLMConfig | None = None, without_web: bool = False) -> Turn:
         """Answer the user message that waits for an answer again (after a failure or a stop).
@@ -313,7 +365,7 @@ class Chat:
                 if self._conversation.messages[index:] == []:
                     self._conversation.messages.append(cut)
 
-        self._turn = Turn(self._engine, history, prompt, on_reply=extend, on_end=restore)
+        self._turn = Turn(self._engine, history, prompt, on_reply=extend, on_end=restore, images=self._attachments)
         return self._turn
 
     def in_background(self, turn: Turn, prefix: str = "") -> ReplyJob:
@@ -376,7 +428,9 @@ class Chat:
             if on_end is not None:
                 on_end()
 
-        turn = self._turn = Turn(engine, history, message, on_reply=self._append, on_end=ended, turn_id=turn_id)
+        turn = self._turn = Turn(
+            engine, history, message, on_reply=self._append, on_end=ended, turn_id=turn_id, images=self._attachments
+        )
         return turn
 
     def _append(self, message: Message) -> None:

@@ -10,17 +10,21 @@ are left out. Counts are llama-index's tokenizer's (tiktoken's cl100k), not the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llama_index.core.llms import LLM
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.utils import get_tokenizer
 
 from controller.errors import ChatError
+from model.attachments import AttachmentReader, AttachmentSink
 from model.conversation import complete_history
 from model.message import Attachment, Message
-from utils.documents import DocumentError, read_text
+from model.store import StoreError
+from utils.documents import DocumentError, default_limits, read_text
+from utils.images import CleanImage, ImageError, clean_image, image_limit, is_image_name
 from utils.llm import DEFAULT_OPENAI_LIKE_CONTEXT_WINDOW, context_window_of
+from utils.ocr import OcrFailed, OcrUnavailable, image_text
 from utils.providers import LLMConfig
 
 #: Share of (context window - max tokens) the prompt may use. The rest is slack for the gap
@@ -75,15 +79,19 @@ def prompt_token_limit(config: LLMConfig, llm: LLM | None) -> int:
     return memory_token_limit(window, config.max_tokens)
 
 
-def build_memory(messages: Sequence[Message], llm: LLM | None, token_limit: int) -> ChatMemoryBuffer:
+def build_memory(
+    messages: Sequence[Message], llm: LLM | None, token_limit: int, images: AttachmentReader | None = None
+) -> ChatMemoryBuffer:
     """A ChatMemoryBuffer holding the complete ``messages`` (tool calls rebuilt in order), oldest first.
 
     Args:
         messages: the stored conversation.
         llm: the model the memory serves, or None when none can be built yet.
         token_limit: most tokens of history sent with a request; older messages are left out.
+        images: where the messages' images are read from, for a model that sees images; None sends
+            only text.
     """
-    history = [chat for m in complete_history(messages) for chat in m.to_chat_messages()]
+    history = [chat for m in complete_history(messages) for chat in m.to_chat_messages(images)]
     return ChatMemoryBuffer.from_defaults(chat_history=history, llm=llm, token_limit=token_limit)
 
 
@@ -153,45 +161,97 @@ def fit_attachment(text: str, budget: int, count: Callable[[str], list[int]]) ->
     return text[:cut]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadFiles:
+    """What the files given with a message became.
+
+    Attributes:
+        attachments: the message's attachments, in order.
+        notices: sentences for the user about files that were left out (no OCR here), or ().
+    """
+
+    attachments: tuple[Attachment, ...]
+    notices: tuple[str, ...] = ()
+
+
 def read_attachments(
     text: str,
     files: Sequence[tuple[str, bytes]],
     kept: Sequence[Attachment],
     system_prompt: str | None,
     token_limit: int,
-) -> tuple[Attachment, ...]:
+    keep: AttachmentSink | None = None,
+    vision: bool = False,
+) -> ReadFiles:
     """The attachments of a user message: ``kept`` ones, then ``files`` read and cut to fit.
 
     Args:
         text: what the user typed.
-        files: ``(file name, bytes)`` dropped into the chat box, read as a knowledge base reads them.
+        files: ``(file name, bytes)`` dropped into the chat box: documents, read as a knowledge base
+            reads them, and images (``utils.images.IMAGE_TYPES``).
         kept: attachments already read (kept when a message is edited).
         system_prompt: sent with the message, or None.
         token_limit: tokens the whole prompt may take.
+        keep: where images are stored (by SHA-256); None refuses images.
+        vision: True when the model sees images (they are sent as images); False reads their text
+            with OCR, which is sent in their place.
 
     Returns:
-        ``kept`` followed by one Attachment per file: together the new files take at most
+        ``kept`` followed by one Attachment per file: together the new files' text takes at most
         ``ATTACHMENT_SHARE`` of the tokens left next to ``text``, the system prompt and ``kept``.
+        An image whose text cannot be read here (no Tesseract) is left out, and a notice says so.
 
     Raises:
-        ChatError: a file is not supported or cannot be read; the sentence names it and
-            ``refused_text`` holds ``text``.
+        ChatError: a file is not supported, cannot be read or is not a usable image; the sentence
+            names it and ``refused_text`` holds ``text``.
     """
     if not files:
-        return tuple(kept)
-    read = []
+        return ReadFiles(tuple(kept))
+    read: list[tuple[str, str, CleanImage | None]] = []
+    notices: list[str] = []
     for name, data in files:
         try:
-            read.append((name, read_text(name, data)))
-        except DocumentError as exc:
+            if is_image_name(name):
+                clean = clean_image(name, data, image_limit(default_limits().max_bytes))
+                whole = "" if vision else _ocr(name, clean, notices)
+                if whole is not None:
+                    read.append((name, whole, clean))
+            else:
+                read.append((name, read_text(name, data), None))
+        except (DocumentError, ImageError, OcrFailed) as exc:
             raise ChatError(
                 f"The file could not be used: {exc} Your message was not sent; it is below.", refused_text=text
             ) from exc
     count = get_tokenizer()
     fixed = len(count(text)) + len(count(system_prompt or "")) + sum(len(count(a.text)) for a in kept)
-    share = max(0, int((token_limit - fixed) * ATTACHMENT_SHARE)) // len(read)
+    share = max(0, int((token_limit - fixed) * ATTACHMENT_SHARE)) // max(1, len(read))
     found = list(kept)
-    for name, whole in read:
+    for name, whole, image in read:
         used = fit_attachment(whole, share, count)
-        found.append(Attachment(name=name, text=used, used_chars=len(used), total_chars=len(whole)))
-    return tuple(found)
+        attachment = Attachment(name=name, text=used, used_chars=len(used), total_chars=len(whole))
+        if image is not None:
+            if keep is None:
+                raise ChatError(
+                    "Images cannot be kept here. Your message was not sent; it is below.", refused_text=text
+                )
+            try:
+                digest = keep.put_attachment(image.data, image.mime)
+            except StoreError as exc:
+                raise ChatError(f"{name} could not be stored: {exc} Your message is below.", refused_text=text) from exc
+            attachment = replace(attachment, sha256=digest, mime=image.mime, ocr=not vision)
+        found.append(attachment)
+    return ReadFiles(tuple(found), tuple(notices))
+
+
+def _ocr(name: str, image: CleanImage, notices: list[str]) -> str | None:
+    """The text of image ``name`` for a model that cannot see images, or None (and a notice) when
+    Tesseract is missing.
+
+    Raises:
+        OcrFailed: Tesseract failed or took too long.
+    """
+    try:
+        return image_text(image.data, name)
+    except OcrUnavailable as exc:
+        notices.append(f"{name} was left out: {exc}")
+        return None

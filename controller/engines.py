@@ -42,12 +42,13 @@ from controller.llama_adapter import (
     drain,
     finish_reason_of,
 )
-from controller.tools import ToolBox
+from controller.tools import ToolBox, image_keeper
 from controller.web_search import CONTEXT_SHARES, WebSearch
+from model.attachments import AttachmentReader, AttachmentSpace
 from model.message import Message, Source, ToolCall
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
 from utils.llm import build_llm, try_build_llm
-from utils.providers import LLMConfig
+from utils.providers import LLMConfig, sees_images
 from utils.token_count import count_tokens
 from utils.web_search import WebSearchError
 
@@ -99,6 +100,7 @@ class TurnRecord:
             when the provider gave none.
         budget: what the request carried when the engine changed it (web passages added), else None.
         listeners: called with each event as it happens (e.g. a page drawing a tool call live).
+        images: where the conversation's images are read from (for a model that sees them), or None.
     """
 
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -107,6 +109,7 @@ class TurnRecord:
     finish_reason: str | None = None
     budget: ContextBudget | None = None
     listeners: list[Listener] = field(default_factory=list)
+    images: AttachmentSpace | None = None
 
     def tool_call(self, call: ToolCall) -> None:
         """Report a tool call that started (``result`` None) or ended (then it is kept)."""
@@ -155,6 +158,9 @@ class ChatEngine(Protocol):
     def token_limit(self) -> int:
         """Tokens a request may carry (``controller.context.memory_token_limit``)."""
 
+    def sees_images(self) -> bool:
+        """True when images are sent to the model as images (else their OCR text is)."""
+
     def memory(self, history: Sequence[Message]) -> ChatMemoryBuffer:
         """The memory a turn after ``history`` starts from."""
 
@@ -200,6 +206,14 @@ class _Engine:
         """Tokens a request may carry (the context window less room for the reply, with slack)."""
         return prompt_token_limit(self._config, self._llm)
 
+    def sees_images(self) -> bool:
+        """True when the model takes images (``utils.providers.sees_images``)."""
+        return sees_images(self._config)
+
+    def _images(self, record: TurnRecord) -> AttachmentReader | None:
+        """Where images are read from for this turn, when they are sent as images; else None."""
+        return record.images if self.sees_images() else None
+
     def memory(self, history: Sequence[Message]) -> ChatMemoryBuffer:
         """A ChatMemoryBuffer holding ``history``'s complete messages."""
         return build_memory(history, self._llm, self.token_limit())
@@ -241,10 +255,13 @@ class _Engine:
         record.budget = replace(sent, web_tokens=context.tokens, web_pages=len(context.used))
         return searched
 
-    def _fitted(self, history: Sequence[Message], text: str) -> tuple[LLM, ChatMemoryBuffer]:
-        """The model (``build_llm`` raises what is missing) and the memory that fits next to ``text``."""
+    def _fitted(
+        self, history: Sequence[Message], text: str, images: AttachmentReader | None = None
+    ) -> tuple[LLM, ChatMemoryBuffer]:
+        """The model (``build_llm`` raises what is missing) and the memory that fits next to ``text``
+        (its images as images when ``images`` is given)."""
         llm = build_llm(self._config)
-        memory = build_memory(history, llm, self.token_limit())
+        memory = build_memory(history, llm, self.token_limit(), images)
         fit_memory(memory, text, self._config.system_prompt, self.token_limit())
         return llm, memory
 
@@ -264,11 +281,12 @@ class PlainEngine(_Engine):
     def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
         """The model's reply to the system prompt, the history that fits and ``message`` (with the
         web's passages when it asks for a search)."""
-        text = self._searched(history, message, record).model_text()
-        llm, memory = self._fitted(history, text)
+        searched = self._searched(history, message, record)
+        images = self._images(record)
+        llm, memory = self._fitted(history, searched.model_text(), images)
         system = self._config.system_prompt
         sent = [ChatMessage(role=MessageRole.SYSTEM, content=system)] if system else []
-        sent += [*memory.get(), ChatMessage(role=MessageRole.USER, content=text)]
+        sent += [*memory.get(), searched.to_chat_message(images)]
         stream = llm.stream_chat(sent)
         try:
             for chunk in stream:
@@ -305,7 +323,8 @@ class AgentEngine(_Engine):
         offered again after a round of calls only when one failed (the small model otherwise calls
         the same tool again and again)."""
         message = self._searched(history, message, record)
-        llm, memory = self._fitted(history, message.model_text())
+        images = self._images(record)
+        llm, memory = self._fitted(history, message.model_text(), images)
         web_budget = int(self.token_limit() * (self._web.share if self._web else CONTEXT_SHARES["medium"]))
         tools = self._toolbox.build(list(message.tools), llm, web_budget) if self._toolbox and message.tools else []
         agent = build_agent(
@@ -316,6 +335,8 @@ class AgentEngine(_Engine):
             on_call=record.tool_call,
             tools_again_only_after_error=self._config.provider == "local",
             on_finish=record.finished,
+            first_message=message.to_chat_message(images) if images is not None else None,
+            keep_images=image_keeper(record.images) if record.images is not None else None,
         )
         yield from drain(agent.stream_chat(message.model_text()))
 
@@ -348,6 +369,10 @@ class KnowledgeEngine(_Engine):
     def with_config(self, config: LLMConfig) -> KnowledgeEngine:
         """The same knowledge base and retrieval settings, answering with ``config``."""
         return KnowledgeEngine(config, self.knowledge_base, self.top_k, self.threshold)
+
+    def sees_images(self) -> bool:
+        """False: the knowledge-base chat engine sends text only, so images are read with OCR."""
+        return False
 
     def user_message(self, message: Message) -> Message:
         """``message`` marked with the knowledge base.

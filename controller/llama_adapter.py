@@ -8,6 +8,8 @@ this module relies on (a move off OpenAIAgent, e.g. to FunctionAgent, touches on
   tool call (``ToolCallWorker``);
 - ``OpenAIAgentWorker._get_llm_chat_kwargs(task, openai_tools, tool_choice)``: overridden to offer
   no tools after ``MAX_TOOL_ROUNDS`` rounds;
+- ``OpenAIAgentWorker.initialize_step(task)`` and ``TaskStep.input``: overridden to start a turn
+  with a message that has images (a step whose input is None adds no user message);
 - ``Task.extra_state["new_memory"]``: the turn's new messages, where the rounds are counted;
 - ``OpenAIAgent.agent_worker``: replaced by a ``ToolCallWorker`` after ``OpenAIAgent.from_tools``;
 - ``OpenAIAgentWorker._llm``: wrapped by ``FinishObserver`` to see the last chunk's finish reason;
@@ -24,7 +26,8 @@ from queue import Empty
 from typing import Any
 
 from llama_index.agent.openai import OpenAIAgent, OpenAIAgentWorker
-from llama_index.core.agent.types import Task
+from llama_index.core.agent.types import Task, TaskStep
+from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.chat_engine import CondensePlusContextChatEngine
 from llama_index.core.chat_engine.types import StreamingAgentChatResponse
 from llama_index.core.llms import LLM
@@ -35,7 +38,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.tools import BaseTool, ToolOutput
 from llama_index.llms.openai.utils import OpenAIToolCall
 
-from model.message import Source, ToolCall
+from model.message import Attachment, Source, ToolCall
 from utils.response_tracking import close_open_responses
 
 #: Most rounds of tool calls in one turn; the request after the last round offers no tools, so
@@ -46,6 +49,8 @@ MAX_TOOL_ROUNDS = 3
 OnToolCall = Callable[[ToolCall], None]
 #: Called with a model answer's finish reason (OpenAI's ``stop``, ``length``, ``tool_calls``).
 OnFinish = Callable[[str], None]
+#: Stores the ``(name, bytes)`` images a tool call made and gives their attachments.
+KeepImages = Callable[[list[tuple[str, bytes]]], tuple[Attachment, ...]]
 
 
 def finish_reason_of(raw: Any) -> str | None:
@@ -96,6 +101,8 @@ def build_agent(
     on_call: OnToolCall | None = None,
     tools_again_only_after_error: bool = False,
     on_finish: OnFinish | None = None,
+    first_message: ChatMessage | None = None,
+    keep_images: KeepImages | None = None,
 ) -> Any:
     """An OpenAIAgent that answers with ``llm``, remembers through ``memory`` and may call ``tools``.
 
@@ -108,6 +115,10 @@ def build_agent(
         tools_again_only_after_error: offer tools again after a round of calls only when one of
             them failed (for the small local model, which otherwise calls tools again and again).
         on_finish: called with the finish reason of each answer of the model (the last is the reply's).
+        first_message: the user's message as the model gets it, when it is more than text (images
+            in it); None sends the text given to ``stream_chat``.
+        keep_images: stores the images a tool call made (``raw_output["images"]``) and gives their
+            attachments, or None (they are dropped).
 
     Returns:
         the OpenAIAgent (whose ``stream_chat(text)`` gives a ``StreamingAgentChatResponse``).
@@ -127,6 +138,8 @@ def build_agent(
     worker.on_call = on_call
     worker.calls = []
     worker.tools_again_only_after_error = tools_again_only_after_error
+    worker.first_message = first_message
+    worker.keep_images = keep_images
     if on_finish is not None:
         worker._llm = FinishObserver(worker._llm, on_finish)
     agent.agent_worker = worker
@@ -150,6 +163,17 @@ class ToolCallWorker(OpenAIAgentWorker):  # type: ignore[misc]  # llama-index-ag
     on_call: OnToolCall | None = None
     calls: list[ToolCall]
     tools_again_only_after_error = False
+    first_message: ChatMessage | None = None
+    keep_images: KeepImages | None = None
+
+    def initialize_step(self, task: Task, **kwargs: Any) -> TaskStep:
+        """``OpenAIAgentWorker.initialize_step``; with ``first_message`` (a message with images), that
+        message starts the turn's new messages in place of the task's text."""
+        step: TaskStep = super().initialize_step(task, **kwargs)
+        if self.first_message is None:
+            return step
+        task.extra_state["new_memory"].put(self.first_message)
+        return TaskStep(task_id=step.task_id, step_id=step.step_id, input=None)
 
     def _get_llm_chat_kwargs(
         self, task: Task, openai_tools: list[dict[str, Any]], tool_choice: str | dict[str, Any] = "auto"
@@ -179,7 +203,7 @@ class ToolCallWorker(OpenAIAgentWorker):  # type: ignore[misc]  # llama-index-ag
             done: bool = super()._call_function(tools, tool_call, memory, sources)
             return done
         finally:
-            finished = _finished(started, sources[-1] if sources else None)
+            finished = _finished(started, sources[-1] if sources else None, self.keep_images)
             self.calls.append(finished)
             self._report(finished)
 
@@ -188,11 +212,14 @@ class ToolCallWorker(OpenAIAgentWorker):  # type: ignore[misc]  # llama-index-ag
             self.on_call(call)
 
 
-def _finished(call: ToolCall, output: ToolOutput | None) -> ToolCall:
+def _finished(call: ToolCall, output: ToolOutput | None, keep_images: KeepImages | None = None) -> ToolCall:
     """``call`` with its result: the tool's output, ``error`` when llama-index marked it so (unknown
-    tool, bad arguments) or the tool raised, and a knowledge base's sources."""
+    tool, bad arguments) or the tool raised, a knowledge base's sources and the images it made
+    (stored by ``keep_images``)."""
     raw = output.raw_output if output is not None else None
     sources = raw.get("sources") if isinstance(raw, dict) else None
+    files = raw.get("images") if isinstance(raw, dict) else None
+    images = keep_images(list(files)) if keep_images is not None and files else ()
     return ToolCall(
         id=call.id,
         name=call.name,
@@ -201,6 +228,7 @@ def _finished(call: ToolCall, output: ToolOutput | None) -> ToolCall:
         error=output is None or output.is_error or isinstance(raw, BaseException),
         round=call.round,
         sources=tuple(s for s in sources or () if isinstance(s, Source)),
+        images=images,
     )
 
 

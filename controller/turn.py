@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import MessageRole
 
 from controller.engines import ChatEngine, Listener, TurnRecord
 from controller.errors import ChatError
+from model.attachments import AttachmentSpace
 from model.message import Message, utc_now_iso
 from utils.provider_errors import explain_provider_error, is_fallback_worthy, retry_delay
 from utils.web_search import WebSearchError
@@ -38,6 +39,8 @@ class Turn(Iterator[str]):
         on_reply: called with the reply (complete, or partial and marked incomplete) once it exists.
         on_end: called once the turn is over, whatever happened.
         turn_id: the queued turn this reply answers (it is marked with it), or None.
+        images: where the conversation's images are read (for a model that sees them) and a tool
+            call's images are kept.
 
     Attributes:
         reply: the reply once it ended (complete or partial), else None.
@@ -54,13 +57,14 @@ class Turn(Iterator[str]):
         on_reply: Callable[[Message], None],
         on_end: Callable[[], None] = lambda: None,
         turn_id: str | None = None,
+        images: AttachmentSpace | None = None,
     ) -> None:
         self._engine, self._history, self._message = engine, list(history), message
         self._on_reply, self._on_end, self._turn_id = on_reply, on_end, turn_id
         self.reply: Message | None = None
         self.attempts = 0
         self.raw_text = ""
-        self.record = TurnRecord()
+        self.record = TurnRecord(images=images)
         self._deltas: Generator[str, None, None] = self._run()
 
     @property

@@ -135,7 +135,7 @@ def test_sampling_fields_reach_the_provider_and_n_choices_are_answered(v1):
         ({"store": True}, "store"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]},
-            "images",
+            "image 1 must be a base64 data URL",
         ),
     ],
 )

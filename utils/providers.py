@@ -39,6 +39,8 @@ class LLMConfig:
         tools_base_url: provider ``local`` only: the API root of the server that gives this model
             tool calls (llama-cpp-python's ``chatml-function-calling`` format), asked when tools are
             offered (``utils.llm.LocalToolLLM``); None to send tools to ``base_url`` as they are.
+        vision: True when the model takes images, False when not, None to follow ``VISION_MODELS``
+            (``sees_images``).
     """
 
     provider: str
@@ -53,6 +55,7 @@ class LLMConfig:
     stop: tuple[str, ...] = ()
     json_mode: bool = False
     tools_base_url: str | None = None
+    vision: bool | None = None
 
     def __repr__(self) -> str:
         return f"LLMConfig(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -155,7 +158,30 @@ def resolve_config(
         context_window=window,
         timeout=settings.llm_timeout,
         system_prompt=system_prompt or None,
+        vision=settings.llm_vision if provider != "local" else False,
     )
+
+
+#: The models that take images, by provider: exact ids, or prefixes ending in "*". Groq lists its
+#: vision models by id; OpenAI's gpt-4o, gpt-4.1, gpt-5, o3 and o4 families all take images. An
+#: OpenAI-compatible server's model is not known here: LLM_VISION=1 says it takes images.
+VISION_MODELS: dict[str, tuple[str, ...]] = {
+    "groq": ("meta-llama/llama-4-scout-17b-16e-instruct", "meta-llama/llama-4-maverick-17b-128e-instruct"),
+    "openai": ("gpt-4o*", "gpt-4.1*", "gpt-5*", "chatgpt-4o*", "o3*", "o4-mini*"),
+    "openai_like": (),
+    "local": (),
+}
+
+
+def sees_images(config: LLMConfig) -> bool:
+    """True when ``config``'s model takes images (OpenAI's ``image_url`` parts): ``config.vision``
+    when set (LLM_VISION), else whether ``VISION_MODELS`` lists the model for its provider."""
+    if config.vision is not None:
+        return config.vision
+    for pattern in VISION_MODELS.get(config.provider, ()):
+        if config.model == pattern or (pattern.endswith("*") and config.model.startswith(pattern[:-1])):
+            return True
+    return False
 
 
 def config_problem(config: LLMConfig) -> str | None:
