@@ -17,6 +17,7 @@ from controller.web_search import WebSearch
 from model.assistant import ALL_KNOWLEDGE_BASES, DEFAULT, Assistant
 from model.store import BaseConversationStore
 from settings import Settings
+from utils.image_generation import image_endpoint
 from utils.knowledge_bases import KnowledgeBases
 from utils.providers import LLMConfig, LocalEndpoint, ModelChoice, resolve_config
 
@@ -140,7 +141,7 @@ class AgentSetup:
         assistant = self.store.assistant(assistant_id) if assistant_id else None
         if assistant is None:
             return AgentEngine.from_defaults(base, web=web), ()
-        toolbox = ToolBox(self.knowledge_bases, web=web)
+        toolbox = ToolBox(self.knowledge_bases, web=web, images=image_endpoint(self.settings))
         applied = apply_assistant(assistant, base, self.settings, self.local, toolbox.available())
         config = self.tool_config(applied.config) if applied.tools else applied.config
         return AgentEngine.from_defaults(config, toolbox, web), applied.tools

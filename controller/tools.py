@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,12 +23,23 @@ from pydantic import BaseModel, Field
 
 from controller import calculator
 from controller.web_search import WebSearch
+from model.attachments import AttachmentSink
+from model.message import Attachment
+from model.store import StoreError
+from utils.image_generation import ImageEndpoint, ImageGenerationError, generate_image
+from utils.images import ImageError, clean_image
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
-from utils.sandbox import OUTPUT_CAP_BYTES, SandboxUnavailable, isolation, run_python
+from utils.sandbox import MAX_IMAGE_BYTES, OUTPUT_CAP_BYTES, SandboxUnavailable, isolation, run_python
 from utils.web_search import WebSearchError
 
 #: Tool ids and their labels in the sidebar; knowledge bases are ``kb:<name>``, labelled by name.
-TOOL_IDS = {"calculator": "Calculator", "clock": "Date and time", "python": "Run Python", "web_search": "Web search"}
+TOOL_IDS = {
+    "calculator": "Calculator",
+    "clock": "Date and time",
+    "python": "Run Python",
+    "web_search": "Web search",
+    "image": "Create image",
+}
 KB_PREFIX = "kb:"
 #: Longest argument (characters) a tool's schema allows. llama-cpp-python's function-calling format
 #: writes arguments under a grammar made from the schema with no token limit, so an unbounded
@@ -65,7 +77,13 @@ def tool_name(tool_id: str) -> str:
     if tool_id.startswith(KB_PREFIX):
         slug = re.sub(r"[^a-z0-9]+", "_", tool_id[len(KB_PREFIX) :].lower()).strip("_") or "documents"
         return f"search_{slug}"[:64]
-    names = {"calculator": "calculator", "clock": "current_time", "python": "run_python", "web_search": "search_web"}
+    names = {
+        "calculator": "calculator",
+        "clock": "current_time",
+        "python": "run_python",
+        "web_search": "search_web",
+        "image": "create_image",
+    }
     return names.get(tool_id, tool_id)
 
 
@@ -100,12 +118,14 @@ def current_time(timezone: str | None = None) -> str:
     return f"{now:%A, %d %B %Y, %H:%M:%S} {now.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def python_tool_result(code: str) -> str:
-    """Run ``code`` in the sandbox (``utils.sandbox.run_python``) and return what it printed.
+def python_tool_result(code: str) -> ToolOutput:
+    """Run ``code`` in the sandbox (``utils.sandbox.run_python``): what it printed, and the images
+    it saved in its working folder (charts).
 
     Returns:
-        the output (stdout and stderr), with a last line "[Output cut at 20,000 bytes.]" when cut,
-        or "(no output)".
+        a ToolOutput whose content is the output (stdout and stderr), with a last line
+        "[Output cut at 20,000 bytes.]" when cut, or "(no output)", then a line naming the images
+        saved (shown to the user); ``raw_output["images"]`` holds them as ``(name, bytes)``.
 
     Raises:
         ToolFailure: the code failed, ran out of time or memory, or wrote too much (the line says
@@ -120,7 +140,77 @@ def python_tool_result(code: str) -> str:
         output += f"\n[Output cut at {OUTPUT_CAP_BYTES:,} bytes.]"
     if result.error:
         raise ToolFailure(f"{result.error}\n{output}")
-    return output
+    if result.files:
+        names = ", ".join(name for name, _ in result.files)
+        output += f"\n[Images saved and shown to the user: {names}.]"
+    return ToolOutput(
+        content=output,
+        tool_name=tool_name("python"),
+        raw_input={"code": code},
+        raw_output={"images": list(result.files)},
+    )
+
+
+class OutputTool(BaseTool):
+    """A tool of one text argument whose function gives a whole ToolOutput (text for the model, and
+    ``raw_output`` for Parley: Run Python's and Create image's images).
+
+    Args:
+        metadata: the tool's name, description and argument schema.
+        argument: the name of its one argument.
+        run: the function, called with the argument's text.
+    """
+
+    def __init__(self, metadata: ToolMetadata, argument: str, run: Callable[[str], ToolOutput]) -> None:
+        self._metadata, self._argument, self._run = metadata, argument, run
+
+    @property
+    def metadata(self) -> ToolMetadata:
+        """The tool's name, description and argument schema."""
+        return self._metadata
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        """As ``call``."""
+        return self.call(*args, **kwargs)
+
+    def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        """Run the function on the argument.
+
+        Raises:
+            ToolFailure: the argument is missing, or the function's own failures.
+        """
+        value = str(kwargs.get(self._argument) or kwargs.get("input") or (args[0] if args else ""))
+        if not value.strip():
+            raise ToolFailure(f"No {self._argument} was given.")
+        return self._run(value)
+
+
+class ImageArgs(BaseModel):
+    """create_image's argument."""
+
+    description: str = Field(description="what the image shows, in detail", max_length=MAX_ARGUMENT_CHARS)
+
+
+def create_image(endpoint: ImageEndpoint, description: str) -> ToolOutput:
+    """The "Create image" tool: one image from ``endpoint`` for ``description``.
+
+    Returns:
+        a ToolOutput saying the image was made and shown; ``raw_output["images"]`` holds it as
+        ``("image.png", bytes)`` (checked and stored by ``image_keeper``).
+
+    Raises:
+        ToolFailure: no description, or the image service failed (the line says how).
+    """
+    try:
+        data = generate_image(endpoint, description)
+    except ImageGenerationError as exc:
+        raise ToolFailure(str(exc)) from exc
+    return ToolOutput(
+        content="[The image was created and is shown to the user.]",
+        tool_name=tool_name("image"),
+        raw_input={"description": description},
+        raw_output={"images": [("image.png", data)]},
+    )
 
 
 class CalculatorArgs(BaseModel):
@@ -141,57 +231,29 @@ class SearchArgs(BaseModel):
     query: str = Field(description="what to search the web for", max_length=MAX_ARGUMENT_CHARS)
 
 
-def web_search_tool(web: WebSearch, token_budget: int) -> WebSearchTool:
-    """The "Web search" tool over ``web``, its passages within ``token_budget`` tokens."""
+def web_search_tool(web: WebSearch, token_budget: int) -> OutputTool:
+    """The "Web search" tool over ``web``: search, read and rank as ``WebSearch.context`` does, giving
+    the model the numbered passages (to cite as [1], [2]…) within ``token_budget`` tokens, and the
+    call the pages (``raw_output["sources"]``)."""
     metadata = ToolMetadata(
         name=tool_name("web_search"),
         description="Search the web and read the top pages; returns numbered passages to cite as [1], [2].",
         fn_schema=SearchArgs,
     )
-    return WebSearchTool(web, token_budget, metadata)
 
-
-class WebSearchTool(BaseTool):
-    """The "Web search" tool: search, read and rank as ``WebSearch.context`` does, giving the model
-    the numbered passages (to cite as [1], [2]…) and the call the pages (``raw_output["sources"]``).
-
-    Args:
-        web: the web search.
-        token_budget: tokens the passages may take.
-        metadata: the tool's name, description and schema.
-    """
-
-    def __init__(self, web: WebSearch, token_budget: int, metadata: ToolMetadata) -> None:
-        self._web, self._budget, self._metadata = web, token_budget, metadata
-
-    @property
-    def metadata(self) -> ToolMetadata:
-        """The tool's name, description and argument schema."""
-        return self._metadata
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ToolOutput:
-        """As ``call``."""
-        return self.call(*args, **kwargs)
-
-    def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
-        """Search the web for ``query``.
-
-        Raises:
-            ToolFailure: no query was given, or the search failed (the line says which).
-        """
-        query = str(kwargs.get("query") or kwargs.get("input") or (args[0] if args else "")).strip()
-        if not query:
-            raise ToolFailure("No query was given.")
+    def search(query: str) -> ToolOutput:
         try:
-            context = self._web.context(query, self._budget)
+            context = web.context(query.strip(), token_budget)
         except WebSearchError as exc:
             raise ToolFailure(str(exc)) from exc
         return ToolOutput(
             content=context.prompt,
-            tool_name=self.metadata.get_name(),
+            tool_name=metadata.get_name(),
             raw_input={"query": query},
             raw_output={"sources": list(context.sources)},
         )
+
+    return OutputTool(metadata, "query", search)
 
 
 class QuestionArgs(BaseModel):
@@ -235,6 +297,7 @@ class ToolBox:
         top_k: chunks a knowledge base retrieves per question.
         threshold: least cosine similarity (0 to 1) a chunk needs.
         web: the web search behind the "Web search" tool, or None (not offered).
+        images: the images endpoint behind "Create image", or None (not offered).
     """
 
     knowledge_bases: KnowledgeBases | None = None
@@ -242,10 +305,12 @@ class ToolBox:
     top_k: int = 3
     threshold: float = 0.3
     web: WebSearch | None = None
+    images: ImageEndpoint | None = None
 
     def available(self) -> list[str]:
         """Tool ids to offer: the built-in ones (Run Python only where code can be isolated,
-        ``utils.sandbox.isolation``; Web search when ``web`` is set), then one per knowledge base."""
+        ``utils.sandbox.isolation``; Web search when ``web`` is set; Create image when ``images`` is),
+        then one per knowledge base."""
         names = self.knowledge_bases.names() if self.knowledge_bases is not None else []
         built_in = [t for t in TOOL_IDS if self._offered(t)]
         return [*built_in, *(KB_PREFIX + name for name in names)]
@@ -253,6 +318,8 @@ class ToolBox:
     def _offered(self, tool_id: str) -> bool:
         if tool_id == "python":
             return isolation() == "full"
+        if tool_id == "image":
+            return self.images is not None
         return tool_id != "web_search" or self.web is not None
 
     def build(self, tool_ids: list[str], llm: LLM, web_token_budget: int = 1000) -> list[BaseTool]:
@@ -288,12 +355,20 @@ class ToolBox:
                 description="The current date, time and time zone of the user.",
             )
         if tool_id == "python" and isolation() == "full":
-            return FunctionTool.from_defaults(
-                fn=python_tool_result,
-                name=name,
-                description="Run a Python script (standard library only, no network, 10 s, 256 MB) and "
-                "return what it prints.",
-                fn_schema=PythonArgs,
+            description = (
+                "Run a Python script (standard library and matplotlib, no network, 10 s, 512 MB) and return "
+                "what it prints. Charts saved as .png in the working folder are shown to the user."
+            )
+            return OutputTool(
+                ToolMetadata(name=name, description=description, fn_schema=PythonArgs), "code", python_tool_result
+            )
+        if tool_id == "image" and self.images is not None:
+            endpoint = self.images
+            description = "Create an image from a detailed description; it is shown to the user."
+            return OutputTool(
+                ToolMetadata(name=name, description=description, fn_schema=ImageArgs),
+                "description",
+                lambda text: create_image(endpoint, text),
             )
         if tool_id.startswith(KB_PREFIX) and self.knowledge_bases is not None:
             kb_name = tool_id[len(KB_PREFIX) :]
@@ -317,3 +392,29 @@ def arguments_text(arguments: str) -> str:
         return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
     except (ValueError, TypeError):
         return arguments
+
+
+def image_keeper(keep: AttachmentSink) -> Callable[[list[tuple[str, bytes]]], tuple[Attachment, ...]]:
+    """What stores the images a tool call made (``(name, bytes)``, untrusted) in ``keep``: PNG and
+    JPEG checked and cleaned by ``utils.images.clean_image``, SVG kept as it is when it is UTF-8 text
+    holding an ``<svg`` element (shown only as an image, where a browser runs no script and fetches
+    nothing). Those that fail the checks are left out."""
+
+    def kept(files: list[tuple[str, bytes]]) -> tuple[Attachment, ...]:
+        found: list[Attachment] = []
+        for name, data in files:
+            try:
+                if name.lower().endswith(".svg"):
+                    if len(data) > MAX_IMAGE_BYTES or "<svg" not in data.decode("utf-8")[:4096]:
+                        continue
+                    blob, mime = data, "image/svg+xml"
+                else:
+                    image = clean_image(name, data, MAX_IMAGE_BYTES)
+                    blob, mime = image.data, image.mime
+                digest = keep.put_attachment(blob, mime)
+            except (ImageError, UnicodeDecodeError, StoreError):
+                continue
+            found.append(Attachment(name=name, text="", sha256=digest, mime=mime))
+        return tuple(found)
+
+    return kept

@@ -22,6 +22,7 @@ from utils.knowledge_bases import KnowledgeBases
 from utils.llm import build_llm
 from utils.local_server import TOOL_CHAT_FORMAT, LocalServer
 from utils.providers import LLMConfig
+from utils.sandbox import isolation
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,21 @@ def test_an_empty_reply_with_tools_falls_back_to_a_plain_streamed_answer(tool_co
     deltas = list(chat.send("Hello"))
     assert chat.messages[-1].tool_calls == ()
     assert len(deltas) > 1 and "".join(deltas).strip()  # streamed: more than one delta
+
+
+@pytest.mark.skipif(isolation() != "full", reason="needs bubblewrap")
+def test_the_local_model_asked_for_a_bar_chart_with_run_python_on_gets_a_chart(tool_config, tmp_path):
+    """The smoke test on the real model: SmolLM2-135M writes a few lines of matplotlib (greedy, it
+    plots and calls ``plt.show()``, not a correct bar chart); the figure it leaves open is the
+    chart, shown and stored like a saved one."""
+    chat = memory_chat(replace(tool_config, max_tokens=200), tmp_path, ["python"])
+    list(chat.send("Use run_python with matplotlib to make a bar chart of 3, 5 and 2 and save it as chart.png."))
+    drawn = [c for c in chat.messages[-1].tool_calls if c.name == "run_python" and c.images]
+    assert drawn, chat.messages[-1].tool_calls
+    (image, *_) = drawn[0].images
+    assert image.mime == "image/png" and chat.attachments.attachment(image.sha256) is not None
+    stored = json.loads((tmp_path / "conversations.json").read_text())
+    assert any(c.get("images") for c in stored[chat.name][1]["tool_calls"])
 
 
 def scripted_config(server: ScriptedServer) -> LLMConfig:

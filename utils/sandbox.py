@@ -15,6 +15,13 @@ isolated than this. Each run gets:
   there: not the app's folder, its data, HOME, or the temporary and runtime folders;
 - private scratch space: ``/work`` (its working folder), ``/tmp`` and ``/dev/shm``, each a fresh
   tmpfs of at most ``SCRATCH_BYTES``, gone when the run ends;
+- the images it saves in ``/work`` (``IMAGE_SUFFIXES``: charts drawn with Debian's matplotlib, which
+  the system's Python has; when the code saved none, its matplotlib figures still open, as after
+  ``plt.show()``, are saved as ``figure_<n>.png``, the way a notebook shows them), at most
+  ``MAX_IMAGES`` of at most ``MAX_IMAGE_BYTES`` each, handed back
+  through a pipe by a few lines run after the code (``COLLECT``) and returned as ``RunResult.files``;
+  whatever comes through the pipe is untrusted (the code could write to it) and only read up to
+  those bounds;
 - limits set with ``setrlimit`` before it starts: wall clock and CPU (``time_limit``), address space
   (``memory_mb``), processes (``MAX_PROCESSES``), file size and output (``FSIZE_BYTES``; the first
   ``output_cap`` bytes are kept and the rest is cut with a note).
@@ -31,13 +38,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 #: Default wall-clock and CPU time limit, in seconds.
 TIME_LIMIT_SECONDS = 10.0
-#: Default address-space limit, in MB (2**20 bytes).
-MEMORY_LIMIT_MB = 256
+#: Default address-space limit, in MB (2**20 bytes). Debian's OpenBLAS (under numpy, under
+#: matplotlib) maps a work buffer at its first use and waits for ever when that fails at 256 MB.
+MEMORY_LIMIT_MB = 512
 #: Default bytes of output kept (stdout and stderr together).
 OUTPUT_CAP_BYTES = 20_000
 #: Largest file (the output included) the code may write, in bytes; past it the process gets SIGXFSZ.
@@ -51,8 +60,52 @@ PYTHON = "/usr/bin/python3"
 #: Unprivileged uids (and gids) the code runs as when Parley runs as root: one picked at random
 #: from this range per run (no passwd entry is needed).
 RUN_AS_UIDS = range(1_000_000, 2_000_000)
-#: The only files of this machine the code sees, read-only (missing ones are skipped).
-SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+#: The only files of this machine the code sees, read-only (missing ones are skipped): the
+#: alternatives are links to shared libraries (numpy, which matplotlib needs, finds BLAS through them);
+#: Debian keeps matplotlib's settings file and fontconfig's in /etc.
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/matplotlibrc", "/etc/fonts")
+
+#: File types handed back from ``/work`` (lower-case suffixes).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+#: Most images handed back from one run, and the largest, in bytes (a file is also bounded by
+#: ``FSIZE_BYTES`` when it is written, so that is the real limit).
+MAX_IMAGES, MAX_IMAGE_BYTES = 5, 5 * 2**20
+#: Runs ``/work/main.py`` as ``__main__``, then (at exit, after a traceback is printed) writes the
+#: newest images in ``/work`` to the pipe whose descriptor is its first argument: per image a line
+#: ``<name>\t<size>`` and its bytes.
+COLLECT = f"""
+import os, sys
+_parley_fd = int(sys.argv[1])
+def _parley_images():
+    try:
+        out = os.fdopen(_parley_fd, "wb")
+    except OSError:
+        return
+    found = [e for e in os.scandir("/work") if e.is_file() and e.name.lower().endswith({IMAGE_SUFFIXES!r})]
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if not found and pyplot is not None:
+        for number in pyplot.get_fignums()[:{MAX_IMAGES}]:
+            try:
+                pyplot.figure(number).savefig(f"/work/figure_{{number}}.png")
+            except Exception:
+                pass
+        found = [e for e in os.scandir("/work") if e.is_file() and e.name.lower().endswith({IMAGE_SUFFIXES!r})]
+    found.sort(key=lambda e: e.stat().st_mtime)
+    for entry in found[-{MAX_IMAGES}:]:
+        if entry.stat().st_size <= {MAX_IMAGE_BYTES}:
+            with open(entry.path, "rb") as image:
+                data = image.read()
+            out.write(f"{{entry.name}}\\t{{len(data)}}\\n".encode() + data)
+    out.close()
+sys.argv = ["/work/main.py"]
+with open("/work/main.py", encoding="utf-8") as _parley_source:
+    _parley_code = compile(_parley_source.read(), "/work/main.py", "exec")
+del _parley_source
+try:
+    exec(_parley_code, {{"__name__": "__main__", "__file__": "/work/main.py", "__builtins__": __builtins__}})
+finally:
+    _parley_images()
+"""
 
 ISOLATION_NOTES = {
     "full": "Python runs isolated (bubblewrap): no network, none of this machine's files but the system's "
@@ -75,6 +128,8 @@ class RunResult:
         truncated: True when the output was longer than the cap and was cut.
         isolation: ``full`` (the only level code runs at).
         error: one line saying why the run failed (time, memory, output), or None when it exited 0.
+        files: the images the code saved in ``/work``, ``(name, bytes)``, oldest first; untrusted
+            bytes (check them before use).
     """
 
     output: str
@@ -83,6 +138,7 @@ class RunResult:
     truncated: bool
     isolation: str
     error: str | None
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -122,9 +178,10 @@ def _links() -> list[str]:
     return arguments
 
 
-def bwrap_command(script: str) -> list[str]:
+def bwrap_command(script: str, files_fd: int = -1) -> list[str]:
     """The bubblewrap command that runs ``script`` (a file of this machine, bound read-only as
-    ``/work/main.py``) with the system's Python, isolated as the module docstring says."""
+    ``/work/main.py``) with the system's Python, isolated as the module docstring says; its images
+    go back through file descriptor ``files_fd`` (inherited; -1: nowhere)."""
     size = str(SCRATCH_BYTES)
     files = [arg for path in SYSTEM_FILES if os.path.exists(path) for arg in ("--ro-bind", path, path)]
     return [
@@ -155,10 +212,14 @@ def bwrap_command(script: str) -> list[str]:
         *("--setenv", "HOME", "/work"),
         *("--setenv", "TMPDIR", "/tmp"),
         *("--setenv", "LANG", "C.UTF-8"),
+        *("--setenv", "MPLBACKEND", "Agg"),
+        *("--setenv", "OPENBLAS_NUM_THREADS", "1"),
         PYTHON,
         "-I",
         "-B",
-        "/work/main.py",
+        "-c",
+        COLLECT,
+        str(files_fd),
     ]
 
 
@@ -214,6 +275,8 @@ def run_python(
 
 def _run(code: str, time_limit: float, memory_mb: int, output_cap: int) -> RunResult:
     user = _user()
+    images_read, images_write = os.pipe()
+    reader = _PipeReader(images_read, MAX_IMAGES * (MAX_IMAGE_BYTES + 300))
     with tempfile.TemporaryDirectory(prefix="parley-python-") as folder, tempfile.TemporaryFile() as out:
         script = Path(folder) / "main.py"
         script.write_text(code, encoding="utf-8")
@@ -222,7 +285,8 @@ def _run(code: str, time_limit: float, memory_mb: int, output_cap: int) -> RunRe
         os.chmod(folder, 0o711)
         script.chmod(0o644)
         process = subprocess.Popen(
-            bwrap_command(str(script)),
+            bwrap_command(str(script), images_write),
+            pass_fds=(images_write,),
             cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -234,6 +298,7 @@ def _run(code: str, time_limit: float, memory_mb: int, output_cap: int) -> RunRe
             group=user,
             extra_groups=None if user is None else [],
         )
+        os.close(images_write)
         timed_out = False
         try:
             process.wait(timeout=time_limit)
@@ -248,7 +313,48 @@ def _run(code: str, time_limit: float, memory_mb: int, output_cap: int) -> RunRe
     text = data[:output_cap].decode("utf-8", errors="replace")
     code_ = process.returncode
     why = _why(code_, timed_out, text, time_limit, memory_mb, written >= FSIZE_BYTES)
-    return RunResult(text, code_, timed_out, truncated, "full", why)
+    return RunResult(text, code_, timed_out, truncated, "full", why, _images_in(reader.result()))
+
+
+class _PipeReader(threading.Thread):
+    """Reads a pipe to its end in a thread, keeping its first ``cap`` bytes (the rest is read and
+    dropped, so a writer never blocks on a full pipe)."""
+
+    def __init__(self, fd: int, cap: int) -> None:
+        super().__init__(daemon=True)
+        self._fd, self._cap, self._chunks, self._kept = fd, cap, list[bytes](), 0
+        self.start()
+
+    def run(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 65536):
+                if self._kept < self._cap:
+                    self._chunks.append(chunk[: self._cap - self._kept])
+                    self._kept += len(self._chunks[-1])
+        finally:
+            os.close(self._fd)
+
+    def result(self, timeout: float = 5.0) -> bytes:
+        """What was kept, once the pipe ended (or after ``timeout`` seconds)."""
+        self.join(timeout)
+        return b"".join(self._chunks)
+
+
+def _images_in(data: bytes) -> tuple[tuple[str, bytes], ...]:
+    """The ``(name, bytes)`` images framed in ``data`` as ``COLLECT`` writes them; reading stops at
+    the first malformed frame, after ``MAX_IMAGES``, and at any image over ``MAX_IMAGE_BYTES``."""
+    found: list[tuple[str, bytes]] = []
+    at = 0
+    while len(found) < MAX_IMAGES:
+        end = data.find(b"\n", at, at + 300)
+        if end < 0:
+            break
+        name, _, size = data[at:end].decode("utf-8", errors="replace").partition("\t")
+        if not size.isdigit() or int(size) > MAX_IMAGE_BYTES or end + 1 + int(size) > len(data):
+            break
+        found.append((os.path.basename(name)[:100] or "image", data[end + 1 : end + 1 + int(size)]))
+        at = end + 1 + int(size)
+    return tuple(found)
 
 
 def _kill_group(pid: int) -> None:
