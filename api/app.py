@@ -17,7 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from api.deps import ServerState, require_key
 from api.errors import install_handlers
 from api.middleware import BodyLimit, HeadAsGet, RequestId
-from api.routes import assistants, chat_socket, conversations, openai_compat, tokens
+from api.routes import assistants, audio, chat_socket, conversations, openai_compat, tokens
 from api.streaming import ModelSlots
 from controller.chat_tokens import ChatTokens, RedisChatTokens
 from model.redis_store import async_redis_client, redis_client
@@ -102,7 +102,7 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
         openapi_url="/openapi.json" if docs else None,
     )
     install_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.parley_api_max_body)
+    app.add_middleware(BodyLimit, limit=settings.parley_api_max_body, larger=audio.LARGER_BODIES)
     app.add_middleware(HeadAsGet)
     app.add_middleware(
         CORSMiddleware,
@@ -120,7 +120,8 @@ def create_app(settings: Settings, keys: list[str], start_local: bool = True) ->
             """The OpenAPI description, for a client with a key (PARLEY_API_DOCS=1 serves it to all)."""
             return app.openapi()
 
-    for router in (tokens.router, chat_socket.router, conversations.router, assistants.router, openai_compat.router):
+    routers = (tokens, chat_socket, conversations, assistants, openai_compat, audio)
+    for router in (r.router for r in routers):
         app.include_router(router)
 
     @app.get("/health", tags=["health"], response_model=Health)

@@ -41,8 +41,8 @@ def open_conversation(page: Page, name: str) -> None:
     wait_idle(page)
 
 
-def send(page: Page, text: str) -> None:
-    """Type ``text`` into the chat input, send it and wait for the reply to finish."""
+def send(page: Page, text: str, model: str = "smollm2-135m-instruct") -> None:
+    """Type ``text`` into the chat input, send it and wait for the reply from ``model`` to finish."""
     before = page.get_by_test_id("stChatMessage").count()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(text)
@@ -50,9 +50,7 @@ def send(page: Page, text: str) -> None:
     expect(page.get_by_test_id("stChatMessage")).to_have_count(before + 2, timeout=TIMEOUT_MS)
     reply = page.get_by_test_id("stChatMessage").nth(before + 1)
     # The model's name is written under a reply once it is complete.
-    expect(reply.get_by_test_id("stCaptionContainer").first).to_contain_text(
-        "smollm2-135m-instruct", timeout=TIMEOUT_MS
-    )
+    expect(reply.get_by_test_id("stCaptionContainer").filter(has_text=model).first).to_be_visible(timeout=TIMEOUT_MS)
     wait_idle(page)
 
 

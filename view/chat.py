@@ -79,6 +79,8 @@ def take_action(chat: Chat, settings: Settings, page: str) -> None:
     try:
         if kind == "send":
             turn = chat.send(action["text"], action.get("files", ()))
+        elif kind == "spoken":
+            turn = chat.send_spoken(action["audio"], action["mime"])
         elif kind == "regenerate":
             turn = chat.regenerate()
         elif kind == "edit":
@@ -93,6 +95,8 @@ def take_action(chat: Chat, settings: Settings, page: str) -> None:
     except ChatError as exc:
         st.session_state[_refused_key(page)] = {"message": str(exc), "text": exc.refused_text or action.get("text")}
         return
+    for notice in chat.notices:
+        st.toast(no_remote_images(notice), icon="⚠️")
     chat.in_background(turn, prefix)
 
 
@@ -131,6 +135,7 @@ def chat_area(
     st.chat_input(
         "Parley is replying… press Stop to send another message" if replying else "Message Parley",
         accept_file="multiple",
+        accept_audio=True,
         disabled=replying,
         key=f"{page}_input",
         on_submit=_submitted,
@@ -150,7 +155,10 @@ def _submitted(page: str) -> None:
         return
     text = getattr(value, "text", "") or ""
     files = [(f.name, f.getvalue()) for f in getattr(value, "files", []) or []]
-    if text.strip() or files:
+    audio = getattr(value, "audio", None)
+    if audio is not None:
+        queue_action(page, {"kind": "spoken", "audio": audio.getvalue(), "mime": audio.type or "audio/wav"})
+    elif text.strip() or files:
         queue_action(page, {"kind": "send", "text": text, "files": files})
 
 

@@ -10,12 +10,14 @@ import streamlit as st
 from controller.assistants import apply_assistant
 from controller.engines import AgentEngine
 from controller.tools import ToolBox
+from utils.image_generation import image_endpoint
 from view.assistants import all_assistants, assistant_picker, chosen_assistant, starters
 from view.chat import chat_area, tab_chat, take_action
 from view.common import conversation_store, settings_or_stop, setup_page
 from view.conversations import conversation_extras, conversation_list, follow_url
 from view.knowledge_base import knowledge_bases
 from view.markdown import no_remote_images, plain
+from view.media import read_replies_toggle
 from view.model_settings import local_endpoint, model_settings
 from view.tools import tool_server_url, tools_sidebar
 from view.web_search import web_search_for, web_search_toggle
@@ -30,7 +32,7 @@ def render(engine: type[AgentEngine]) -> None:
     store = conversation_store(settings)
     web = web_search_for(settings)
     kbs = knowledge_bases(settings.knowledge_base_dir)
-    toolbox = ToolBox(kbs, st.context.timezone, web=web)
+    toolbox = ToolBox(kbs, st.context.timezone, web=web, images=image_endpoint(settings))
     known = all_assistants(store)
     ahead = chosen_assistant(st.session_state.get(SESSION_KEY), known)
     with st.sidebar:
@@ -42,6 +44,7 @@ def render(engine: type[AgentEngine]) -> None:
     with st.sidebar:
         assistant = assistant_picker(chat, known, kbs.names())
         searching = web_search_toggle(settings, web is not None)
+        read_replies_toggle()
         tool_ids, json_mode = tools_sidebar(chat, toolbox, settings, assistant)
     if assistant is not None:
         local = local_endpoint(settings) if assistant.provider == "local" else None

@@ -1,6 +1,7 @@
 """The chat's messages as bubbles, each with its actions in one row that wraps rather than clips.
 
-Under every message: "Copy" (its Markdown to the clipboard, one click). Under a user message:
+Under every message: "Copy" (its Markdown to the clipboard, one click). Under a reply: "Read
+aloud" (``view.media``). Under a user message:
 "Edit" (then "Send" or "Cancel"). Under a message with versions: "Previous version", "n / m",
 "Next version" (icons with tooltips). Under the last answer: "Regenerate", and "Continue" when it
 stopped at the token limit. Under each answer on a saved page: thumbs up or down (``st.feedback``)
@@ -21,6 +22,7 @@ from model.versions import version_count
 from view.actions import queue_action
 from view.common import source_list
 from view.markdown import plain
+from view.media import attachment_views, read_aloud_button, speak_if_asked, tool_images
 from view.style import ACTIONS_PREFIX, copy_button
 from view.tools import reply_body, tool_calls_view
 
@@ -66,23 +68,13 @@ def render_messages(chat: Chat, page: str, *, edit: bool = True, feedback: bool 
                 continue
             tool_calls_view(message, tools)
             reply_body(message)
-            attachment_lines(message)
+            tool_images(message, chat.attachments)
+            attachment_views(message, chat.attachments)
             message_footer(message)
             if actions:
                 _actions(chat, page, index, message, key, is_last=index == last, edit=edit, feedback=feedback)
-
-
-def attachment_lines(message: Message) -> None:
-    """Under a user message: each attached file and how much of its text was sent."""
-    for attachment in message.attachments:
-        used, total = attachment.used_chars, attachment.total_chars
-        if used >= total:
-            st.caption(f"📎 {plain(attachment.name)} · all {total:,} characters were sent with this message.")
-        else:
-            st.caption(
-                f"📎 {plain(attachment.name)} · the first {used:,} of {total:,} characters were sent; "
-                "the rest does not fit the model's context window."
-            )
+                if message.is_reply:
+                    speak_if_asked(chat, page, message, key, is_last=index == last)
 
 
 def message_footer(message: Message) -> None:
@@ -119,6 +111,8 @@ def _actions(
 ) -> None:
     with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{ACTIONS_PREFIX}{key}"):
         copy_button(message.content, key=f"{key}-copy")
+        if message.is_reply:
+            read_aloud_button(page, key)
         if message.is_user and edit:
             st.button("Edit", icon="✏️", key=f"{key}-edit", help="Edit", on_click=_set_editing, args=(page, key))
         if message.is_reply and is_last:
