@@ -13,7 +13,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # token), so on x86-64 it is built for AVX2, which every x86-64 server of the last decade runs.
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
-.PHONY: run serve worker copy-conversations migrate test check lint duplicates bench screenshots lock chromium services sandbox clean
+.PHONY: run serve worker copy-conversations migrate test check lint duplicates bench screenshots lock chromium services sandbox media clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,16 @@ services:
 
 # Debian's bubblewrap: the agent's "run Python" tool runs code with no network and a read-only file
 # system through it (utils/sandbox.py); without it Parley falls back to `unshare -n` and says so.
+# Debian's python3-matplotlib is what the sandboxed interpreter (the system's Python) draws charts with.
 sandbox:
-	@dpkg -s bubblewrap >/dev/null 2>&1 || { $(SUDO) apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends bubblewrap; }
+	@dpkg -s bubblewrap python3-matplotlib >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends bubblewrap python3-matplotlib; }
+
+# Debian's Tesseract (an image's text for models that cannot see images: utils/ocr.py) and espeak-ng
+# (the voice when Piper cannot load: utils/speech.py), both run as processes.
+media:
+	@dpkg -s tesseract-ocr tesseract-ocr-eng espeak-ng >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng espeak-ng; }
 
 chromium:
 	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { $(SUDO) apt-get update && \
@@ -54,7 +61,8 @@ lock:
 	rm -rf .lock-venv
 
 run: $(VENV)/.deps
-	@$(MAKE) --no-print-directory sandbox || echo "bubblewrap was not installed: Python code from the agent's tool will run less isolated (the page says how)."
+	@$(MAKE) --no-print-directory sandbox || echo "bubblewrap was not installed: the agent's Run Python tool is off (the page says how)."
+	@$(MAKE) --no-print-directory media || echo "Tesseract and espeak-ng were not installed: images are not read as text for the local model (the page says so)."
 	$(VENV)/bin/streamlit run Home.py
 
 # The chat server (api/): uvicorn on 127.0.0.1:$${PARLEY_API_PORT:-8000}, on the local model by default.
@@ -78,12 +86,12 @@ duplicates:
 	  echo "duplicates: no repeated code inside the app"; \
 	else echo "duplicates: the command is not on this machine, so this gate is skipped"; fi
 
-test: $(VENV)/.test-deps chromium services sandbox lint
+test: $(VENV)/.test-deps chromium services sandbox media lint
 	$(VENV)/bin/python -m pytest
 
 # The quick tier for the inner loop: the gates, then the tests that need neither the local model
 # nor a browser (PostgreSQL and Redis, which start in a second, included).
-check: $(VENV)/.test-deps services sandbox lint
+check: $(VENV)/.test-deps services sandbox media lint
 	$(VENV)/bin/python -m pytest -m "not model and not browser" -q
 
 # A model worker for the chat server's queue (needs REDIS_URL); start as many as you like.
@@ -100,7 +108,8 @@ copy-conversations migrate: $(VENV)/.deps
 screenshots: $(VENV)/.test-deps chromium
 	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py \
 	  tests/test_browser_tools.py tests/test_browser_ux.py tests/test_browser_web.py tests/test_browser_assistants.py \
-	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown or starter"
+	  tests/test_browser_media.py \
+	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown or starter or read_as_text or chart_from"
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run
