@@ -8,6 +8,7 @@ Figures:
 - the same as seen in the browser (characters arriving in the assistant bubble) vs the SDK;
 - one rerun of the memory page (AppTest) with 1,000 saved conversations × 50 messages vs 0;
 - saving one turn into, and loading + rebuilding memory and agent from, large files;
+- speech to text, text to speech, OCR and an image's time to first token (``bench.media``);
 - growth of save, load and rerun from 10 to 5,000 conversations (table and plot);
 - cold start of `streamlit run Home.py` until the first answer, and peak RSS of the app and
   the model server during a 20-turn chat.
@@ -33,6 +34,7 @@ APP_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(APP_DIR))
 
 from bench.data import write_file  # noqa: E402
+from bench.media import section as media_section  # noqa: E402
 from controller.chat import Chat  # noqa: E402
 from controller.engines import AgentEngine  # noqa: E402
 from model.json_store import JsonFileStore  # noqa: E402
@@ -584,6 +586,11 @@ def main() -> None:
 
         web = web_bench.run()
         print(web, flush=True)
+        print("images and voice: speech to text, text to speech, OCR, an image's time to first token", flush=True)
+        from bench import media as media_bench
+
+        media = media_bench.run(server.base_url, server.context_window)
+        print(media, flush=True)
         print("chat server: websocket and /v1 vs raw; GET /conversations under load", flush=True)
         from bench import api as api_bench
 
@@ -611,7 +618,7 @@ def main() -> None:
         "queue": queue_rates,
         "paced": paced_rates,
     }
-    speed = {"tuning": tuning, "where": where, "web": web}
+    speed = {"tuning": tuning, "where": where, "web": web, "media": media}
     write_results(
         streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, speed, time.monotonic() - started
     )
@@ -813,6 +820,12 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             verdict(speed["web"]["median_ms"] <= 500),
         ),
         (
+            "speech to text: Whisper tiny.en, offline, real-time factor",
+            f"**{speed['media']['stt_rtf']:.2f}**",
+            "≤ 0.5",
+            verdict(speed["media"]["stt_rtf"] <= 0.5),
+        ),
+        (
             "peak RSS during a 20-turn chat: app process / model server",
             f"**{cold['app_peak_rss_mb']:.0f} MB / {cold['server_peak_rss_mb']:.0f} MB**",
             "report",
@@ -934,6 +947,7 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
         "|---|---|",
         *[f"| {name.replace('_', ' ')} | {value:.0f} ms |" for name, value in web["stages_ms"].items()],
         f"| all of it (`WebSearch.context`) | **{web['median_ms']:.0f} ms** |",
+        *media_section(speed["media"]),
     ]
     big = scale[5000]
     lines += [
