@@ -350,25 +350,37 @@ class KnowledgeEngine(_Engine):
         config: the model that answers.
         knowledge_base: the knowledge base, or None until one is chosen.
         top_k: chunks retrieved per question.
-        threshold: least cosine similarity a chunk needs, 0 to 1.
+        threshold: least cosine similarity a chunk found by meaning needs, 0 to 1.
+        mode: how chunks are found, one of ``utils.knowledge_bases.RETRIEVAL_MODES`` (hybrid,
+            vector, keyword).
     """
 
     def __init__(
-        self, config: LLMConfig, knowledge_base: KnowledgeBase | None, top_k: int = 3, threshold: float = 0.3
+        self,
+        config: LLMConfig,
+        knowledge_base: KnowledgeBase | None,
+        top_k: int = 3,
+        threshold: float = 0.3,
+        mode: str = "hybrid",
     ) -> None:
         super().__init__(config)
-        self.knowledge_base, self.top_k, self.threshold = knowledge_base, top_k, threshold
+        self.knowledge_base, self.top_k, self.threshold, self.mode = knowledge_base, top_k, threshold, mode
 
     @classmethod
     def from_defaults(
-        cls, config: LLMConfig, knowledge_base: KnowledgeBase | None, top_k: int = 3, threshold: float = 0.3
+        cls,
+        config: LLMConfig,
+        knowledge_base: KnowledgeBase | None,
+        top_k: int = 3,
+        threshold: float = 0.3,
+        mode: str = "hybrid",
     ) -> KnowledgeEngine:
         """The knowledge-base engine for ``config`` over ``knowledge_base``."""
-        return cls(config, knowledge_base, top_k, threshold)
+        return cls(config, knowledge_base, top_k, threshold, mode)
 
     def with_config(self, config: LLMConfig) -> KnowledgeEngine:
         """The same knowledge base and retrieval settings, answering with ``config``."""
-        return KnowledgeEngine(config, self.knowledge_base, self.top_k, self.threshold)
+        return KnowledgeEngine(config, self.knowledge_base, self.top_k, self.threshold, self.mode)
 
     def sees_images(self) -> bool:
         """False: the knowledge-base chat engine sends text only, so images are read with OCR."""
@@ -392,7 +404,8 @@ class KnowledgeEngine(_Engine):
     def stream(self, history: Sequence[Message], message: Message, record: TurnRecord) -> Iterator[str]:
         """The answer from the chunks found for ``message.content``, or ``NOTHING_FOUND``."""
         kb = self.knowledge_base
-        found = kb.retrieve(message.content or message.model_text(), self.top_k, self.threshold) if kb else []
+        question = message.content or message.model_text()
+        found = kb.retrieve(question, self.top_k, self.threshold, self.mode) if kb else []
         if not found:
             record.answered_by_model = False
             yield NOTHING_FOUND

@@ -295,7 +295,8 @@ class ToolBox:
         knowledge_bases: where ``kb:<name>`` tools come from, or None (no knowledge-base tools).
         timezone: the user's IANA time zone for the clock, or None for this machine's.
         top_k: chunks a knowledge base retrieves per question.
-        threshold: least cosine similarity (0 to 1) a chunk needs.
+        threshold: least cosine similarity (0 to 1) a chunk found by meaning needs.
+        retrieval_mode: how a knowledge base finds chunks (``utils.knowledge_bases.RETRIEVAL_MODES``).
         web: the web search behind the "Web search" tool, or None (not offered).
         images: the images endpoint behind "Create image", or None (not offered).
     """
@@ -304,6 +305,7 @@ class ToolBox:
     timezone: str | None = None
     top_k: int = 3
     threshold: float = 0.3
+    retrieval_mode: str = "hybrid"
     web: WebSearch | None = None
     images: ImageEndpoint | None = None
 
@@ -376,7 +378,7 @@ class ToolBox:
                 kb = self.knowledge_bases.open(kb_name)
             except KnowledgeBaseError:
                 return None
-            engine = kb.query_engine(llm, self.top_k, self.threshold)
+            engine = kb.query_engine(llm, self.top_k, self.threshold, self.retrieval_mode)
             metadata = ToolMetadata(
                 name=name,
                 description=f"Answer a question from the user's documents in the knowledge base {kb_name!r}.",

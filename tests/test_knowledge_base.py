@@ -152,6 +152,71 @@ def test_changed_file_replaces_its_chunks_and_remove_deletes_them(tmp_path, embe
     assert kb.retrieve("What does the Plimsoll gauge read?", 5, 0.0) == [] and kb.files == {}
 
 
+#: Error codes that differ only in the order of their digits, where embeddings blur and words do not.
+CODES = {
+    "4417": "the water filter is clogged",
+    "4471": "the door is not closed",
+    "1744": "the drum motor overheated",
+    "7144": "the drain pump is blocked",
+    "4174": "the heater has failed",
+    "1447": "the water inlet valve is shut",
+    "7414": "the detergent drawer is empty",
+    "4741": "the load is unbalanced",
+    "1474": "the door lock is jammed",
+    "7441": "the power supply is unstable",
+}
+
+
+@pytest.fixture(scope="module")
+def error_codes(tmp_path_factory, embed_model):
+    kb = KnowledgeBases(tmp_path_factory.mktemp("codes"), lambda: embed_model).create("Codes")
+    kb.add_files([(f"{c}.txt", f"Error code {c} on the washing machine means {m}.".encode()) for c, m in CODES.items()])
+    return kb
+
+
+def test_hybrid_finds_by_words_what_vectors_alone_miss(error_codes):
+    """Asked for each code's meaning, the right note comes first more often in hybrid than by
+    vectors alone (all-MiniLM-L6-v2 mixes codes with the same digits up)."""
+
+    def firsts(mode: str) -> int:
+        hits = 0
+        for code in CODES:
+            found = error_codes.retrieve(f"What does error code {code} mean?", 1, 0.3, mode)
+            hits += bool(found) and found[0].node.metadata["file_name"] == f"{code}.txt"
+        return hits
+
+    vector, keyword, hybrid = firsts("vector"), firsts("keyword"), firsts("hybrid")
+    assert vector < len(CODES), "the fixture no longer shows vectors missing"
+    assert hybrid > vector and hybrid >= 0.9 * len(CODES) and keyword == len(CODES), (vector, keyword, hybrid)
+
+
+def test_each_mode_keeps_top_k_and_the_threshold(error_codes):
+    question = "What does error code 4417 mean?"
+    for mode in ("vector", "keyword", "hybrid"):
+        found = error_codes.retrieve(question, 2, 0.0, mode)
+        assert len(found) == 2 and all(0 < n.score <= 1 for n in found), mode  # scored by similarity
+        first = error_codes.retrieve(question, 3, 0.3, mode)[0]
+        assert first.node.metadata["file_name"] == "4417.txt", mode
+        # the threshold holds in every mode: no passage is that similar
+        assert error_codes.retrieve(question, 3, 0.99, mode) == [], mode
+    # a question sharing no word and little meaning with the notes finds nothing
+    assert error_codes.retrieve("Is it going to rain tomorrow?", 3, 0.3, "keyword") == []
+    assert error_codes.retrieve("Is it going to rain tomorrow?", 3, 0.3, "hybrid") == []
+    with pytest.raises(ValueError, match="Unknown retrieval mode 'fuzzy'"):
+        error_codes.retrieve(question, 3, 0.3, "fuzzy")
+
+
+def test_words_of_an_added_file_are_found_and_a_removed_ones_are_not(tmp_path, embed_model):
+    kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Words")
+    kb.add_files([("a.txt", b"The Plimsoll gauge reads 7 bar.")])
+    assert kb.retrieve("Plimsoll gauge", 3, 0.0, "keyword")  # builds the keyword index
+    kb.add_files([("b.txt", b"The Tarrant pump runs at night.")])
+    found = kb.retrieve("Tarrant pump", 3, 0.0, "keyword")
+    assert [n.node.get_content() for n in found] == ["The Tarrant pump runs at night."]
+    kb.remove_file("b.txt")
+    assert kb.retrieve("Tarrant pump", 3, 0.0, "keyword") == []
+
+
 def test_add_folder_indexes_its_files(tmp_path, embed_model):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -207,6 +272,8 @@ def test_page_create_upload_ask_sources_delete(app_env, tmp_path, monkeypatch):
     ).run()
     at.button(key="kb_index").click().run()
     assert any("Indexed 2 file(s)" in s.value for s in at.sidebar.success)
+    assert at.radio(key="kb_mode").value == "hybrid"
+    at.radio(key="kb_mode").set_value("keyword").run()
     at.chat_input[0].set_value(FACTS["valves.txt"][0]).run()
     assert not at.exception and not at.error
     reply = at.chat_message[1]

@@ -6,6 +6,12 @@ Chatting with one is ``controller.engines.KnowledgeEngine``'s. Each knowledge ba
 and document ids. A file whose bytes did not change is not embedded
 again; a changed file replaces its old chunks. At start an index is loaded from disk, not
 re-embedded.
+
+Retrieval (``KnowledgeBase.retrieve``) finds chunks by meaning (``vector``: cosine similarity of
+all-MiniLM-L6-v2 embeddings), by words (``keyword``: BM25 through llama-index's BM25Retriever on
+bm25s, English stop words removed and words stemmed) or both (``hybrid``, the default): the two
+rankings fused by reciprocal rank fusion, so a chunk that shares the question's rare words is found
+even when its embedding is not the closest.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ from typing import Any
 
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding, similarity
 from llama_index.core.llms import LLM
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.postprocessor import SimilarityPostprocessor
-from llama_index.core.schema import BaseNode, NodeWithScore
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+from llama_index.core.vector_stores import SimpleVectorStore
+from llama_index.retrievers.bm25 import BM25Retriever
 
 from model.message import Source
 from utils.documents import DocumentError, load_document
@@ -37,6 +46,13 @@ CHUNK_SIZE, CHUNK_OVERLAP = 256, 32
 MANIFEST = "manifest.json"
 #: Chunks embedded together; progress is reported after each batch.
 EMBED_BATCH = 256
+#: How chunks are found: ``hybrid`` (the default), ``vector`` (by meaning) or ``keyword`` (by words).
+RETRIEVAL_MODES = ("hybrid", "vector", "keyword")
+#: Reciprocal rank fusion's constant: a chunk at rank r (from 1) of a ranking adds 1 / (RRF_K + r).
+#: 60 is the value of its authors (Cormack, Clarke and Büttcher, SIGIR 2009), also llama-index's.
+RRF_K = 60
+#: Candidates each ranking gives the fusion: this many times the chunks asked for, at least 10.
+FUSION_CANDIDATES = 4
 
 
 class KnowledgeBaseError(Exception):
@@ -74,6 +90,9 @@ class KnowledgeBase:
     def __init__(self, folder: Path, name: str, embed_model: BaseEmbedding) -> None:
         self.folder, self.name, self.embed_model = folder, name, embed_model
         self._lock = threading.Lock()
+        self._keyword_lock = threading.Lock()  # apart from ``_lock``, held while files are indexed
+        self._keyword: BM25Retriever | None = None
+        self._keyword_size = 0
         manifest = folder / MANIFEST
         data: dict[str, Any] = (
             json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {"name": name, "files": {}}
@@ -164,21 +183,79 @@ class KnowledgeBase:
                 self._delete_docs(entry.doc_ids)
                 self.persist()
 
-    def retrieve(self, query: str, top_k: int, threshold: float) -> list[NodeWithScore]:
-        """Return up to ``top_k`` chunks for ``query`` whose cosine similarity is ≥ ``threshold``, best first."""
+    def retrieve(self, query: str, top_k: int, threshold: float, mode: str = "hybrid") -> list[NodeWithScore]:
+        """The chunks for ``query``, best first, each scored by its cosine similarity to it.
+
+        Args:
+            query: the question.
+            top_k: most chunks returned.
+            threshold: least cosine similarity (0 to 1) a chunk needs, in every mode: words
+                change the order and bring in chunks the vectors ranked low, not unrelated ones.
+            mode: one of ``RETRIEVAL_MODES``.
+
+        Returns:
+            At most ``top_k`` chunks; ``vector`` ranks by similarity, ``keyword`` by BM25 score,
+            ``hybrid`` by the reciprocal rank fusion of both rankings (``RRF_K``).
+
+        Raises:
+            ValueError: ``mode`` is not one of ``RETRIEVAL_MODES``.
+        """
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}.")
         if not self.files:
             return []
-        nodes = self.index.as_retriever(similarity_top_k=top_k).retrieve(query)
-        return [n for n in nodes if (n.score or 0.0) >= threshold]
+        bundle = QueryBundle(query, embedding=self.embed_model.get_query_embedding(query))
+        if mode == "vector":
+            nodes = self.index.as_retriever(similarity_top_k=top_k).retrieve(bundle)
+            return [n for n in nodes if (n.score or 0.0) >= threshold]
+        candidates = max(top_k * FUSION_CANDIDATES, 10)
+        words = self._keyword_hits(bundle, candidates)
+        if mode == "keyword":
+            ranked = [self._scored(n, bundle) for n in words]
+        else:
+            meanings = self.index.as_retriever(similarity_top_k=candidates).retrieve(bundle)
+            fused: dict[str, float] = {}
+            for ranking in (words, meanings):
+                for rank, found in enumerate(ranking, start=1):
+                    fused[found.node.node_id] = fused.get(found.node.node_id, 0.0) + 1.0 / (RRF_K + rank)
+            scored = {n.node.node_id: n for n in meanings}  # by cosine similarity already
+            for found in words:
+                if found.node.node_id not in scored:
+                    scored[found.node.node_id] = self._scored(found, bundle)
+            ranked = sorted(scored.values(), key=lambda n: fused[n.node.node_id], reverse=True)
+        return [n for n in ranked if (n.score or 0.0) >= threshold][:top_k]
 
-    def query_engine(self, llm: LLM, top_k: int, threshold: float) -> BaseQueryEngine:
+    def _keyword_hits(self, bundle: QueryBundle, top_k: int) -> list[NodeWithScore]:
+        """The ``top_k`` chunks with the highest BM25 score above 0 for ``bundle``, best first. The
+        BM25 index over every chunk is built on first use after a change (``persist`` drops it)."""
+        with self._keyword_lock:
+            if self._keyword is None:
+                nodes = list(self.index.docstore.docs.values())
+                self._keyword = BM25Retriever.from_defaults(nodes=nodes, language="en")
+                self._keyword_size = len(nodes)
+            self._keyword.similarity_top_k = min(top_k, self._keyword_size)
+            found = self._keyword.retrieve(bundle)
+        return [n for n in found if (n.score or 0.0) > 0]
+
+    def _scored(self, found: NodeWithScore, bundle: QueryBundle) -> NodeWithScore:
+        """``found`` scored by its cosine similarity to the question (its stored embedding, or one
+        made from its text where the vector store cannot give it back)."""
+        store = self.index.storage_context.vector_store
+        if isinstance(store, SimpleVectorStore):
+            embedding = store.get(found.node.node_id)
+        else:
+            embedding = self.embed_model.get_text_embedding(found.node.get_content())
+        return NodeWithScore(node=found.node, score=similarity(bundle.embedding or [], embedding))
+
+    def retriever(self, top_k: int, threshold: float, mode: str = "hybrid") -> BaseRetriever:
+        """A llama-index retriever giving ``retrieve(query, top_k, threshold, mode)``, for query
+        engines and tools."""
+        return _KnowledgeRetriever(self, top_k, threshold, mode)
+
+    def query_engine(self, llm: LLM, top_k: int, threshold: float, mode: str = "hybrid") -> BaseQueryEngine:
         """llama-index's query engine over this knowledge base, answering with ``llm`` from the
-        ``top_k`` chunks whose cosine similarity is at least ``threshold``."""
-        return self.index.as_query_engine(
-            llm=llm,
-            similarity_top_k=top_k,
-            node_postprocessors=[SimilarityPostprocessor(similarity_cutoff=threshold)],
-        )
+        chunks ``retrieve(query, top_k, threshold, mode)`` finds."""
+        return RetrieverQueryEngine.from_args(self.retriever(top_k, threshold, mode), llm=llm)
 
     def _delete_docs(self, doc_ids: list[str]) -> None:
         for doc_id in doc_ids:
@@ -190,12 +267,25 @@ class KnowledgeBase:
         Raises:
             OSError: the folder cannot be written.
         """
+        with self._keyword_lock:
+            self._keyword = None  # the chunks changed: BM25 is rebuilt on the next keyword search
         self.index.storage_context.persist(persist_dir=str(self.folder / "index"))
         data = {"name": self.name, "files": {n: asdict(e) for n, e in self.files.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out, ensure_ascii=False, indent=1)
         os.replace(tmp, self.folder / MANIFEST)
+
+
+class _KnowledgeRetriever(BaseRetriever):
+    """``KnowledgeBase.retrieve`` as a llama-index retriever."""
+
+    def __init__(self, kb: KnowledgeBase, top_k: int, threshold: float, mode: str) -> None:
+        super().__init__()
+        self._kb, self._top_k, self._threshold, self._mode = kb, top_k, threshold, mode
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._kb.retrieve(query_bundle.query_str, self._top_k, self._threshold, self._mode)
 
 
 class KnowledgeBases:

@@ -2,7 +2,7 @@
 
 Sidebar: the saved conversations at the top, as on the memory page; model settings; the knowledge
 base (choose, create, delete); its files (upload several, add a server folder, remove one) with
-progress while indexing; and the retrieval settings (top k, similarity threshold) under "Advanced".
+progress while indexing; and the retrieval settings (mode, top k, similarity threshold) under "Advanced".
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def knowledge_bases(root: Path) -> KnowledgeBases:
 
 
 def render(engine: type[KnowledgeEngine]) -> None:
-    """Draw the page; ``engine.from_defaults(config, knowledge base, top k, threshold)`` answers each turn."""
+    """Draw the page; ``engine.from_defaults(config, knowledge base, top k, threshold, mode)`` answers each turn."""
     setup_page("Knowledge Base", "📚")
     settings = settings_or_stop()
     store = conversation_store(settings)
@@ -55,8 +55,8 @@ def render(engine: type[KnowledgeEngine]) -> None:
         except EmbeddingModelError as exc:
             st.error(no_remote_images(str(exc)))
             st.stop()
-        top_k, threshold = _retrieval_settings() if kb is not None else (3, 0.3)
-    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold), store)
+        top_k, threshold, mode = _retrieval_settings() if kb is not None else (3, 0.3, "hybrid")
+    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold, mode), store)
     take_action(chat, settings, "kb")
     with top:
         conversation_list(SESSION_KEY, store, "kb")
@@ -117,9 +117,23 @@ def _create_popover(kbs: KnowledgeBases) -> None:
                 st.rerun()
 
 
-def _retrieval_settings() -> tuple[int, float]:
-    """The "Top k chunks" and "Similarity threshold" sliders, in an "Advanced" expander."""
+#: The "Retrieval" choices on the page, by ``utils.knowledge_bases.RETRIEVAL_MODES`` id.
+RETRIEVAL_LABELS = {"hybrid": "Hybrid", "vector": "Vector", "keyword": "Keyword"}
+
+
+def _retrieval_settings() -> tuple[int, float, str]:
+    """The "Retrieval" mode, "Top k chunks" and "Similarity threshold", in an "Advanced" expander;
+    returns (top k, threshold, mode id)."""
     with st.expander("Advanced"):
+        mode = st.radio(
+            "Retrieval",
+            list(RETRIEVAL_LABELS),
+            format_func=RETRIEVAL_LABELS.__getitem__,
+            key="kb_mode",
+            horizontal=True,
+            help="Hybrid finds passages by meaning and by the question's words together; Vector by "
+            "meaning only; Keyword by words only (BM25).",
+        )
         top_k = st.slider(
             "Top k chunks", 1, 10, 3, key="kb_top_k", help="How many passages of your files each answer is given."
         )
@@ -130,9 +144,10 @@ def _retrieval_settings() -> tuple[int, float]:
             0.3,
             0.05,
             key="kb_threshold",
-            help="Passages less similar to the question than this are not used (cosine similarity, 0 to 1).",
+            help="Passages less similar to the question than this are not used (cosine similarity, 0 to 1), "
+            "in every retrieval mode.",
         )
-    return top_k, threshold
+    return top_k, threshold, str(mode)
 
 
 def _delete_section(kbs: KnowledgeBases, kb: KnowledgeBase) -> None:
