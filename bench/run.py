@@ -9,6 +9,8 @@ Figures:
 - one rerun of the memory page (AppTest) with 1,000 saved conversations × 50 messages vs 0;
 - saving one turn into, and loading + rebuilding memory and agent from, large files;
 - speech to text, text to speech, OCR and an image's time to first token (``bench.media``);
+- recall@3 and MRR of vector, keyword and hybrid retrieval, and hybrid query latency at 10,000
+  and 100,000 chunks (``bench.retrieval``);
 - growth of save, load and rerun from 10 to 5,000 conversations (table and plot);
 - cold start of `streamlit run Home.py` until the first answer, and peak RSS of the app and
   the model server during a 20-turn chat.
@@ -35,6 +37,7 @@ sys.path.insert(0, str(APP_DIR))
 
 from bench.data import write_file  # noqa: E402
 from bench.media import section as media_section  # noqa: E402
+from bench.retrieval import section as retrieval_section  # noqa: E402
 from controller.chat import Chat  # noqa: E402
 from controller.engines import AgentEngine  # noqa: E402
 from model.json_store import JsonFileStore  # noqa: E402
@@ -581,6 +584,10 @@ def main() -> None:
         from bench import kb as kb_bench
 
         knowledge = kb_bench.run(server.base_url, server.context_window)
+        print("retrieval: recall@3 and MRR by mode, hybrid latency at 10,000 and 100,000 chunks", flush=True)
+        from bench import retrieval as retrieval_bench
+
+        retrieval = retrieval_bench.run()
         print("web search: one search turn's overhead", flush=True)
         from bench import web as web_bench
 
@@ -618,7 +625,7 @@ def main() -> None:
         "queue": queue_rates,
         "paced": paced_rates,
     }
-    speed = {"tuning": tuning, "where": where, "web": web, "media": media}
+    speed = {"tuning": tuning, "where": where, "web": web, "media": media, "retrieval": retrieval}
     write_results(
         streaming, sweep, scale, load_1000, cold, profile, knowledge, api_results, speed, time.monotonic() - started
     )
@@ -820,6 +827,15 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
             verdict(speed["web"]["median_ms"] <= 500),
         ),
         (
+            "knowledge bases: hybrid retrieval recall@3 (2,000 chunks, 200 questions whose key words are in "
+            "99 other chunks)",
+            f"**{speed['retrieval']['quality']['hybrid']['recall_at_3']:.2f}** (vector "
+            f"{speed['retrieval']['quality']['vector']['recall_at_3']:.2f}, keyword "
+            f"{speed['retrieval']['quality']['keyword']['recall_at_3']:.2f})",
+            "≥ 0.9",
+            verdict(speed["retrieval"]["quality"]["hybrid"]["recall_at_3"] >= 0.9),
+        ),
+        (
             "speech to text: Whisper tiny.en, offline, real-time factor",
             f"**{speed['media']['stt_rtf']:.2f}**",
             "≤ 0.5",
@@ -947,6 +963,7 @@ def write_results(streaming, sweep, scale, load_1000, cold, profile, knowledge, 
         "|---|---|",
         *[f"| {name.replace('_', ' ')} | {value:.0f} ms |" for name, value in web["stages_ms"].items()],
         f"| all of it (`WebSearch.context`) | **{web['median_ms']:.0f} ms** |",
+        *retrieval_section(speed["retrieval"]),
         *media_section(speed["media"]),
     ]
     big = scale[5000]
