@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import APP_DIR, PROVIDER_VARS
 from tests.fake_keys import fake
 from tests.fault_server import RecordingProxy
+from tests.scripted_server import Say, ScriptedServer
 from utils.local_server import LOCAL_MODEL_ALIAS, free_port
 
 KEY = fake("parley-", "test-api-key-0123456789")
@@ -519,27 +520,34 @@ def test_provider_failures_map_to_5xx_with_the_pages_sentence_and_keep_the_messa
         stop_api(closed)
 
 
-def test_past_the_queue_limit_requests_get_429_with_retry_after(local_server, tmp_path):
-    server = start_api(
-        tmp_path / "busy", local_server, PARLEY_API_MAX_CONCURRENT="1", PARLEY_API_MAX_QUEUE="0", LLM_MAX_TOKENS="200"
-    )
+def test_past_the_queue_limit_requests_get_429_with_retry_after(tmp_path):
+    """One slot, no queue: while a reply streams (a scripted provider, 30 words at 10 a second),
+    a second request is refused with 429 and Retry-After."""
+    provider = ScriptedServer([Say("word " * 30)], tokens_per_second=10).start()
+    env = {"LLM_PROVIDER": "openai_like", "LLM_BASE_URL": provider.base_url, "LLM_MODEL": "scripted"}
+    server = start_api(tmp_path / "busy", None, PARLEY_API_MAX_CONCURRENT="1", PARLEY_API_MAX_QUEUE="0", **env)
 
-    async def two_at_once() -> list[httpx.Response]:
-        body = {"model": LOCAL_MODEL_ALIAS, "messages": [{"role": "user", "content": "Tell me a long story."}]}
-        async with httpx.AsyncClient(
-            base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=TIMEOUT
-        ) as client:
-            first = asyncio.create_task(client.post("/v1/chat/completions", json=body))
-            await asyncio.sleep(0.5)  # the first holds the only slot
+    async def two_at_once() -> tuple[int, httpx.Response]:
+        body = {"model": "scripted", "messages": [{"role": "user", "content": "Tell me a long story."}]}
+        async with (
+            httpx.AsyncClient(
+                base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=TIMEOUT
+            ) as client,
+            client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as first,
+        ):
+            chunks = first.aiter_bytes()
+            await anext(chunks)  # the first is streaming: it holds the only slot until it ends
             second = await client.post("/v1/chat/completions", json=body)
-            return [await first, second]
+            rest = b"".join([piece async for piece in chunks])
+            return first.status_code if rest.endswith(b"data: [DONE]\n\n") else -1, second
 
     try:
         first, second = asyncio.run(two_at_once())
-        assert first.status_code == 200
+        assert first == 200
         assert "try again in 5 s" in _error(second, 429) and second.headers["retry-after"] == "5"
     finally:
         stop_api(server)
+        provider.stop()
 
 
 def test_without_keys_one_is_made_and_printed_once(local_server, tmp_path):
@@ -573,6 +581,10 @@ def test_schema_fuzz_finds_no_server_error(api, tmp_path):
             "--no-color",
             "--seed",
             "42",
+            # A turn on the local model takes a few seconds; on a busy 2-core machine more than the
+            # fuzzer's default 10 s wait. The check is for 5xx, not speed.
+            "--request-timeout",
+            "60",
             # Reading out up to 4,096 generated characters takes Piper longer than the fuzzer's 10 s
             # wait; the speech route's own tests (tests/test_api_media.py) cover its input.
             "--exclude-path",

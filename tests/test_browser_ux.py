@@ -22,41 +22,47 @@ from view.style import CONVERSATION_PREFIX
 pytestmark = pytest.mark.browser
 
 ANSWER = {"role": "assistant", "content": "Blue, like the sky on a clear day.", "model": "m"}
-_NOW = datetime.now(UTC)
-#: Today (the browser's time zone is UTC), yesterday and two weeks ago, as stored timestamps.
-TODAY = max(_NOW - timedelta(minutes=1), _NOW.replace(hour=0, minute=0, second=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-YESTERDAY = (_NOW - timedelta(days=1)).strftime("%Y-%m-%dT12:00:00Z")
-EARLIER = (_NOW - timedelta(days=14)).strftime("%Y-%m-%dT12:00:00Z")
-SAVED = {
-    "Weather in Paris today and the rest of the week": [
-        {"role": "user", "content": "How is the weather in Paris?", "timestamp": TODAY},
-        {"role": "assistant", "content": "Sunny.", "model": "m", "timestamp": TODAY},
-    ],
-    "Weather in Paris today and the rest of the week (2)": [
-        {"role": "user", "content": "And tomorrow?", "timestamp": TODAY},
-        {"role": "assistant", "content": "Rain.", "model": "m", "timestamp": TODAY},
-    ],
-    "Colours": [
-        {"role": "user", "content": "Name a colour.", "timestamp": YESTERDAY},
-        ANSWER | {"version_index": 1, "versions": [[ANSWER | {"content": "Red."}]], "timestamp": YESTERDAY},
-    ],
-    "Plant notes": [
-        {
-            "role": "user",
-            "content": "When does the valve open?",
-            "knowledge_base": "plant",
-            "timestamp": EARLIER,
-        },
-        {"role": "assistant", "content": "At 42 kPa.", "knowledge_base": "plant", "timestamp": EARLIER},
-    ],
-}
+
+
+def saved_conversations() -> dict:
+    """Conversations from today (the browser's time zone is UTC), yesterday and two weeks ago,
+    stamped when called, so that a run crossing midnight still sees "Today"."""
+    now = datetime.now(UTC)
+    today = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0, second=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    yesterday = (now - timedelta(days=1)).strftime("%Y-%m-%dT12:00:00Z")
+    earlier = (now - timedelta(days=14)).strftime("%Y-%m-%dT12:00:00Z")
+    return {
+        "Weather in Paris today and the rest of the week": [
+            {"role": "user", "content": "How is the weather in Paris?", "timestamp": today},
+            {"role": "assistant", "content": "Sunny.", "model": "m", "timestamp": today},
+        ],
+        "Weather in Paris today and the rest of the week (2)": [
+            {"role": "user", "content": "And tomorrow?", "timestamp": today},
+            {"role": "assistant", "content": "Rain.", "model": "m", "timestamp": today},
+        ],
+        "Colours": [
+            {"role": "user", "content": "Name a colour.", "timestamp": yesterday},
+            ANSWER | {"version_index": 1, "versions": [[ANSWER | {"content": "Red."}]], "timestamp": yesterday},
+        ],
+        "Plant notes": [
+            {
+                "role": "user",
+                "content": "When does the valve open?",
+                "knowledge_base": "plant",
+                "timestamp": earlier,
+            },
+            {"role": "assistant", "content": "At 42 kPa.", "knowledge_base": "plant", "timestamp": earlier},
+        ],
+    }
+
+
 LOOK_ALIKE = "Weather in Paris today and the rest of the week"
 
 
 @pytest.fixture
 def saved_app(app_env):
-    """The app with SAVED in its conversations file; yields (url, conversations file)."""
-    app_env.write_text(json.dumps(SAVED), encoding="utf-8")
+    """The app with ``saved_conversations()`` in its conversations file; yields (url, conversations file)."""
+    app_env.write_text(json.dumps(saved_conversations()), encoding="utf-8")
     url, process = run_streamlit()
     yield url, app_env
     process.terminate()
