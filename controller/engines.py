@@ -368,15 +368,11 @@ class KnowledgeEngine(_Engine):
 
     @classmethod
     def from_defaults(
-        cls,
-        config: LLMConfig,
-        knowledge_base: KnowledgeBase | None,
-        top_k: int = 3,
-        threshold: float = 0.3,
-        mode: str = "hybrid",
+        cls, config: LLMConfig, knowledge_base: KnowledgeBase | None, **retrieval: Any
     ) -> KnowledgeEngine:
-        """The knowledge-base engine for ``config`` over ``knowledge_base``."""
-        return cls(config, knowledge_base, top_k, threshold, mode)
+        """The knowledge-base engine for ``config`` over ``knowledge_base``; ``retrieval`` holds
+        the constructor's ``top_k``, ``threshold`` and ``mode`` by name, its defaults for the rest."""
+        return cls(config, knowledge_base, **retrieval)
 
     def with_config(self, config: LLMConfig) -> KnowledgeEngine:
         """The same knowledge base and retrieval settings, answering with ``config``."""

@@ -71,7 +71,7 @@ def test_a_knowledge_base_reply_reports_its_finish_reason_too(scripted, tmp_path
 
     kb = KnowledgeBases(tmp_path / "kbs", build_embed_model).create("notes")
     kb.add_files([("counting.txt", b"Counting: one two three four five six seven eight.")])
-    chat = Chat(KnowledgeEngine.from_defaults(scripted_config(scripted, max_tokens=3), kb, 1, 0.0))
+    chat = Chat(KnowledgeEngine.from_defaults(scripted_config(scripted, max_tokens=3), kb, top_k=1, threshold=0.0))
     list(chat.send("What does counting say?"))
     assert chat.messages[-1].cut and chat.messages[-1].content == "one two three"
 

@@ -56,7 +56,7 @@ def render(engine: type[KnowledgeEngine]) -> None:
             st.error(no_remote_images(str(exc)))
             st.stop()
         top_k, threshold, mode = _retrieval_settings() if kb is not None else (3, 0.3, "hybrid")
-    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k, threshold, mode), store)
+    chat = tab_chat(SESSION_KEY, engine.from_defaults(config, kb, top_k=top_k, threshold=threshold, mode=mode), store)
     take_action(chat, settings, "kb")
     with top:
         conversation_list(SESSION_KEY, store, "kb")
