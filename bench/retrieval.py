@@ -247,7 +247,7 @@ def section(figures: dict) -> list[str]:
     ]
     for mode, q in figures["quality"].items():
         target = "recall@3 ≥ 0.9" if mode == "hybrid" else "report"
-        lines.append(f"| {mode} | **{q['recall_at_3']:.2f}** | {q['mrr']:.2f} | {target} |")
+        lines.append(f"| {mode} | **{q['recall_at_3']:.3f}** | {q['mrr']:.3f} | {target} |")
     lines += [
         "",
         "One hybrid query (top 3), the folder store (SimpleVectorStore's exact search over every vector, "
