@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +25,9 @@ GRACE_SECONDS = 600.0
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 #: Largest attachment kept, in bytes (an image is cut to 2048 px first; audio is at most 25 MB).
 MAX_ATTACHMENT_BYTES = 25 * 2**20
+#: Bytes of attachments a store keeps in memory after reading them (``BlobCache``): a page shows a
+#: conversation's thumbnails again on every rerun.
+BLOB_CACHE_BYTES = 64 * 2**20
 #: File name suffixes of the types kept, for the file store's folder.
 SUFFIXES = {
     "image/png": ".png",
@@ -122,3 +126,46 @@ class MemoryAttachments:
         """The attachment ``digest``, or None."""
         with self._lock:
             return self._blobs.get(digest)
+
+
+class BlobCache:
+    """The attachments read last, up to ``max_bytes`` in all, least recently used dropped first.
+
+    Safe because attachments are content-addressed: the bytes under a SHA-256 never change; a
+    removed one is dropped with ``discard``.
+    """
+
+    def __init__(self, max_bytes: int = BLOB_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._blobs: OrderedDict[str, Blob] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Blob | None:
+        """The cached attachment ``digest``, or None."""
+        with self._lock:
+            blob = self._blobs.get(digest)
+            if blob is not None:
+                self._blobs.move_to_end(digest)
+            return blob
+
+    def put(self, digest: str, blob: Blob) -> None:
+        """Keep ``blob`` under ``digest`` (not when it alone is over ``max_bytes``)."""
+        if len(blob.data) > self.max_bytes:
+            return
+        with self._lock:
+            if digest in self._blobs:
+                return
+            self._blobs[digest] = blob
+            self._size += len(blob.data)
+            while self._size > self.max_bytes:
+                _, dropped = self._blobs.popitem(last=False)
+                self._size -= len(dropped.data)
+
+    def discard(self, digests: Iterable[str]) -> None:
+        """Forget ``digests`` (removed from the store)."""
+        with self._lock:
+            for digest in digests:
+                dropped = self._blobs.pop(digest, None)
+                if dropped is not None:
+                    self._size -= len(dropped.data)

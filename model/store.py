@@ -11,6 +11,7 @@ their messages (no lost update).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from abc import ABC, abstractmethod
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from model.assistant import BUILT_INS, DEFAULT_ASSISTANT, Assistant, InvalidAssistantError, name_key, slug_of
-from model.attachments import GRACE_SECONDS, MAX_ATTACHMENT_BYTES, Blob, digest_of, referenced, valid_digest
+from model.attachments import (
+    GRACE_SECONDS,
+    MAX_ATTACHMENT_BYTES,
+    Blob,
+    BlobCache,
+    digest_of,
+    referenced,
+    valid_digest,
+)
 from model.message import Message
 
 Conversations = dict[str, list[Message]]
@@ -543,12 +552,25 @@ class BaseConversationStore(ABC):
         return digest
 
     def attachment(self, digest: str) -> Blob | None:
-        """The attachment ``digest`` (SHA-256 in hex), or None when there is none or the id is not one.
+        """The attachment ``digest`` (SHA-256 in hex), or None when there is none or the id is not one;
+        the last ``model.attachments.BLOB_CACHE_BYTES`` read are kept in memory.
 
         Raises:
             StoreError: the store cannot be read.
         """
-        return self._get_blob(digest) if valid_digest(digest) else None
+        if not valid_digest(digest):
+            return None
+        blob = self._blob_cache.get(digest)
+        if blob is None:
+            blob = self._get_blob(digest)
+            if blob is not None:
+                self._blob_cache.put(digest, blob)
+        return blob
+
+    @functools.cached_property
+    def _blob_cache(self) -> BlobCache:
+        """The attachments read last (a page shows them on every rerun)."""
+        return BlobCache()
 
     def collect_attachments(self, grace: float = GRACE_SECONDS) -> int:
         """Remove the attachments no stored message refers to, older than ``grace`` seconds.
@@ -566,6 +588,7 @@ class BaseConversationStore(ABC):
         unused = [digest for digest in old if digest not in used]
         if unused:
             self._delete_blobs(unused)
+            self._blob_cache.discard(unused)
         return len(unused)
 
     def pop_notices(self) -> list[str]:
