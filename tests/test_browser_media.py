@@ -100,16 +100,27 @@ def scripted_app(tmp_path):
     images.stop()
 
 
+def answer_with_tool(app, page, tool: str, call: Call, question: str, words: str):
+    """On the scripted ``app``: choose ``tool`` on a new memory page, ask ``question``, the model
+    making ``call`` then saying ``words``; returns the reply's bubble once it shows them."""
+    url, provider, _ = app
+    provider.play([call, Say(words)])
+    open_memory_page(page, url)
+    choose_tool(page, tool)
+    send(page, question, model="scripted")
+    reply = bubble(page, 1)
+    expect(reply).to_contain_text(words, timeout=TIMEOUT_MS)
+    return reply
+
+
 @pytest.mark.skipif(isolation() != "full", reason="needs bubblewrap")
 def test_a_chart_from_run_python_is_shown_in_the_reply_and_stored(scripted_app, browser_page, shots):
-    url, provider, conversations = scripted_app
-    provider.play([Call("run_python", json.dumps({"code": CHART})), Say("Here is the bar chart.")])
+    _, _, conversations = scripted_app
     page = browser_page
-    open_memory_page(page, url)
-    choose_tool(page, "Run Python")
-    send(page, "Make a bar chart of 3, 5 and 2.", model="scripted")
-    reply = bubble(page, 1)
-    expect(reply).to_contain_text("Here is the bar chart.", timeout=TIMEOUT_MS)
+    call = Call("run_python", json.dumps({"code": CHART}))
+    reply = answer_with_tool(
+        scripted_app, page, "Run Python", call, "Make a bar chart of 3, 5 and 2.", "Here is the bar chart."
+    )
     chart = reply.get_by_test_id("stImage").locator("img")
     expect(chart).to_be_visible(timeout=TIMEOUT_MS)
     assert chart.evaluate("img => img.naturalWidth") > 200
@@ -121,14 +132,8 @@ def test_a_chart_from_run_python_is_shown_in_the_reply_and_stored(scripted_app, 
 
 
 def test_create_image_is_offered_when_configured_and_its_image_is_shown(scripted_app, browser_page):
-    url, provider, conversations = scripted_app
-    provider.play([Call("create_image", json.dumps({"description": "a red square"})), Say("Made it.")])
-    page = browser_page
-    open_memory_page(page, url)
-    choose_tool(page, "Create image")
-    send(page, "Draw a red square.", model="scripted")
-    reply = bubble(page, 1)
-    expect(reply).to_contain_text("Made it.", timeout=TIMEOUT_MS)
+    call = Call("create_image", json.dumps({"description": "a red square"}))
+    reply = answer_with_tool(scripted_app, browser_page, "Create image", call, "Draw a red square.", "Made it.")
     expect(reply.get_by_test_id("stImage")).to_have_count(1, timeout=TIMEOUT_MS)
 
 

@@ -12,7 +12,6 @@ import struct
 import wave
 import zipfile
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -22,11 +21,12 @@ from controller.engines import AgentEngine, PlainEngine
 from controller.errors import ChatError
 from controller.speech import read_aloud, transcriber_for, voice_for
 from controller.tools import ToolBox, image_keeper
-from model.attachments import MemoryAttachments, referenced
+from model.attachments import Blob, BlobCache, MemoryAttachments, referenced
 from model.message import Attachment, Message
 from model.stores import open_store
 from tests.fault_server import RecordingProxy, _LoopbackServer
 from tests.scripted_server import Call, Say, ScriptedServer
+from tests.web_servers import QuietHandler
 from utils.image_generation import ImageEndpoint
 from utils.images import MAX_SIDE_PIXELS, ImageError, clean_image
 from utils.ocr import image_text
@@ -49,7 +49,30 @@ Image.new("RGB", (64, 64), "red").save(RED_SQUARE, "PNG")
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
-class ImagesServer(_LoopbackServer):
+class _PostServer(_LoopbackServer):
+    """A loopback server answering every POST with ``answer(path, body)``: (status, content type, body)."""
+
+    def answer(self, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+    def _handler(self):
+        server = self
+
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:
+                status, kind, body = server.answer(
+                    self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+class ImagesServer(_PostServer):
     """OpenAI's images API on 127.0.0.1 (``POST /v1/images/generations``): answers every request with
     ``image`` as ``b64_json`` (a red square by default) and keeps each request body in ``bodies``."""
 
@@ -57,23 +80,10 @@ class ImagesServer(_LoopbackServer):
         self.image = image or RED_SQUARE.getvalue()
         self._serve()
 
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                body = json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(server.image).decode()}]})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-        return Handler
+    def answer(self, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        self.bodies.append(json.loads(raw))
+        body = json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(self.image).decode()}]})
+        return 200, "application/json", body.encode()
 
 
 def invoice_png(number: str = INVOICE) -> bytes:
@@ -365,7 +375,7 @@ def test_what_is_read_aloud_has_no_markdown_code_or_citations():
     assert spoken == "Result\nParis is the capital. See the map.\n(code block)\na item"
 
 
-class AudioServer(_LoopbackServer):
+class AudioServer(_PostServer):
     """Groq's and OpenAI's audio APIs on 127.0.0.1, under any root: ``…/audio/transcriptions``
     answers ``{"text": transcript}`` and ``…/audio/speech`` answers ``wav``; each request's path and
     body (multipart as bytes, JSON decoded) are kept in ``bodies``. ``down`` answers 503 to all."""
@@ -376,32 +386,13 @@ class AudioServer(_LoopbackServer):
         self.transcript, self.wav, self.down = transcript, wav, False
         self._serve()
 
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                speech = self.path.endswith("/audio/speech")
-                server.bodies.append({"path": self.path, "body": json.loads(raw) if speech else raw})
-                body, kind = (
-                    (server.wav, "audio/wav")
-                    if speech
-                    else (
-                        json.dumps({"text": server.transcript}).encode(),
-                        "application/json",
-                    )
-                )
-                self.send_response(503 if server.down else 200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        return Handler
+    def answer(self, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        speech = path.endswith("/audio/speech")
+        self.bodies.append({"path": path, "body": json.loads(raw) if speech else raw})
+        status = 503 if self.down else 200
+        if speech:
+            return status, "audio/wav", self.wav
+        return status, "application/json", json.dumps({"text": self.transcript}).encode()
 
 
 def test_with_a_key_groq_and_openai_transcribe_and_openai_speaks_through_their_sdks():
@@ -430,3 +421,23 @@ def test_with_a_key_groq_and_openai_transcribe_and_openai_speaks_through_their_s
             read_aloud("Something else.", voice_for(openai_))
     finally:
         server.stop()
+
+
+def test_the_blob_cache_keeps_the_last_read_within_its_bytes_and_forgets_removed_ones(tmp_path):
+    cache = BlobCache(max_bytes=10)
+    cache.put("a", Blob(b"12345", "image/png"))
+    cache.put("b", Blob(b"12345", "image/png"))
+    assert cache.get("a") is not None  # "a" is now the last read
+    cache.put("c", Blob(b"123", "image/png"))
+    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    cache.put("huge", Blob(b"x" * 11, "image/png"))
+    assert cache.get("huge") is None
+    cache.discard(["a"])
+    assert cache.get("a") is None
+
+    store = open_store(tmp_path / "conversations.json")
+    digest = store.put_attachment(RED_SQUARE.getvalue(), "image/png")
+    assert store.attachment(digest) is not None
+    for path in (tmp_path / "attachments").iterdir():
+        path.unlink()  # gone from disk: a second read is the cached one
+    assert store.attachment(digest).data == RED_SQUARE.getvalue()
