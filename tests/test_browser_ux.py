@@ -312,6 +312,7 @@ def test_the_help_page_is_for_users_and_its_images_load(app_env, streamlit_app, 
     expect(main.get_by_role("heading", name="Privacy: what stays on this machine")).to_be_visible(timeout=TIMEOUT_MS)
     expect(main.get_by_text("make test")).to_have_count(0)
     images = main.locator("img")
+    expect(images.nth(4)).to_be_attached(timeout=TIMEOUT_MS)  # drawn after the text, one by one
     assert images.count() >= 5
     page.wait_for_function("[...document.querySelectorAll('main img')].every(i => i.complete)", timeout=TIMEOUT_MS)
     widths = images.evaluate_all("all => all.map(i => i.naturalWidth)")
