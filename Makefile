@@ -13,7 +13,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # token), so on x86-64 it is built for AVX2, which every x86-64 server of the last decade runs.
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
-.PHONY: run serve worker copy-conversations migrate test check lint duplicates bench screenshots lock chromium services sandbox media clean
+.PHONY: run serve worker copy-conversations copy-knowledge-bases migrate test check lint duplicates bench screenshots lock chromium services sandbox media clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,11 @@ worker: $(VENV)/.deps
 # (`make migrate` is the same command under its older name: no schema changes, a copy.)
 copy-conversations migrate: $(VENV)/.deps
 	$(VENV)/bin/python -m model.copy_conversations --from "$(FROM)" --to "$(TO)"
+
+# Copy every knowledge base between stores, embeddings and files included (nothing is embedded again):
+# make copy-knowledge-bases FROM=knowledge_bases TO=postgresql://...
+copy-knowledge-bases: $(VENV)/.deps
+	$(VENV)/bin/python -m utils.copy_knowledge_bases --from "$(FROM)" --to "$(TO)"
 
 # Refresh the README's and the Help page's screenshots in docs/ on purpose (tests write theirs to a
 # temporary folder), a dark, narrow one (narrow_dark.png) and the conversation list included.

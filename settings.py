@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         local_server_start_timeout: seconds to wait for the local server to load the model.
         llm_system_prompt: the system prompt a new tab starts with ("" for none).
         knowledge_base_dir: folder of the knowledge bases (relative paths are under the app folder).
+        knowledge_base_url: where knowledge bases are kept: ``postgresql://...`` (with pgvector) or a
+            folder; None: CONVERSATIONS_URL when that is a PostgreSQL offering pgvector, else
+            ``knowledge_base_dir`` (``utils.knowledge_bases.open_knowledge_bases``).
         local_models_dir: folder of GGUF files offered by the local provider's model picker
             (relative paths are under the app folder; git-ignored ``models/`` by default).
         local_llm_threads: threads the local server generates with; None lets
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     local_server_start_timeout: float = Field(default=120.0, gt=0)
     llm_system_prompt: str = "You are Parley, a helpful assistant."
     knowledge_base_dir: Path = Path("knowledge_bases")
+    knowledge_base_url: str | None = None
     local_models_dir: Path = Path("models")
     local_llm_threads: int | None = Field(default=None, ge=1)
     llm_vision: bool | None = None
@@ -166,6 +170,7 @@ class Settings(BaseSettings):
         "tavily_api_key",
         "brave_api_key",
         "parley_fetch_allow",
+        "knowledge_base_url",
         "llm_vision",
         "image_model",
         "image_base_url",
@@ -216,6 +221,14 @@ class Settings(BaseSettings):
         if url is None:
             return str(self.conversations_file)
         if "://" in url or Path(url).is_absolute():
+            return url
+        return str(APP_DIR / url)
+
+    @property
+    def knowledge_base_location(self) -> str | None:
+        """KNOWLEDGE_BASE_URL, a relative folder in it resolved under the app folder; None if unset."""
+        url = self.knowledge_base_url
+        if url is None or "://" in url or Path(url).expanduser().is_absolute():
             return url
         return str(APP_DIR / url)
 

@@ -24,7 +24,7 @@ from model.redis_store import async_redis_client, redis_client
 from model.stores import open_store
 from settings import Settings
 from utils.embeddings import build_embed_model
-from utils.knowledge_bases import KnowledgeBases
+from utils.knowledge_bases import knowledge_bases_for
 from utils.local_server import LocalServer
 
 
@@ -43,6 +43,7 @@ def server_state(settings: Settings, keys: list[str], start_local: bool) -> Serv
 
     Raises:
         StoreError: the store cannot be opened.
+        KnowledgeBaseError: the knowledge-base store cannot be opened.
         LocalServerError: the local model server does not start.
     """
     local = LocalServer.for_settings(settings) if start_local and settings.provider == "local" else None
@@ -58,7 +59,7 @@ def server_state(settings: Settings, keys: list[str], start_local: bool) -> Serv
         store=open_store(settings.conversations_location),
         tokens=chat_tokens,
         slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
-        knowledge_bases=KnowledgeBases(settings.knowledge_base_dir, build_embed_model),
+        knowledge_bases=knowledge_bases_for(settings, build_embed_model),
         local=local,
         redis=redis_async,
         redis_sync=redis_sync,

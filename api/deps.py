@@ -20,7 +20,7 @@ from controller.web_search import WebSearch
 from model.assistant import Assistant
 from model.store import BaseConversationStore
 from settings import Settings
-from utils.knowledge_bases import KnowledgeBases
+from utils.knowledge_bases import KnowledgeBaseStore
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, ToolServer
 from utils.model_list import models_of
 from utils.providers import LLMConfig, LocalEndpoint, resolve_config
@@ -53,7 +53,7 @@ class ServerState:
     store: BaseConversationStore
     tokens: ChatTokens
     slots: ModelSlots
-    knowledge_bases: KnowledgeBases
+    knowledge_bases: KnowledgeBaseStore
     local: LocalServer | None = None
     redis: Any = None
     redis_sync: Any = None

@@ -18,7 +18,7 @@ from model.assistant import ALL_KNOWLEDGE_BASES, DEFAULT, Assistant
 from model.store import BaseConversationStore
 from settings import Settings
 from utils.image_generation import image_endpoint
-from utils.knowledge_bases import KnowledgeBases
+from utils.knowledge_bases import KnowledgeBaseStore
 from utils.providers import LLMConfig, LocalEndpoint, ModelChoice, resolve_config
 
 
@@ -124,7 +124,7 @@ class AgentSetup:
 
     settings: Settings
     store: BaseConversationStore
-    knowledge_bases: KnowledgeBases | None
+    knowledge_bases: KnowledgeBaseStore | None
     local: LocalEndpoint | None
     tool_config: Callable[[LLMConfig], LLMConfig]
 

@@ -46,7 +46,7 @@ from controller.tools import ToolBox, image_keeper
 from controller.web_search import CONTEXT_SHARES, WebSearch
 from model.attachments import AttachmentReader, AttachmentSpace
 from model.message import Message, Source, ToolCall
-from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, source_of
+from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBase, KnowledgeBaseError, source_of
 from utils.llm import build_llm, try_build_llm
 from utils.providers import LLMConfig, sees_images
 from utils.token_count import count_tokens
@@ -401,7 +401,10 @@ class KnowledgeEngine(_Engine):
         """The answer from the chunks found for ``message.content``, or ``NOTHING_FOUND``."""
         kb = self.knowledge_base
         question = message.content or message.model_text()
-        found = kb.retrieve(question, self.top_k, self.threshold, self.mode) if kb else []
+        try:
+            found = kb.retrieve(question, self.top_k, self.threshold, self.mode) if kb else []
+        except KnowledgeBaseError as exc:
+            raise ChatError(str(exc)) from exc
         if not found:
             record.answered_by_model = False
             yield NOTHING_FOUND

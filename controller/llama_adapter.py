@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Iterator
 from queue import Empty
-from typing import Any
+from typing import Any, cast
 
 from llama_index.agent.openai import OpenAIAgent, OpenAIAgentWorker
 from llama_index.core.agent.types import Task, TaskStep
@@ -128,12 +128,15 @@ def build_agent(
     """
     tools = tools or []
     agent = OpenAIAgent.from_tools(tools=tools, llm=llm, memory=memory, system_prompt=system_prompt or None)
-    worker = ToolCallWorker.from_tools(
-        tools=tools,
-        llm=llm,
-        system_prompt=system_prompt or None,
-        max_function_calls=MAX_TOOL_ROUNDS * 8,
-        callback_manager=agent.callback_manager,
+    worker = cast(
+        ToolCallWorker,
+        ToolCallWorker.from_tools(
+            tools=tools,
+            llm=llm,
+            system_prompt=system_prompt or None,
+            max_function_calls=MAX_TOOL_ROUNDS * 8,
+            callback_manager=agent.callback_manager,
+        ),
     )
     worker.on_call = on_call
     worker.calls = []
@@ -141,12 +144,12 @@ def build_agent(
     worker.first_message = first_message
     worker.keep_images = keep_images
     if on_finish is not None:
-        worker._llm = FinishObserver(worker._llm, on_finish)
+        worker._llm = FinishObserver(worker._llm, on_finish)  # type: ignore[assignment]  # a wrapper, not an OpenAI
     agent.agent_worker = worker
     return agent
 
 
-class ToolCallWorker(OpenAIAgentWorker):  # type: ignore[misc]  # llama-index-agent-openai ships no types
+class ToolCallWorker(OpenAIAgentWorker):
     """llama-index's OpenAIAgentWorker that reports each tool call and bounds the rounds of calls.
 
     The model is given a failure as the call's result (``Error: …``) and may try again, for at most

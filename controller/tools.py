@@ -28,7 +28,7 @@ from model.message import Attachment
 from model.store import StoreError
 from utils.image_generation import ImageEndpoint, ImageGenerationError, generate_image
 from utils.images import ImageError, clean_image
-from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases, source_of
+from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBaseStore, source_of
 from utils.sandbox import MAX_IMAGE_BYTES, OUTPUT_CAP_BYTES, SandboxUnavailable, isolation, run_python
 from utils.web_search import WebSearchError
 
@@ -301,7 +301,7 @@ class ToolBox:
         images: the images endpoint behind "Create image", or None (not offered).
     """
 
-    knowledge_bases: KnowledgeBases | None = None
+    knowledge_bases: KnowledgeBaseStore | None = None
     timezone: str | None = None
     top_k: int = 3
     threshold: float = 0.3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from model.store import StoreError
 from model.stores import open_store
@@ -41,19 +42,37 @@ def copy_conversations(source: str, destination: str) -> tuple[int, int]:
         dst.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit code (1 on a failure, with its sentence on stderr)."""
-    parser = argparse.ArgumentParser(prog="python -m model.copy_conversations", description=__doc__)
-    parser.add_argument("--from", dest="source", required=True, help="the store to copy from")
-    parser.add_argument("--to", dest="destination", required=True, help="the store to copy to")
+def copy_command(
+    argv: list[str] | None,
+    prog: str,
+    description: str | None,
+    copy: Callable[[str, str], str],
+    failures: tuple[type[Exception], ...],
+) -> int:
+    """A ``--from``/``--to`` copy command line: runs ``copy(source, destination)``, which returns
+    what it did as a sentence, and prints that; returns the exit code (1 when ``copy`` raised one of
+    ``failures``, its sentence on stderr; 2 for bad arguments, from argparse)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--from", dest="source", required=True, help="where to copy from")
+    parser.add_argument("--to", dest="destination", required=True, help="where to copy to")
     args = parser.parse_args(argv)
     try:
-        conversations, messages = copy_conversations(args.source, args.destination)
-    except StoreError as exc:
+        done = copy(args.source, args.destination)
+    except failures as exc:
         print(f"Copying failed: {exc}", file=sys.stderr)
         return 1
-    print(f"Copied {conversations} conversation(s) with {messages} message(s); every count verified.")
+    print(done)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (1 on a failure, with its sentence on stderr)."""
+
+    def copy(source: str, destination: str) -> str:
+        conversations, messages = copy_conversations(source, destination)
+        return f"Copied {conversations} conversation(s) with {messages} message(s); every count verified."
+
+    return copy_command(argv, "python -m model.copy_conversations", __doc__, copy, (StoreError,))
 
 
 if __name__ == "__main__":

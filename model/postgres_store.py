@@ -77,6 +77,27 @@ CREATE TABLE IF NOT EXISTS parley_assistants (
 """
 
 
+def open_pool(url: str, size: int, name: str) -> ConnectionPool:
+    """An open psycopg pool of at most ``size`` connections to ``url``, each checked before use (a
+    connection broken by a server restart is replaced), waiting CONNECT_TIMEOUT seconds at most.
+
+    Raises:
+        PoolTimeout: no connection could be made within CONNECT_TIMEOUT seconds.
+    """
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        timeout=CONNECT_TIMEOUT,
+        kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
+        check=ConnectionPool.check_connection,
+        open=False,
+        name=name,
+    )
+    pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+    return pool
+
+
 class PostgresStore(BaseConversationStore):
     """The conversation store in PostgreSQL.
 
@@ -95,17 +116,7 @@ class PostgresStore(BaseConversationStore):
             # One direct connection first: its error says why (refused, unknown host, bad password),
             # where the pool would only say that it timed out.
             psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT)).close()
-            self._pool = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                timeout=CONNECT_TIMEOUT,
-                kwargs={"connect_timeout": int(CONNECT_TIMEOUT)},
-                check=ConnectionPool.check_connection,
-                open=False,
-                name="parley",
-            )
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            self._pool = open_pool(url, pool_size, "parley")
         except (PoolTimeout, psycopg.Error) as exc:
             raise StoreError(
                 f"Could not connect to the PostgreSQL database at {self.location}: {_reason(exc)}. "

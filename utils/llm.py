@@ -15,11 +15,11 @@ clients track responses for Stop (``utils.response_tracking``) and never retry b
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ChatResponseGen, MessageRole
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms import LLM
 from llama_index.llms.groq import Groq
@@ -132,7 +132,7 @@ def _openai_like_fields(config: LLMConfig, base_url: str | None, default_context
     }
 
 
-class LocalToolLLM(OpenAILike):  # type: ignore[misc]  # OpenAILike's package ships no types
+class LocalToolLLM(OpenAILike):
     """The local model (llama-cpp-python's server), with tool calls from a second server of the same
     model when ``tool_llm`` is set.
 
@@ -162,7 +162,7 @@ class LocalToolLLM(OpenAILike):  # type: ignore[misc]  # OpenAILike's package sh
     def tool_llm(self, llm: OpenAILike | None) -> None:
         self._tool_llm = llm
 
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[ChatResponse]:
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream the reply to ``messages``; with ``tools`` in ``kwargs``, the tool server decides
         first (see the class docstring).
 
@@ -172,13 +172,13 @@ class LocalToolLLM(OpenAILike):  # type: ignore[misc]  # OpenAILike's package sh
         plain = {k: v for k, v in kwargs.items() if k not in ("tools", "tool_choice")}
         sent = calls_as_text(messages)
         if not kwargs.get("tools") or self._tool_llm is None:
-            stream: Iterator[ChatResponse] = super().stream_chat(sent, **plain)
+            stream: ChatResponseGen = super().stream_chat(sent, **plain)
             return stream
         return self._tools_then_stream(sent, kwargs, plain)
 
     def _tools_then_stream(
         self, sent: list[ChatMessage], kwargs: dict[str, Any], plain: dict[str, Any]
-    ) -> Iterator[ChatResponse]:
+    ) -> ChatResponseGen:
         assert self._tool_llm is not None
         reply = self._tool_llm.chat(sent, **kwargs)
         if reply.message.additional_kwargs.get("tool_calls"):

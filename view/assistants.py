@@ -100,7 +100,7 @@ def render() -> None:
     setup_page("Assistants", "🧩")
     settings = settings_or_stop()
     store = conversation_store(settings)
-    kbs = knowledge_bases(settings.knowledge_base_dir)
+    kbs = knowledge_bases(settings)
     known = all_assistants(store)
     st.title("Assistants")
     st.caption(

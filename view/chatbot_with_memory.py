@@ -31,7 +31,7 @@ def render(engine: type[AgentEngine]) -> None:
     settings = settings_or_stop()
     store = conversation_store(settings)
     web = web_search_for(settings)
-    kbs = knowledge_bases(settings.knowledge_base_dir)
+    kbs = knowledge_bases(settings)
     toolbox = ToolBox(kbs, st.context.timezone, web=web, images=image_endpoint(settings))
     known = all_assistants(store)
     ahead = chosen_assistant(st.session_state.get(SESSION_KEY), known)

@@ -14,9 +14,10 @@ import streamlit as st
 
 from controller.chat import Chat
 from controller.engines import KnowledgeEngine
+from settings import Settings
 from utils.documents import SUPPORTED_TYPES
 from utils.embeddings import EmbeddingModelError, build_embed_model
-from utils.knowledge_bases import AddReport, KnowledgeBase, KnowledgeBaseError, KnowledgeBases
+from utils.knowledge_bases import AddReport, KnowledgeBase, KnowledgeBaseError, KnowledgeBaseStore, open_knowledge_bases
 from view.chat import chat_area, tab_chat, take_action
 from view.common import conversation_store, flash, settings_or_stop, setup_page, show_flashes, widget_key
 from view.conversations import conversation_extras, conversation_list, follow_url
@@ -29,10 +30,22 @@ PENDING_KB_DELETE = "kb_pending_delete"
 UPLOAD_GENERATION = "kb_upload_generation"
 
 
+def knowledge_bases(settings: Settings) -> KnowledgeBaseStore:
+    """The knowledge-base store the settings name, shared by all tabs (the embedding model loads once).
+    A store that cannot be opened is said on the page, which stops there."""
+    try:
+        return _knowledge_bases(
+            settings.knowledge_base_location, settings.knowledge_base_dir, settings.conversations_location
+        )
+    except KnowledgeBaseError as exc:
+        st.error(no_remote_images(str(exc)))
+        st.stop()
+        raise  # st.stop() raises; this keeps the type checker sure
+
+
 @st.cache_resource(show_spinner=False)
-def knowledge_bases(root: Path) -> KnowledgeBases:
-    """The knowledge bases under ``root``, shared by all tabs (the embedding model loads once)."""
-    return KnowledgeBases(root, build_embed_model)
+def _knowledge_bases(url: str | None, folder: Path, conversations: str) -> KnowledgeBaseStore:
+    return open_knowledge_bases(url, folder, conversations, build_embed_model)
 
 
 def render(engine: type[KnowledgeEngine]) -> None:
@@ -40,7 +53,7 @@ def render(engine: type[KnowledgeEngine]) -> None:
     setup_page("Knowledge Base", "📚")
     settings = settings_or_stop()
     store = conversation_store(settings)
-    kbs = knowledge_bases(settings.knowledge_base_dir)
+    kbs = knowledge_bases(settings)
     with st.sidebar:
         top = st.container()
         config = model_settings(settings)
@@ -52,7 +65,7 @@ def render(engine: type[KnowledgeEngine]) -> None:
         show_flashes()
         try:
             kb = _knowledge_base_section(kbs)
-        except EmbeddingModelError as exc:
+        except (EmbeddingModelError, KnowledgeBaseError) as exc:
             st.error(no_remote_images(str(exc)))
             st.stop()
         top_k, threshold, mode = _retrieval_settings() if kb is not None else (3, 0.3, "hybrid")
@@ -82,9 +95,11 @@ def _follow_conversation(chat: Chat) -> None:
         st.session_state.pop("kb_select", None)
 
 
-def _knowledge_base_section(kbs: KnowledgeBases) -> KnowledgeBase | None:
+def _knowledge_base_section(kbs: KnowledgeBaseStore) -> KnowledgeBase | None:
     """Choose, create and delete knowledge bases, and add files; returns the chosen one, or None."""
     st.header("Knowledge base")
+    if kbs.notice:
+        st.caption(no_remote_images(kbs.notice))
     names = kbs.names()
     chosen = st.session_state.get(CHOSEN)
     if chosen not in names:
@@ -102,7 +117,7 @@ def _knowledge_base_section(kbs: KnowledgeBases) -> KnowledgeBase | None:
     return kb
 
 
-def _create_popover(kbs: KnowledgeBases) -> None:
+def _create_popover(kbs: KnowledgeBaseStore) -> None:
     with st.popover("New knowledge base", icon="➕", use_container_width=True):
         new_name = st.text_input("Name of the new knowledge base", key="kb_new_name")
         if st.button("Create", key="kb_create"):
@@ -150,7 +165,7 @@ def _retrieval_settings() -> tuple[int, float, str]:
     return top_k, threshold, str(mode)
 
 
-def _delete_section(kbs: KnowledgeBases, kb: KnowledgeBase) -> None:
+def _delete_section(kbs: KnowledgeBaseStore, kb: KnowledgeBase) -> None:
     if st.session_state.get(PENDING_KB_DELETE) == kb.name:
         st.warning(f"Delete the knowledge base “{plain(kb.name)}” and its index? Your original files are not touched.")
         yes, no = st.columns(2)

@@ -17,7 +17,7 @@ TOGGLE_KEY = "memory_web_search"
 def web_search_for(settings: Settings) -> WebSearch | None:
     """The web search ``settings`` configure, ranking with the knowledge bases' embedding model;
     None (said with ``st.error``) when PARLEY_FETCH_ALLOW cannot be read."""
-    kbs = knowledge_bases(settings.knowledge_base_dir)
+    kbs = knowledge_bases(settings)
     try:
         return WebSearch.from_settings(settings, lambda: kbs.embed_model)
     except ValueError as exc:

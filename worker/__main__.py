@@ -58,7 +58,13 @@ def main() -> int:
         return 1
     endpoint = LocalEndpoint(local.base_url, local.context_window, LOCAL_MODEL_ALIAS) if local else None
     config = resolve_config(settings, local=endpoint)
-    web, agents, tool_server = _helpers(settings, store, endpoint)
+    from utils.knowledge_bases import KnowledgeBaseError
+
+    try:
+        web, agents, tool_server = _helpers(settings, store, endpoint)
+    except KnowledgeBaseError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     worker = TurnWorker(client, store, config, settings.parley_worker_claim_idle, web=web, agents=agents)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,11 +79,15 @@ def main() -> int:
 def _helpers(settings: Settings, store: BaseConversationStore, local: LocalEndpoint | None) -> tuple[Any, Any, Any]:
     """What turns may need besides the model: the web search (None when PARLEY_FETCH_ALLOW cannot be
     read, said on stderr), the assistants' agents (their knowledge bases and the local model's tool
-    server), and that tool server (started on first need). The embedding model loads on first use."""
+    server), and that tool server (started on first need). The embedding model loads on first use.
+
+    Raises:
+        KnowledgeBaseError: the knowledge-base store the settings name cannot be opened.
+    """
     from controller.assistants import AgentSetup
     from controller.web_search import WebSearch
     from utils.embeddings import build_embed_model
-    from utils.knowledge_bases import KnowledgeBases
+    from utils.knowledge_bases import knowledge_bases_for
     from utils.local_server import ToolServer
 
     embed = functools.cache(build_embed_model)
@@ -96,7 +106,7 @@ def _helpers(settings: Settings, store: BaseConversationStore, local: LocalEndpo
     def tool_config(config: LLMConfig) -> LLMConfig:
         return replace(config, tools_base_url=tools.base_url()) if config.provider == "local" and local else config
 
-    agents = AgentSetup(settings, store, KnowledgeBases(settings.knowledge_base_dir, embed), local, tool_config)
+    agents = AgentSetup(settings, store, knowledge_bases_for(settings, embed), local, tool_config)
     return web, agents, tools
 
 
