@@ -107,6 +107,8 @@ class Settings(BaseSettings):
         tavily_api_key, brave_api_key: search providers' keys.
         parley_fetch_allow: internal hosts, ``host:port`` pairs or CIDR networks that pages may be
             fetched from (comma-separated); the SSRF guard refuses every other internal address.
+        parley_sign_in_recheck: with accounts on, the longest time in seconds before a sign-in is
+            re-checked with the OpenID Connect provider (at most 300: ``utils.accounts``).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -156,6 +158,7 @@ class Settings(BaseSettings):
     tavily_api_key: SecretStr | None = None
     brave_api_key: SecretStr | None = None
     parley_fetch_allow: str | None = None
+    parley_sign_in_recheck: float = Field(default=300.0, gt=0, le=300)
 
     @field_validator(
         "llm_model",

@@ -183,17 +183,24 @@ def fault():
     server.stop()
 
 
-def run_streamlit(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
-    """`streamlit run Home.py` (the repository's config) on a free port, as a real process, with this
-    process's environment (its provider variables replaced by ``env`` when given); its URL and process.
+def run_streamlit(
+    env: dict[str, str] | None = None, port: int | None = None, args: tuple[str, ...] = ()
+) -> tuple[str, subprocess.Popen]:
+    """`streamlit run Home.py` (the repository's config and ``args``) on ``port`` (a free one by
+    default), as a real process, with this process's environment (its provider variables replaced by
+    ``env`` when given); its URL and process.
 
     Fails the test if it does not answer within 60 s."""
-    port = free_port()
+    port = port or free_port()
     environment = dict(os.environ)
     if env is not None:
         environment = {k: v for k, v in environment.items() if k not in PROVIDER_VARS} | env
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.headless", "true"],
+        [
+            sys.executable,
+            *("-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.headless", "true"),
+            *args,
+        ],
         cwd=APP_DIR,
         env=environment,
         stdout=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ from utils.local_models import PickedModelServer
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError, will_tune
 from utils.providers import LLMConfig
 from utils.thread_tuning import TUNING_NOTICE
+from view.accounts import signed_in_or_stop
 from view.markdown import no_remote_images, plain
 
 #: Longest conversation name shown in full in the sidebar, in characters.
@@ -24,8 +25,10 @@ NAME_DISPLAY_LIMIT = 40
 
 
 def setup_page(title: str, icon: str = "💬") -> None:
-    """Set the browser tab's title and icon and the wide layout."""
+    """Set the browser tab's title and icon and the wide layout; with accounts on, show a signed-out
+    visitor the sign-in page instead and stop (``view.accounts``)."""
     st.set_page_config(page_title=f"{title} · Parley", page_icon=icon, layout="wide")
+    signed_in_or_stop(settings_or_stop().parley_sign_in_recheck)
 
 
 def settings_or_stop() -> Settings:

@@ -1,0 +1,77 @@
+"""Re-checking sign-ins with the provider (utils.accounts.SignInCheck), against a real OpenID Connect
+provider on loopback (oidc-provider-mock) and its real tokens."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from oidc_provider_mock import run_server_in_thread
+
+from utils.accounts import SignInCheck
+from utils.local_server import free_port
+
+REDIRECT = "http://localhost:8501/oauth2callback"
+
+
+@pytest.fixture(scope="module")
+def provider():
+    """An OpenID Connect provider on a free loopback port; its base URL."""
+    with run_server_in_thread(port=free_port()) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+def access_token(provider: str, sub: str) -> str:
+    """An access token for ``sub``, by the authorization code flow a browser would go through."""
+    with httpx.Client(base_url=provider, timeout=10) as client:
+        query = {"client_id": "parley", "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid email"}
+        answer = client.post("/oauth2/authorize", params=query, data={"sub": sub})
+        assert answer.status_code == 302, answer.text
+        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+        grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+        tokens = client.post("/oauth2/token", data=grant, auth=("parley", "secret"))
+        assert tokens.status_code == 200, tokens.text
+        return tokens.json()["access_token"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sign_in_stands_until_the_provider_revokes_it_then_falls_at_the_next_check(provider):
+    clock = Clock()
+    check = SignInCheck(f"{provider}/.well-known/openid-configuration", interval=60, clock=clock)
+    token, other = access_token(provider, "ada"), access_token(provider, "grace")
+    assert check.still_valid(token) and check.still_valid(other)
+    httpx.post(f"{provider}/users/ada/revoke-tokens").raise_for_status()
+    clock.now += 59
+    assert check.still_valid(token)  # within the interval the answer is reused, not asked again
+    clock.now += 2
+    assert not check.still_valid(token)
+    assert check.still_valid(other)  # only the revoked person loses access
+    clock.now += 3600
+    assert not check.still_valid(token)  # and stays out
+    assert not check.still_valid("made-up-token")
+
+
+def test_the_interval_is_at_most_five_minutes():
+    assert SignInCheck("http://127.0.0.1:9/x", interval=3600).interval == 300
+
+
+def test_an_unreachable_provider_keeps_the_last_answer_and_logs_no_token(provider, caplog):
+    clock = Clock()
+    token = access_token(provider, "linus")
+    check = SignInCheck(f"{provider}/.well-known/openid-configuration", interval=10, clock=clock)
+    assert check.still_valid(token)
+    dead = SignInCheck(f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration", interval=10, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="utils.accounts"):
+        assert dead.still_valid(token)  # an outage does not lock people out
+    assert "re-check" in caplog.text and token not in caplog.text
+    missing = SignInCheck(f"{provider}/no-such-document", interval=10, clock=clock)
+    assert missing.still_valid(token)

@@ -1,0 +1,102 @@
+"""Sign-in with OpenID Connect: Streamlit's st.login against a real provider on loopback
+(oidc-provider-mock), driven in headless Chromium. Accounts off is every other test."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+from oidc_provider_mock import run_server_in_thread
+from playwright.sync_api import expect
+
+from tests.conftest import run_streamlit
+from tests.test_browser import TIMEOUT_MS, wait_idle
+from utils.local_server import free_port
+
+
+@pytest.fixture
+def provider():
+    """An OpenID Connect provider on a free loopback port; its base URL."""
+    with run_server_in_thread(port=free_port()) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+def signed_app(app_env, provider, tmp_path, monkeypatch):
+    """Parley with accounts on: Streamlit's [auth] secrets naming ``provider``; its URL."""
+    port = free_port()
+    auth = tmp_path / "auth-secrets.toml"
+    auth.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://localhost:{port}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
+        'client_id = "parley"\n'
+        'client_secret = "parley-test-secret"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
+        'expose_tokens = "access"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # the loopback provider speaks plain HTTP
+    monkeypatch.setenv("PARLEY_SIGN_IN_RECHECK", "1")
+    url, process = run_streamlit(port=port, args=("--secrets.files", str(auth)))
+    yield url.replace("127.0.0.1", "localhost")
+    process.terminate()
+    process.wait(15)
+
+
+def sign_in(page, app: str, provider: str, sub: str) -> None:
+    page.goto(app, timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{provider}/**", timeout=TIMEOUT_MS)
+    page.locator("input[name=sub]").fill(sub)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{app}/**", timeout=TIMEOUT_MS)
+
+
+def test_a_signed_out_visitor_sees_only_sign_in_then_signs_in_and_out(signed_app, provider, browser_page, shots):
+    httpx.put(f"{provider}/users/ada", json={"email": "ada@example.com", "name": "Ada Lovelace"}).raise_for_status()
+    page = browser_page
+    for path in ("", "/Chatbot_With_Memory", "/Knowledge_Base"):  # every page shows only the sign-in
+        page.goto(f"{signed_app}{path}", timeout=TIMEOUT_MS)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_test_id("stChatInput")).to_have_count(0)
+    page.screenshot(path=shots / "sign_in.png")
+    sign_in(page, signed_app, provider, "ada")
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Signed in as Ada Lovelace")).to_be_visible(timeout=TIMEOUT_MS)
+    page.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stChatInput")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    sidebar.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{provider}/**", timeout=TIMEOUT_MS)  # the provider's own sign-out (end_session)
+    page.get_by_role("button", name="End session").click()
+    page.wait_for_url(f"{signed_app}/**", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
+
+
+def test_a_tampered_sign_in_cookie_sends_the_visitor_back_to_sign_in(signed_app, provider, browser_page):
+    page = browser_page
+    sign_in(page, signed_app, provider, "grace")
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible(timeout=TIMEOUT_MS)
+    context = page.context
+    cookies = [c for c in context.cookies() if c["name"].startswith("_streamlit_user")]
+    assert cookies, [c["name"] for c in context.cookies()]
+    context.clear_cookies()
+    context.add_cookies([{**c, "value": c["value"][:-4] + "AAAA"} for c in cookies])
+    page.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
+
+
+def test_a_person_whose_tokens_the_provider_revokes_is_sent_back_to_sign_in(signed_app, provider, browser_page):
+    page = browser_page
+    sign_in(page, signed_app, provider, "linus")
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible(timeout=TIMEOUT_MS)
+    httpx.post(f"{provider}/users/linus/revoke-tokens").raise_for_status()
+    page.wait_for_timeout(1500)  # past PARLEY_SIGN_IN_RECHECK
+    page.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Your sign-in has ended")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
