@@ -302,12 +302,15 @@ def section(figures: dict) -> list[str]:
     ]
     for store, by_mode in figures["quality"].items():
         for mode, q in by_mode.items():
-            target = "recall@3 ≥ 0.9" if mode == "hybrid" else "report"
+            met = "met" if q["recall_at_3"] >= 0.9 else "**missed**"
+            target = f"recall@3 ≥ 0.9 ({met})" if mode == "hybrid" else "report"
             lines.append(f"| {store} | {mode} | **{q['recall_at_3']:.3f}** | {q['mrr']:.3f} | {target} |")
     lines += [
         "",
         "One query (top 3) with its embedding made beforehand, random unit vectors with the notes' text; "
-        "the folder store searches every vector exactly, PostgreSQL through its HNSW index:",
+        "the folder store searches every vector exactly, PostgreSQL through its HNSW index (the 50 ms "
+        "target is the HNSW search's; keyword and hybrid add PostgreSQL's full-text ranking of every "
+        "chunk holding one of the question's words):",
         "",
         "| store | chunks | mode | p50 | p95 | target |",
         "|---|---|---|---|---|---|",
@@ -315,9 +318,11 @@ def section(figures: dict) -> list[str]:
     for store, by_size in figures["latency"].items():
         for size, by_mode in by_size.items():
             for mode, t in by_mode.items():
-                target = "p95 ≤ 50 ms" if store == "postgresql" and size >= 100_000 else "report"
+                target = "report"
+                if store == "postgresql" and int(size) >= 100_000 and mode == "vector":
+                    target = f"p95 ≤ 50 ms ({'met' if t['p95_ms'] <= 50 else '**missed**'})"
                 lines.append(
-                    f"| {store} | {size:,} | {mode} | {t['p50_ms']:.0f} ms | **{t['p95_ms']:.0f} ms** | {target} |"
+                    f"| {store} | {int(size):,} | {mode} | {t['p50_ms']:.0f} ms | **{t['p95_ms']:.0f} ms** | {target} |"
                 )
     return lines
 
