@@ -8,11 +8,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from llama_index.core.schema import TextNode
 
 from tests.kb_files import FACTS, txt
 from utils.copy_knowledge_bases import copy_knowledge_bases
 from utils.embeddings import build_embed_model
-from utils.knowledge_bases import KnowledgeBaseError, KnowledgeBases, open_knowledge_bases
+from utils.knowledge_bases import FileEntry, IndexedFile, KnowledgeBaseError, KnowledgeBases, open_knowledge_bases
 from utils.pg_knowledge_bases import CHUNKS, PostgresKnowledgeBases
 
 #: Notes that each hold one made-up fact, for the tests' questions.
@@ -236,3 +237,22 @@ def test_the_copy_command_says_what_it_copied_or_why_it_failed(tmp_path, pgvecto
     assert main(["--from", str(tmp_path / "kbs"), "--to", "postgresql://parley@127.0.0.1:1/nowhere"]) == 1
     said = capsys.readouterr().err
     assert said.startswith("Copying failed:") and "could not be reached" in said and "Traceback" not in said
+
+
+def test_postgresql_plans_a_new_large_knowledge_base_by_its_real_size(pgvector_server, embed_model):
+    """Without fresh statistics the planner takes a new knowledge base for empty and reads and sorts
+    all its chunks instead of searching the HNSW index (bench/RESULTS.md)."""
+    url = pgvector_server.new_database()
+    kbs = open_at(url, embed_model)
+    kbs.create("Small").add_files(notes("boiler.txt"))
+    large = kbs.create("Large")
+    vector = embed_model.get_text_embedding("a plant note")
+    nodes = [
+        TextNode(text=f"Plant note {n}.", embedding=vector, metadata={"file_name": "bulk.txt"}) for n in range(300)
+    ]
+    large.import_files([IndexedFile("bulk.txt", FileEntry("0" * 64, len(nodes), ["bulk.txt"]), nodes, None)])
+    with psycopg.connect(url) as conn:
+        (plan,) = conn.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT id FROM {CHUNKS} WHERE metadata_->>'kb' = %s", (large.id,)
+        ).fetchone()
+    assert plan[0]["Plan"]["Plan Rows"] >= 150, plan

@@ -201,6 +201,11 @@ class PostgresKnowledgeBase(KnowledgeBase):
                 )
             for node in file.nodes:
                 node.metadata["kb"] = self.id
+        # The planner picks between the HNSW index and reading this knowledge base's chunks through
+        # the ``kb`` index (exact, right for a small one) by how many chunks it believes each
+        # knowledge base has. Until autovacuum next analyzes the table, a new large knowledge base
+        # looks empty and every query reads and sorts all its chunks (at 10,000 chunks: 9x slower).
+        self._locked_connection().execute(f"ANALYZE {CHUNKS}")
 
     def _delete_chunks(self, conn: psycopg.Connection[Any], doc_ids: list[str]) -> None:
         conn.execute(
