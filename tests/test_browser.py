@@ -54,6 +54,21 @@ def send(page: Page, text: str, model: str = "smollm2-135m-instruct") -> None:
     wait_idle(page)
 
 
+def make_knowledge_base(page: Page, name: str, files: list[Path]):
+    """On the Knowledge Base page: create knowledge base ``name`` and index ``files`` through the
+    sidebar, waiting for each step's confirmation; the sidebar's locator."""
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stPopoverButton").filter(has_text="New knowledge base").click()
+    page.get_by_label("Name of the new knowledge base").fill(name)
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(sidebar.get_by_text(f"Created the knowledge base “{name}”.")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(files)
+    sidebar.get_by_role("button", name=f"Index {len(files)} file(s)", exact=True).click()
+    expect(sidebar.get_by_text(f"Indexed {len(files)} file(s)")).to_be_visible(timeout=TIMEOUT_MS)
+    return sidebar
+
+
 @pytest.fixture
 def app_env(app_env, monkeypatch):
     """Longer replies than the other tests, so the screenshots in docs/ show a real exchange;
@@ -141,17 +156,7 @@ def test_knowledge_base_create_upload_ask_sources_delete(
         (tmp_path / name).write_bytes(files[name])
     page.goto(f"{streamlit_app}/Knowledge_Base", timeout=TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Knowledge Base", exact=True, level=1)).to_be_visible(timeout=TIMEOUT_MS)
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stPopoverButton").filter(has_text="New knowledge base").click()
-    page.get_by_label("Name of the new knowledge base").fill("Plant docs")
-    page.get_by_role("button", name="Create", exact=True).click()
-    expect(sidebar.get_by_text("Created the knowledge base “Plant docs”.")).to_be_visible(timeout=TIMEOUT_MS)
-    wait_idle(page)
-    sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(
-        [tmp_path / "valves.txt", tmp_path / "crew.csv"]
-    )
-    sidebar.get_by_role("button", name="Index 2 file(s)", exact=True).click()
-    expect(sidebar.get_by_text("Indexed 2 file(s)")).to_be_visible(timeout=TIMEOUT_MS)
+    sidebar = make_knowledge_base(page, "Plant docs", [tmp_path / "valves.txt", tmp_path / "crew.csv"])
     wait_idle(page)
     send(page, FACTS["valves.txt"][0])
     reply = page.get_by_test_id("stChatMessage").nth(1)

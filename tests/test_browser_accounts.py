@@ -46,12 +46,23 @@ def signed_app(app_env, provider, tmp_path, monkeypatch):
 
 
 def sign_in(page, app: str, provider: str, sub: str) -> None:
+    """Sign in as ``sub`` at the provider's form and wait for the sidebar to say so."""
     page.goto(app, timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{provider}/**", timeout=TIMEOUT_MS)
     page.locator("input[name=sub]").fill(sub)
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{app}/**", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def expect_only_sign_in(page, app: str, notice: str | None = None) -> None:
+    """The memory chat page at ``app`` shows the sign-in page (with ``notice``), not the chat."""
+    page.goto(f"{app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+    if notice:
+        expect(page.get_by_text(notice)).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
 
 
 def test_a_signed_out_visitor_sees_only_sign_in_then_signs_in_and_out(signed_app, provider, browser_page, shots):
@@ -79,24 +90,17 @@ def test_a_signed_out_visitor_sees_only_sign_in_then_signs_in_and_out(signed_app
 def test_a_tampered_sign_in_cookie_sends_the_visitor_back_to_sign_in(signed_app, provider, browser_page):
     page = browser_page
     sign_in(page, signed_app, provider, "grace")
-    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible(timeout=TIMEOUT_MS)
     context = page.context
     cookies = [c for c in context.cookies() if c["name"].startswith("_streamlit_user")]
     assert cookies, [c["name"] for c in context.cookies()]
     context.clear_cookies()
     context.add_cookies([{**c, "value": c["value"][:-4] + "AAAA"} for c in cookies])
-    page.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
+    expect_only_sign_in(page, signed_app)
 
 
 def test_a_person_whose_tokens_the_provider_revokes_is_sent_back_to_sign_in(signed_app, provider, browser_page):
     page = browser_page
     sign_in(page, signed_app, provider, "linus")
-    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible(timeout=TIMEOUT_MS)
     httpx.post(f"{provider}/users/linus/revoke-tokens").raise_for_status()
     page.wait_for_timeout(1500)  # past PARLEY_SIGN_IN_RECHECK
-    page.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
-    expect(page.get_by_text("Your sign-in has ended")).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    expect(page.get_by_test_id("stChatInput")).to_have_count(0)
+    expect_only_sign_in(page, signed_app, "Your sign-in has ended")

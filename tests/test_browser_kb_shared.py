@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.conftest import run_streamlit
 from tests.kb_files import FACTS, all_files
 from tests.test_api import KEY, start_api, stop_api
-from tests.test_browser import TIMEOUT_MS, send, wait_idle
+from tests.test_browser import TIMEOUT_MS, make_knowledge_base, send
 
 
 def test_a_knowledge_base_made_in_one_instance_answers_in_another_and_over_v1(
@@ -25,15 +25,7 @@ def test_a_knowledge_base_made_in_one_instance_answers_in_another_and_over_v1(
     try:
         page = browser_page
         page.goto(f"{first_url}/Knowledge_Base", timeout=TIMEOUT_MS)
-        sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_test_id("stPopoverButton").filter(has_text="New knowledge base").click()
-        page.get_by_label("Name of the new knowledge base").fill("Shared plant")
-        page.get_by_role("button", name="Create", exact=True).click()
-        expect(sidebar.get_by_text("Created the knowledge base “Shared plant”.")).to_be_visible(timeout=TIMEOUT_MS)
-        wait_idle(page)
-        sidebar.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files([tmp_path / "valves.txt"])
-        sidebar.get_by_role("button", name="Index 1 file(s)", exact=True).click()
-        expect(sidebar.get_by_text("Indexed 1 file(s)")).to_be_visible(timeout=TIMEOUT_MS)
+        make_knowledge_base(page, "Shared plant", [tmp_path / "valves.txt"])
 
         # the second instance, another process on the same database, in a browser context of its own
         other = page.context.browser.new_page(viewport={"width": 1280, "height": 860})
