@@ -11,6 +11,7 @@ sign-in still stands, a 4xx means it no longer does.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -94,7 +95,7 @@ class SignInCheck:
             if status != 200:
                 raise ProviderUnreachable(f"its discovery document answered HTTP {status}")
             try:
-                endpoint = httpx.Response(200, content=body).json()["userinfo_endpoint"]
+                endpoint = json.loads(body)["userinfo_endpoint"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ProviderUnreachable("its discovery document names no userinfo_endpoint") from exc
             self._userinfo = str(endpoint)

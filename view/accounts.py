@@ -13,6 +13,7 @@ available), so a person removed there loses access at their next request after t
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,21 +59,17 @@ def provider_metadata_url() -> str | None:
     return found
 
 
-def accounts_on() -> bool:
-    """True when Streamlit's secrets configure ``st.login`` (``provider_metadata_url``)."""
-    return provider_metadata_url() is not None
-
-
 @st.cache_resource(show_spinner=False)
 def _sign_in_check(metadata_url: str, interval: float) -> SignInCheck:
     """One re-check of sign-ins per provider and interval, shared by every session of this process."""
     return SignInCheck(metadata_url, interval)
 
 
-def signed_in_or_stop(recheck_seconds: float) -> Account | None:
+def signed_in_or_stop(recheck_seconds: Callable[[], float]) -> Account | None:
     """With accounts on, the signed-in person, or the sign-in page and the page stops there: for a
     visitor signed out, with an expired or tampered sign-in cookie, or whose sign-in the provider no
-    longer accepts (asked at most every ``recheck_seconds``). With accounts off, None."""
+    longer accepts (asked at most every ``recheck_seconds()`` seconds, read only with accounts on).
+    With accounts off, None."""
     metadata_url = provider_metadata_url()
     if metadata_url is None:
         return None
@@ -86,7 +83,7 @@ def signed_in_or_stop(recheck_seconds: float) -> Account | None:
             "re-check sign-ins with the provider. Add it to `.streamlit/secrets.toml` and restart Parley."
         )
         st.stop()
-    if not _sign_in_check(metadata_url, recheck_seconds).still_valid(str(access_token)):
+    if not _sign_in_check(metadata_url, recheck_seconds()).still_valid(str(access_token)):
         _sign_in_page("Your sign-in has ended (it expired, or was withdrawn by your organisation). Sign in again.")
         st.stop()
     subject = str(st.user.get("sub") or "")

@@ -28,7 +28,7 @@ def setup_page(title: str, icon: str = "💬") -> None:
     """Set the browser tab's title and icon and the wide layout; with accounts on, show a signed-out
     visitor the sign-in page instead and stop (``view.accounts``)."""
     st.set_page_config(page_title=f"{title} · Parley", page_icon=icon, layout="wide")
-    signed_in_or_stop(settings_or_stop().parley_sign_in_recheck)
+    signed_in_or_stop(lambda: settings_or_stop().parley_sign_in_recheck)
 
 
 def settings_or_stop() -> Settings:
