@@ -47,9 +47,14 @@ _CSS = f"""<style>
 _NARROW_JS = f"""
 export default function(component) {{
   if (window.innerWidth > {NARROW_PX} || sessionStorage.getItem("parley-sidebar-narrow")) return;
-  sessionStorage.setItem("parley-sidebar-narrow", "1");
-  const collapse = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
-  if (collapse && collapse.getAttribute("aria-expanded") === "true") collapse.click();
+  // The sidebar may not be drawn yet: look again for up to 5 s; once found, never again in this tab.
+  const attempt = (left) => {{
+    const collapse = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (!collapse) {{ if (left > 0) setTimeout(() => attempt(left - 1), 250); return; }}
+    sessionStorage.setItem("parley-sidebar-narrow", "1");
+    if (collapse.getAttribute("aria-expanded") === "true") collapse.click();
+  }};
+  attempt(20);
 }}
 """
 
