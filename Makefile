@@ -13,7 +13,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # token), so on x86-64 it is built for AVX2, which every x86-64 server of the last decade runs.
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
-.PHONY: run serve worker copy-conversations copy-knowledge-bases migrate test check lint duplicates bench screenshots lock chromium services sandbox media clean
+.PHONY: run serve worker copy-conversations copy-knowledge-bases assign-owner migrate test check lint duplicates bench screenshots lock chromium services sandbox media clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,10 @@ worker: $(VENV)/.deps
 # (`make migrate` is the same command under its older name: no schema changes, a copy.)
 copy-conversations migrate: $(VENV)/.deps
 	$(VENV)/bin/python -m model.copy_conversations --from "$(FROM)" --to "$(TO)"
+
+# Give what was kept before accounts were on to someone who has signed in once: make assign-owner OWNER=<e-mail>
+assign-owner: $(VENV)/.deps
+	$(VENV)/bin/python -m model.assign_owner "$(OWNER)"
 
 # Copy every knowledge base between stores, embeddings and files included (nothing is embedded again):
 # make copy-knowledge-bases FROM=knowledge_bases TO=postgresql://...

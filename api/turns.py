@@ -127,7 +127,7 @@ async def queued_frames(
         queued, message = new_turn(name, text, asked.turn_id, asked.web_search)
         message = replace(message, assistant_id=asked.assistant)
         state.store.append(name, [message])  # stored before any model is asked
-        submit(state.redis_sync, queued, name, text)
+        submit(state.redis_sync, queued, name, text, state.store.owner)
         return queued
 
     queued = await run_in_threadpool(enqueue)

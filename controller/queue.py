@@ -37,7 +37,7 @@ from controller.engines import AgentEngine
 from controller.errors import ChatError
 from controller.web_search import WebSearch
 from model.message import Message
-from model.store import BaseConversationStore, StoreError
+from model.store import LOCAL_OWNER, BaseConversationStore, StoreError
 from utils.providers import LLMConfig
 
 TURNS = "parley:turns"
@@ -75,9 +75,12 @@ def new_turn(name: str, text: str, turn_id: str | None = None, web_search: bool 
     return turn_id, replace(Message.user(text), turn_id=turn_id, web_search=web_search)
 
 
-def submit(client: redis.Redis, turn_id: str, name: str, text: str) -> str:
-    """Add a turn to ``parley:turns`` (the user's message must already be saved); returns the entry id."""
-    entry = client.xadd(TURNS, {"turn_id": turn_id, "name": name, "text": text}, maxlen=TURNS_MAXLEN, approximate=True)
+def submit(client: redis.Redis, turn_id: str, name: str, text: str, owner: str = LOCAL_OWNER) -> str:
+    """Add a turn of ``owner``'s conversation ``name`` to ``parley:turns`` (the user's message must
+    already be saved); returns the entry id. The worker answers in that owner's part of the store."""
+    entry = client.xadd(
+        TURNS, {"turn_id": turn_id, "name": name, "text": text, "owner": owner}, maxlen=TURNS_MAXLEN, approximate=True
+    )
     return str(entry)
 
 
@@ -170,13 +173,14 @@ class TurnWorker:
         try:
             if restarted:
                 self._publish(turn_id, {"type": "restart", "message": RESTART_SENTENCE})
-            self._answer(entry_id, turn_id, name)
+            store = self.store.owned_by(fields.get("owner") or LOCAL_OWNER)  # entries from before owners: local
+            self._answer(entry_id, turn_id, name, store)
         except StoreError as exc:
             self._publish(turn_id, {"type": "error", "message": str(exc), "refused": False})
         self.client.xack(TURNS, GROUP, entry_id)
 
-    def _answer(self, entry_id: str, turn_id: str, name: str) -> None:
-        messages = self.store.get(name)
+    def _answer(self, entry_id: str, turn_id: str, name: str, store: BaseConversationStore) -> None:
+        messages = store.get(name)
         if messages is None:
             self._publish(
                 turn_id, {"type": "error", "message": f"The conversation {name!r} was deleted.", "refused": True}
@@ -192,7 +196,7 @@ class TurnWorker:
         try:
             if self.agents is not None and assistant is not None:
                 engine, tools = self.agents.agent(self.config, assistant, self.web)
-            chat = Chat(engine, self.store)
+            chat = Chat(engine, store)
             turn = chat.answer_queued(name, turn_id, tools)
         except ChatError as exc:
             self._publish(turn_id, {"type": "error", "message": str(exc), "refused": True})

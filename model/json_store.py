@@ -18,6 +18,12 @@ Preferences live beside the file, in ``preferences.json``: ``{owner: {setting: v
 the same way under their own lock. Images and recordings live in ``attachments/`` beside it, one
 file per attachment named by its SHA-256 and type (``<sha256>.png``), written atomically; the file's
 modification time is when it was last stored.
+
+With accounts, each owner but ``LOCAL_OWNER`` has a folder of their own,
+``<file stem>.owners/<owner_key(owner)>/``, holding their conversations file (same name and format)
+and their ``attachments/``; ``owner.txt`` there names the owner. ``preferences.json``,
+``assistants.json`` and ``accounts.json`` (who signed in: ``{subject: {email, name, last_seen}}``)
+stay beside the main file.
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ from filelock import FileLock, Timeout
 from model.attachments import SUFFIXES, Blob
 from model.message import Message
 from model.store import (
+    LOCAL_OWNER,
     BaseConversationStore,
     Conversations,
+    RecordKind,
     StoreError,
     Summary,
     last_activity,
     normalize_name,
+    owner_key,
     summary_of,
 )
 from model.transfer import entry_bytes, file_pieces, parse_conversations
@@ -122,13 +131,24 @@ class JsonFileStore(BaseConversationStore):
         path: the conversations.json file; its folder must exist or be creatable.
         lock_timeout: seconds to wait for another writer's lock before giving up.
         backups: how many ``.bak-`` copies to keep (0 keeps none).
+        owner: whose conversations ``path`` holds (``owned_by`` sets it).
+        shared: the folder of ``preferences.json`` and ``assistants.json`` (default: ``path``'s).
 
     Reads are cached by the file's (inode, mtime, size), so a Streamlit rerun with no change
     does not parse the file again.
     """
 
-    def __init__(self, path: Path | str, lock_timeout: float = 10.0, backups: int = 5) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        lock_timeout: float = 10.0,
+        backups: int = 5,
+        owner: str = LOCAL_OWNER,
+        shared: Path | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.owner = owner
+        self._shared = shared or self.path.parent
         self.location = str(self.path)
         self.lock_timeout = lock_timeout
         self.backups = backups
@@ -139,6 +159,23 @@ class JsonFileStore(BaseConversationStore):
         # name → (the message list, its file entry as bytes): a save re-serialises only the lists
         # that changed. The store never changes a list in place (it replaces it); Messages are frozen.
         self._fragments: dict[str, tuple[list[Message], bytes]] = {}
+
+    def _scoped(self, owner: str) -> JsonFileStore:
+        """``owner``'s store: their folder under ``<stem>.owners/`` (made, with ``owner.txt``, on first use).
+
+        Raises:
+            StoreError: the folder cannot be made.
+        """
+        if owner == LOCAL_OWNER:
+            return JsonFileStore(self._shared / self.path.name, self.lock_timeout, self.backups)
+        folder = self._shared / f"{self.path.stem}.owners" / owner_key(owner)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "owner.txt").exists():
+                _atomic_write(folder / "owner.txt", [owner.encode("utf-8")])
+        except OSError as exc:
+            raise StoreError(f"Could not make {folder}: {exc.strerror or exc}.") from exc
+        return JsonFileStore(folder / self.path.name, self.lock_timeout, self.backups, owner, self._shared)
 
     # ----- reading -------------------------------------------------------------------------
     def _stat_key(self) -> tuple[int, int, int] | None:
@@ -478,36 +515,37 @@ class JsonFileStore(BaseConversationStore):
         self._modify(change)
         return new
 
-    # ----- preferences -----------------------------------------------------------------------
-    @property
-    def preferences_path(self) -> Path:
-        """``preferences.json`` in the conversations file's folder."""
-        return self.path.with_name("preferences.json")
+    # ----- preferences and accounts -----------------------------------------------------------
+    def record_path(self, kind: RecordKind) -> Path:
+        """``<kind>.json`` (``preferences.json``, ``accounts.json``) in the main conversations file's
+        folder: ``{key: object}``."""
+        return self._shared / f"{kind}.json"
 
-    def _all_preferences(self) -> dict[str, Any]:
-        """Every owner's settings in ``preferences.json``; ``{}`` for no file or one that is not JSON."""
-        return _json_object(self.preferences_path)
+    def _record_texts(self, kind: RecordKind, key: str | None = None) -> dict[str, str | bytes]:
+        found = _json_object(self.record_path(kind))
+        return {
+            k: json.dumps(v, ensure_ascii=False)
+            for k, v in found.items()
+            if isinstance(v, dict) and (key is None or k == key)
+        }
 
-    def _preferences_text(self, owner: str) -> str | None:
-        values = self._all_preferences().get(owner)
-        return json.dumps(values) if isinstance(values, dict) else None
-
-    def _save_preferences_text(self, text: str, owner: str) -> None:
-        """Write ``owner``'s settings into ``preferences.json`` (atomic, under its lock)."""
+    def _save_record_text(self, kind: RecordKind, key: str, text: str) -> None:
+        """Write record ``key`` into ``<kind>.json`` (atomic, under its lock)."""
+        path = self.record_path(kind)
         try:
-            with FileLock(str(self.preferences_path) + ".lock", timeout=self.lock_timeout):
-                everyone = self._all_preferences()
-                everyone[owner] = json.loads(text)
+            with FileLock(str(path) + ".lock", timeout=self.lock_timeout):
+                everyone = _json_object(path)
+                everyone[key] = json.loads(text)
                 text = json.dumps(everyone, ensure_ascii=False, sort_keys=True, indent=1)
-                _atomic_write(self.preferences_path, [text.encode("utf-8")])
+                _atomic_write(path, [text.encode("utf-8")])
         except Timeout as exc:
-            raise StoreError(f"{self.preferences_path} is locked by another writer; try again.") from exc
+            raise StoreError(f"{path} is locked by another writer; try again.") from exc
 
     # ----- assistants -------------------------------------------------------------------------
     @property
     def assistants_path(self) -> Path:
-        """``assistants.json`` in the conversations file's folder: ``{id: assistant}``."""
-        return self.path.with_name("assistants.json")
+        """``assistants.json`` in the main conversations file's folder: ``{id: assistant}``."""
+        return self._shared / "assistants.json"
 
     def _all_assistants(self) -> dict[str, Any]:
         """Every stored assistant by id; ``{}`` for no file or one that is not a JSON object.

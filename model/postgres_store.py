@@ -1,11 +1,15 @@
 """``PostgresStore``: conversations in PostgreSQL (CONVERSATIONS_URL=postgresql://...), through psycopg 3 and its pool.
 
 Tables, created at start if missing (under an advisory lock, so two instances starting at once do
-not race): ``parley_conversations`` (one row per conversation, unique name, newest message time)
-and ``parley_messages`` (one row per message: its conversation, its position, the message as JSONB
-in the conversations.json form), and ``parley_preferences`` (one row per owner: the settings as
-JSON text, which keeps a NUL character escaped), and ``parley_attachments`` (images and recordings:
-SHA-256, type, bytes as bytea, and when last stored, seconds since 1970). Every write is one
+not race): ``parley_conversations`` (one row per conversation: its owner, its name, unique per
+owner, and its newest message time; tables made before owners existed gain the column, every row
+``LOCAL_OWNER``'s), ``parley_messages`` (one row per message: its conversation, its position, the
+message as JSONB in the conversations.json form), ``parley_preferences`` (one row per owner: the
+settings as JSON text, which keeps a NUL character escaped), ``parley_accounts`` (who signed in:
+subject, and their e-mail, name and last sign-in as JSON text), and ``parley_attachments`` (images
+and recordings: owner and SHA-256, the key; type, bytes as bytea, and when last stored, seconds
+since 1970). Every query names the store's owner, so one owner's rows are never read or written for
+another. Every write is one
 transaction. ``append`` locks the conversation's row (``INSERT ... ON CONFLICT DO UPDATE``) before
 it numbers the new messages, so concurrent appends to one conversation queue instead of
 overwriting each other.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -40,6 +44,9 @@ from model.store import (
     normalize_name,
 )
 
+if TYPE_CHECKING:
+    from model.store import RecordKind
+
 T = TypeVar("T")
 #: Seconds to wait for a connection (at start, and from the pool).
 CONNECT_TIMEOUT = 5.0
@@ -49,25 +56,44 @@ SCHEMA_LOCK = 727_001
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS parley_conversations (
     id bigserial PRIMARY KEY,
-    name text NOT NULL UNIQUE,
+    owner text NOT NULL DEFAULT 'local',
+    name text NOT NULL,
     last_activity text NOT NULL DEFAULT ''
 );
+ALTER TABLE parley_conversations ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT 'local';
+ALTER TABLE parley_conversations DROP CONSTRAINT IF EXISTS parley_conversations_name_key;
+DROP INDEX IF EXISTS parley_conversations_by_activity;
+CREATE UNIQUE INDEX IF NOT EXISTS parley_conversations_owner_name ON parley_conversations (owner, name);
+CREATE INDEX IF NOT EXISTS parley_conversations_by_owner_activity
+    ON parley_conversations (owner, last_activity DESC, id);
 CREATE TABLE IF NOT EXISTS parley_messages (
     conversation_id bigint NOT NULL REFERENCES parley_conversations (id) ON DELETE CASCADE,
     position integer NOT NULL,
     message jsonb NOT NULL,
     PRIMARY KEY (conversation_id, position)
 );
-CREATE INDEX IF NOT EXISTS parley_conversations_by_activity ON parley_conversations (last_activity DESC, id);
 CREATE TABLE IF NOT EXISTS parley_preferences (
     owner text PRIMARY KEY,
     preferences text NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parley_attachments (
-    sha256 text PRIMARY KEY,
+    owner text NOT NULL DEFAULT 'local',
+    sha256 text NOT NULL,
     mime text NOT NULL,
     data bytea NOT NULL,
-    stored double precision NOT NULL
+    stored double precision NOT NULL,
+    CONSTRAINT parley_attachments_owner_pkey PRIMARY KEY (owner, sha256)
+);
+ALTER TABLE parley_attachments ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT 'local';
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'parley_attachments_owner_pkey') THEN
+        ALTER TABLE parley_attachments DROP CONSTRAINT IF EXISTS parley_attachments_pkey;
+        ALTER TABLE parley_attachments ADD CONSTRAINT parley_attachments_owner_pkey PRIMARY KEY (owner, sha256);
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS parley_accounts (
+    subject text PRIMARY KEY,
+    account text NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parley_assistants (
     id text PRIMARY KEY,
@@ -75,6 +101,13 @@ CREATE TABLE IF NOT EXISTS parley_assistants (
     assistant text NOT NULL
 );
 """
+
+
+#: Each kind of record's table, key column and value column (``BaseConversationStore._record_texts``).
+RECORD_TABLES: dict[str, tuple[str, str, str]] = {
+    "preferences": ("parley_preferences", "owner", "preferences"),
+    "accounts": ("parley_accounts", "subject", "account"),
+}
 
 
 def open_pool(url: str, size: int, name: str) -> ConnectionPool:
@@ -130,8 +163,11 @@ class PostgresStore(BaseConversationStore):
         conn.execute(SCHEMA)
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections (shared with every ``owned_by`` store made from this one)."""
         self._pool.close()
+
+    def _scoped(self, owner: str) -> PostgresStore:
+        return self._sibling(owner)
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``work`` in one transaction, again on a fresh connection if the connection broke.
@@ -156,16 +192,17 @@ class PostgresStore(BaseConversationStore):
     # ----- reading -------------------------------------------------------------------------
     def names(self) -> list[str]:
         """The conversation names, newest activity first (creation order among equals)."""
-        rows = self._run(
-            lambda c: c.execute("SELECT name FROM parley_conversations ORDER BY last_activity DESC, id").fetchall()
-        )
+        query = "SELECT name FROM parley_conversations WHERE owner = %s ORDER BY last_activity DESC, id"
+        rows = self._run(lambda c: c.execute(query, (self.owner,)).fetchall())
         return [row[0] for row in rows]
 
     def get(self, name: str) -> list[Message] | None:
         """The messages of ``name`` in position order, or None if there is no such conversation."""
 
         def work(conn: psycopg.Connection) -> list[Message] | None:
-            found = conn.execute("SELECT id FROM parley_conversations WHERE name = %s", (name,)).fetchone()
+            found = conn.execute(
+                "SELECT id FROM parley_conversations WHERE owner = %s AND name = %s", (self.owner, name)
+            ).fetchone()
             if found is None:
                 return None
             rows = conn.execute(
@@ -178,7 +215,9 @@ class PostgresStore(BaseConversationStore):
     def exists(self, name: str) -> bool:
         """True if a conversation called ``name`` (trimmed) is stored."""
         found = self._run(
-            lambda c: c.execute("SELECT 1 FROM parley_conversations WHERE name = %s", (name.strip(),)).fetchone()
+            lambda c: c.execute(
+                "SELECT 1 FROM parley_conversations WHERE owner = %s AND name = %s", (self.owner, name.strip())
+            ).fetchone()
         )
         return found is not None
 
@@ -186,12 +225,12 @@ class PostgresStore(BaseConversationStore):
         """Every conversation, in creation order, with its messages."""
 
         def work(conn: psycopg.Connection) -> Conversations:
-            out: Conversations = {
-                row[0]: [] for row in conn.execute("SELECT name FROM parley_conversations ORDER BY id")
-            }
+            query = "SELECT name FROM parley_conversations WHERE owner = %s ORDER BY id"
+            out: Conversations = {row[0]: [] for row in conn.execute(query, (self.owner,))}
             rows = conn.execute(
                 "SELECT c.name, m.message FROM parley_messages m JOIN parley_conversations c "
-                "ON c.id = m.conversation_id ORDER BY c.id, m.position"
+                "ON c.id = m.conversation_id WHERE c.owner = %s ORDER BY c.id, m.position",
+                (self.owner,),
             )
             for name, message in rows:
                 out[name].append(_message(message))
@@ -203,13 +242,13 @@ class PostgresStore(BaseConversationStore):
         """A page of the conversation list (one query), newest activity first, and the total."""
 
         def work(conn: psycopg.Connection) -> tuple[list[Summary], int]:
-            total = conn.execute("SELECT count(*) FROM parley_conversations").fetchone()
+            total = conn.execute("SELECT count(*) FROM parley_conversations WHERE owner = %s", (self.owner,)).fetchone()
             rows = conn.execute(
                 "SELECT c.name, (SELECT count(*) FROM parley_messages m WHERE m.conversation_id = c.id), "
                 "c.last_activity, (SELECT m.message->>'knowledge_base' FROM parley_messages m "
                 "WHERE m.conversation_id = c.id AND m.message ? 'knowledge_base' ORDER BY m.position LIMIT 1) "
-                "FROM parley_conversations c ORDER BY c.last_activity DESC, c.id OFFSET %s LIMIT %s",
-                (offset, limit),
+                "FROM parley_conversations c WHERE c.owner = %s ORDER BY c.last_activity DESC, c.id OFFSET %s LIMIT %s",
+                (self.owner, offset, limit),
             ).fetchall()
             page = [Summary(r[0], r[1], r[2], _unescape(r[3]) if r[3] is not None else None) for r in rows]
             return page, total[0] if total else 0
@@ -224,10 +263,10 @@ class PostgresStore(BaseConversationStore):
         pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._run(
             lambda c: c.execute(
-                "SELECT c.name FROM parley_conversations c WHERE c.name ILIKE %s OR EXISTS ("
-                "SELECT 1 FROM parley_messages m WHERE m.conversation_id = c.id AND m.message->>'content' ILIKE %s) "
+                "SELECT c.name FROM parley_conversations c WHERE c.owner = %s AND (c.name ILIKE %s OR EXISTS ("
+                "SELECT 1 FROM parley_messages m WHERE m.conversation_id = c.id AND m.message->>'content' ILIKE %s)) "
                 "ORDER BY c.last_activity DESC, c.id",
-                (pattern, pattern),
+                (self.owner, pattern, pattern),
             ).fetchall()
         )
         return [row[0] for row in rows]
@@ -238,7 +277,7 @@ class PostgresStore(BaseConversationStore):
         name = normalize_name(name)
 
         def work(conn: psycopg.Connection) -> None:
-            conversation = _lock_conversation(conn, name)
+            conversation = _lock_conversation(conn, self.owner, name)
             conn.execute("DELETE FROM parley_messages WHERE conversation_id = %s", (conversation,))
             _insert(conn, conversation, 0, messages)
             conn.execute(
@@ -254,7 +293,7 @@ class PostgresStore(BaseConversationStore):
         name = normalize_name(name)
 
         def work(conn: psycopg.Connection) -> int:
-            conversation = _lock_conversation(conn, name)
+            conversation = _lock_conversation(conn, self.owner, name)
             row = conn.execute(
                 "SELECT count(*) FROM parley_messages WHERE conversation_id = %s", (conversation,)
             ).fetchone()
@@ -271,7 +310,9 @@ class PostgresStore(BaseConversationStore):
     def delete(self, name: str) -> None:
         """Delete ``name`` and its messages, then the attachments nothing uses; a missing name is not
         an error."""
-        self._run(lambda c: c.execute("DELETE FROM parley_conversations WHERE name = %s", (name,)))
+        self._run(
+            lambda c: c.execute("DELETE FROM parley_conversations WHERE owner = %s AND name = %s", (self.owner, name))
+        )
         self._collect_quietly()
 
     def rename(self, old: str, new: str, replace: bool = False) -> str:
@@ -280,11 +321,12 @@ class PostgresStore(BaseConversationStore):
         new = normalize_name(new)
 
         def work(conn: psycopg.Connection) -> None:
-            if new != old and conn.execute("SELECT 1 FROM parley_conversations WHERE name = %s", (new,)).fetchone():
+            where = "WHERE owner = %s AND name = %s"
+            if new != old and conn.execute(f"SELECT 1 FROM parley_conversations {where}", (self.owner, new)).fetchone():
                 if not replace:
                     raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
-                conn.execute("DELETE FROM parley_conversations WHERE name = %s", (new,))
-            updated = conn.execute("UPDATE parley_conversations SET name = %s WHERE name = %s", (new, old))
+                conn.execute(f"DELETE FROM parley_conversations {where}", (self.owner, new))
+            updated = conn.execute(f"UPDATE parley_conversations SET name = %s {where}", (new, self.owner, old))
             if updated.rowcount == 0:
                 raise StoreError(f"There is no saved conversation called {old!r}.")
 
@@ -294,19 +336,24 @@ class PostgresStore(BaseConversationStore):
             raise StoreError(f"A conversation called {new!r} already exists; pick another name.") from exc
         return new
 
-    # ----- preferences -----------------------------------------------------------------------
-    def _preferences_text(self, owner: str) -> str | None:
-        query = "SELECT preferences FROM parley_preferences WHERE owner = %s"
-        row = self._run(lambda c: c.execute(query, (owner,)).fetchone())
-        return row[0] if row else None
+    # ----- preferences and accounts -----------------------------------------------------------
+    def _record_texts(self, kind: RecordKind, key: str | None = None) -> dict[str, str | bytes]:
+        table, key_column, value_column = RECORD_TABLES[kind]
+        query = f"SELECT {key_column}, {value_column} FROM {table}"  # names from RECORD_TABLES, not input
+        if key is None:
+            rows = self._run(lambda c: c.execute(query).fetchall())
+        else:
+            rows = self._run(lambda c: c.execute(f"{query} WHERE {key_column} = %s", (key,)).fetchall())
+        return {str(row[0]): row[1] for row in rows}
 
-    def _save_preferences_text(self, text: str, owner: str) -> None:
-        """One upsert of ``owner``'s row."""
+    def _save_record_text(self, kind: RecordKind, key: str, text: str) -> None:
+        """One upsert of ``key``'s row in ``kind``'s table."""
+        table, key_column, value_column = RECORD_TABLES[kind]
         self._run(
             lambda c: c.execute(
-                "INSERT INTO parley_preferences (owner, preferences) VALUES (%s, %s) "
-                "ON CONFLICT (owner) DO UPDATE SET preferences = EXCLUDED.preferences",
-                (owner, text),
+                f"INSERT INTO {table} ({key_column}, {value_column}) VALUES (%s, %s) "
+                f"ON CONFLICT ({key_column}) DO UPDATE SET {value_column} = EXCLUDED.{value_column}",
+                (key, text),
             )
         )
 
@@ -344,43 +391,53 @@ class PostgresStore(BaseConversationStore):
     def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
         self._run(
             lambda c: c.execute(
-                "INSERT INTO parley_attachments (sha256, mime, data, stored) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (sha256) DO UPDATE SET stored = EXCLUDED.stored",
-                (digest, mime, data, time.time()),
+                "INSERT INTO parley_attachments (owner, sha256, mime, data, stored) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (owner, sha256) DO UPDATE SET stored = EXCLUDED.stored",
+                (self.owner, digest, mime, data, time.time()),
             )
         )
 
     def _get_blob(self, digest: str) -> Blob | None:
         row = self._run(
-            lambda c: c.execute("SELECT data, mime FROM parley_attachments WHERE sha256 = %s", (digest,)).fetchone()
+            lambda c: c.execute(
+                "SELECT data, mime FROM parley_attachments WHERE owner = %s AND sha256 = %s", (self.owner, digest)
+            ).fetchone()
         )
         return Blob(bytes(row[0]), row[1]) if row else None
 
     def _blobs_before(self, when: float) -> list[str]:
         rows = self._run(
-            lambda c: c.execute("SELECT sha256 FROM parley_attachments WHERE stored < %s", (when,)).fetchall()
+            lambda c: c.execute(
+                "SELECT sha256 FROM parley_attachments WHERE owner = %s AND stored < %s", (self.owner, when)
+            ).fetchall()
         )
         return [row[0] for row in rows]
 
     def _delete_blobs(self, digests: list[str]) -> None:
-        self._run(lambda c: c.execute("DELETE FROM parley_attachments WHERE sha256 = ANY(%s)", (digests,)))
+        self._run(
+            lambda c: c.execute(
+                "DELETE FROM parley_attachments WHERE owner = %s AND sha256 = ANY(%s)", (self.owner, digests)
+            )
+        )
 
     def _stored_messages(self) -> list[dict[str, Any]]:
         """The stored messages that have attachments (found by the database, not loaded whole)."""
         rows = self._run(
             lambda c: c.execute(
-                "SELECT message FROM parley_messages WHERE message::text LIKE '%%\"sha256\"%%'"
+                "SELECT m.message FROM parley_messages m JOIN parley_conversations c ON c.id = m.conversation_id "
+                "WHERE c.owner = %s AND m.message::text LIKE '%%\"sha256\"%%'",
+                (self.owner,),
             ).fetchall()
         )
         return [row[0] for row in rows if isinstance(row[0], dict)]
 
 
-def _lock_conversation(conn: psycopg.Connection, name: str) -> int:
-    """Create ``name`` if missing and lock its row for this transaction; return its id."""
+def _lock_conversation(conn: psycopg.Connection, owner: str, name: str) -> int:
+    """Create ``owner``'s conversation ``name`` if missing and lock its row for this transaction; return its id."""
     row = conn.execute(
-        "INSERT INTO parley_conversations (name) VALUES (%s) "
-        "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-        (name,),
+        "INSERT INTO parley_conversations (owner, name) VALUES (%s, %s) "
+        "ON CONFLICT (owner, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (owner, name),
     ).fetchone()
     assert row is not None
     return int(row[0])

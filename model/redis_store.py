@@ -4,8 +4,12 @@ Keys: one list per conversation, ``parley:conv:<name>``, each element a message 
 conversations.json form; and the index ``parley:conversations``, a sorted set of the names scored
 by their newest message time (seconds since 1970), which also says which conversations exist (an
 empty conversation has no list: Redis deletes empty lists); and ``parley:preferences:<owner>``, the
-owner's settings as a JSON string; and ``parley:attachment:<sha256>``, an image or recording as a
-hash of its type, its bytes in base64 and when it was last stored (seconds since 1970). Debian's
+owner's settings as a JSON string; and ``parley:accounts:<subject>``, who signed in (their e-mail,
+name and last sign-in as a JSON string); and ``parley:attachment:<sha256>``, an image or recording as a
+hash of its type, its bytes in base64 and when it was last stored (seconds since 1970). Those are
+``LOCAL_OWNER``'s keys; every other owner's conversations and attachments have the same keys under
+``parley:u:<owner_key(owner)>:`` (``parley:u:<key>:conversations``, ``parley:u:<key>:conv:<name>``,
+``parley:u:<key>:attachment:<sha256>``), so each command names one owner's keys only. Debian's
 redis-server has no RedisJSON module, so nothing needs one. Writes are MULTI/EXEC transactions;
 ``append`` is one ``RPUSH``, which Redis runs atomically, so concurrent appends to one
 conversation never overwrite each other.
@@ -18,7 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -29,18 +33,22 @@ from redis.retry import Retry
 from model.attachments import Blob
 from model.message import InvalidMessageError, Message
 from model.store import (
+    LOCAL_OWNER,
     BaseConversationStore,
     Conversations,
     StoreError,
     last_activity,
     mask_url,
     normalize_name,
+    owner_key,
 )
+
+if TYPE_CHECKING:
+    from model.store import RecordKind
 
 T = TypeVar("T")
 INDEX = "parley:conversations"
 PREFIX = "parley:conv:"
-PREFERENCES = "parley:preferences:"
 ATTACHMENT = "parley:attachment:"
 #: Assistants: a hash of id → JSON, and a hash of name key → id (which keeps names unique).
 ASSISTANTS = "parley:assistants"
@@ -103,10 +111,6 @@ def _client_options() -> dict[str, Any]:
     }
 
 
-def _key(name: str) -> str:
-    return PREFIX + name
-
-
 def _score(messages: list[Message]) -> float:
     """The index score of a conversation: its newest message time in seconds since 1970 (0 if none)."""
     newest = last_activity(messages)
@@ -142,6 +146,7 @@ class RedisStore(BaseConversationStore):
 
     def __init__(self, url: str) -> None:
         self.location = mask_url(url)
+        self._namespace(LOCAL_OWNER)
         try:
             self._redis = redis_client(url)
             self._redis.ping()
@@ -151,8 +156,24 @@ class RedisStore(BaseConversationStore):
                 "server is running; nothing was saved elsewhere."
             ) from exc
 
+    def _namespace(self, owner: str) -> None:
+        """Set this store's keys to ``owner``'s (the module's docstring lists them)."""
+        base = "parley:" if owner == LOCAL_OWNER else f"parley:u:{owner_key(owner)}:"
+        self.owner = owner
+        self._index, self._prefix, self._attachment = (
+            base + key.removeprefix("parley:") for key in (INDEX, PREFIX, ATTACHMENT)
+        )
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+    def _scoped(self, owner: str) -> RedisStore:
+        scoped = self._sibling(owner)
+        scoped._namespace(owner)
+        return scoped
+
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (shared with every ``owned_by`` store made from this one)."""
         self._redis.close()
 
     def _run(self, work: Callable[[redis.Redis], T]) -> T:
@@ -170,20 +191,20 @@ class RedisStore(BaseConversationStore):
     # ----- reading -------------------------------------------------------------------------
     def names(self) -> list[str]:
         """The names, newest activity first."""
-        found = self._run(lambda r: r.zrevrange(INDEX, 0, -1))
+        found = self._run(lambda r: r.zrevrange(self._index, 0, -1))
         return [str(name) for name in found]  # already strings: the client decodes responses
 
     def exists(self, name: str) -> bool:
         """True if ``name`` (trimmed) is in the index."""
-        return self._run(lambda r: r.zscore(INDEX, name.strip())) is not None
+        return self._run(lambda r: r.zscore(self._index, name.strip())) is not None
 
     def get(self, name: str) -> list[Message] | None:
         """The messages of ``name``, or None if it is not in the index."""
 
         def work(r: redis.Redis) -> tuple[Any, Any]:
             pipe = r.pipeline(transaction=True)
-            pipe.zscore(INDEX, name)
-            pipe.lrange(_key(name), 0, -1)
+            pipe.zscore(self._index, name)
+            pipe.lrange(self._key(name), 0, -1)
             score, items = pipe.execute()
             return score, items
 
@@ -197,7 +218,7 @@ class RedisStore(BaseConversationStore):
         def work(r: redis.Redis) -> list[Any]:
             pipe = r.pipeline(transaction=False)
             for name in names:
-                pipe.lrange(_key(name), 0, -1)
+                pipe.lrange(self._key(name), 0, -1)
             return pipe.execute()
 
         return {name: _decode(items) for name, items in zip(names, self._run(work), strict=True)}
@@ -209,10 +230,10 @@ class RedisStore(BaseConversationStore):
 
         def work(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)
-            pipe.delete(_key(name))
+            pipe.delete(self._key(name))
             if messages:
-                pipe.rpush(_key(name), *_encode(messages))
-            pipe.zadd(INDEX, {name: _score(messages)})
+                pipe.rpush(self._key(name), *_encode(messages))
+            pipe.zadd(self._index, {name: _score(messages)})
             pipe.execute()
 
         self._run(work)
@@ -225,11 +246,11 @@ class RedisStore(BaseConversationStore):
         def work(r: redis.Redis) -> int:
             pipe = r.pipeline(transaction=True)
             if messages:
-                pipe.rpush(_key(name), *_encode(messages))
+                pipe.rpush(self._key(name), *_encode(messages))
             else:
-                pipe.llen(_key(name))
-            pipe.zadd(INDEX, {name: 0.0}, nx=True)
-            pipe.zadd(INDEX, {name: _score(messages)}, gt=True)
+                pipe.llen(self._key(name))
+            pipe.zadd(self._index, {name: 0.0}, nx=True)
+            pipe.zadd(self._index, {name: _score(messages)}, gt=True)
             return int(pipe.execute()[0])
 
         return self._run(work)
@@ -239,8 +260,8 @@ class RedisStore(BaseConversationStore):
 
         def work(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)
-            pipe.delete(_key(name))
-            pipe.zrem(INDEX, name)
+            pipe.delete(self._key(name))
+            pipe.zrem(self._index, name)
             pipe.execute()
 
         self._run(work)
@@ -259,20 +280,20 @@ class RedisStore(BaseConversationStore):
             with r.pipeline(transaction=True) as pipe:
                 while True:
                     try:
-                        pipe.watch(INDEX, _key(old), _key(new))  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                        score = pipe.zscore(INDEX, old)
+                        pipe.watch(self._index, self._key(old), self._key(new))  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        score = pipe.zscore(self._index, old)
                         if score is None:
                             raise StoreError(f"There is no saved conversation called {old!r}.")
-                        if pipe.zscore(INDEX, new) is not None and not replace:
+                        if pipe.zscore(self._index, new) is not None and not replace:
                             raise StoreError(f"A conversation called {new!r} already exists; pick another name.")
-                        has_messages = pipe.exists(_key(old))
+                        has_messages = pipe.exists(self._key(old))
                         pipe.multi()
-                        pipe.delete(_key(new))  # what ``replace`` replaces (nothing otherwise)
-                        pipe.zrem(INDEX, new)
+                        pipe.delete(self._key(new))  # what ``replace`` replaces (nothing otherwise)
+                        pipe.zrem(self._index, new)
                         if has_messages:
-                            pipe.rename(_key(old), _key(new))
-                        pipe.zrem(INDEX, old)
-                        pipe.zadd(INDEX, {new: score})
+                            pipe.rename(self._key(old), self._key(new))
+                        pipe.zrem(self._index, old)
+                        pipe.zadd(self._index, {new: score})
                         pipe.execute()
                         return
                     except redis.WatchError:  # someone wrote in between: look again
@@ -281,13 +302,23 @@ class RedisStore(BaseConversationStore):
         self._run(work)
         return new
 
-    # ----- preferences -----------------------------------------------------------------------
-    def _preferences_text(self, owner: str) -> str | bytes | None:
-        return self._run(lambda r: r.get(PREFERENCES + owner))
+    # ----- preferences and accounts -----------------------------------------------------------
+    def _record_texts(self, kind: RecordKind, key: str | None = None) -> dict[str, str | bytes]:
+        prefix = f"parley:{kind}:"
+        if key is not None:
+            found = self._run(lambda r: r.get(prefix + key))
+            return {} if found is None else {key: found}
 
-    def _save_preferences_text(self, text: str, owner: str) -> None:
-        """One SET of ``parley:preferences:<owner>``."""
-        self._run(lambda r: r.set(PREFERENCES + owner, text))
+        def work(r: redis.Redis) -> dict[str, str | bytes]:
+            keys = [str(k) for k in r.scan_iter(match=prefix + "*", count=500)]
+            values = r.mget(keys) if keys else []
+            return {k[len(prefix) :]: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+        return self._run(work)
+
+    def _save_record_text(self, kind: RecordKind, key: str, text: str) -> None:
+        """One SET of ``parley:<kind>:<key>``."""
+        self._run(lambda r: r.set(f"parley:{kind}:{key}", text))
 
     # ----- assistants -------------------------------------------------------------------------
     def _assistant_texts(self) -> dict[str, str | bytes]:
@@ -307,10 +338,10 @@ class RedisStore(BaseConversationStore):
     # ----- attachments ------------------------------------------------------------------------
     def _put_blob(self, digest: str, data: bytes, mime: str) -> None:
         fields = ["mime", mime, "data", base64.b64encode(data).decode("ascii"), "stored", repr(time.time())]
-        self._run(lambda r: r.hset(ATTACHMENT + digest, items=fields))
+        self._run(lambda r: r.hset(self._attachment + digest, items=fields))
 
     def _get_blob(self, digest: str) -> Blob | None:
-        found = self._run(lambda r: r.hmget(ATTACHMENT + digest, ["mime", "data"]))
+        found = self._run(lambda r: r.hmget(self._attachment + digest, ["mime", "data"]))
         if not found or found[1] is None:
             return None
         return Blob(base64.b64decode(found[1]), str(found[0] or "application/octet-stream"))
@@ -318,13 +349,13 @@ class RedisStore(BaseConversationStore):
     def _blobs_before(self, when: float) -> list[str]:
         def work(r: redis.Redis) -> list[str]:
             old = []
-            for key in r.scan_iter(match=ATTACHMENT + "*", count=500):
+            for key in r.scan_iter(match=self._attachment + "*", count=500):
                 stored = r.hget(key, "stored")
                 if stored is not None and float(stored) < when:
-                    old.append(str(key)[len(ATTACHMENT) :])
+                    old.append(str(key)[len(self._attachment) :])
             return old
 
         return self._run(work)
 
     def _delete_blobs(self, digests: list[str]) -> None:
-        self._run(lambda r: r.delete(*(ATTACHMENT + d for d in digests)))
+        self._run(lambda r: r.delete(*(self._attachment + d for d in digests)))

@@ -11,14 +11,16 @@ their messages (no lost update).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 from model.assistant import BUILT_INS, DEFAULT_ASSISTANT, Assistant, InvalidAssistantError, name_key, slug_of
 from model.attachments import (
@@ -42,6 +44,11 @@ RETRY_PAUSE = 0.5
 LOCAL_OWNER = "local"
 #: Largest stored preferences, in bytes of JSON (a system prompt and a few settings fit easily).
 MAX_PREFERENCES_BYTES = 65_536
+#: Small JSON objects kept by key beside the conversations, for every owner: each owner's settings
+#: (``"preferences"``, by owner) and who signed in (``"accounts"``, by subject).
+RecordKind = Literal["preferences", "accounts"]
+#: Longest owner id, in characters (an OpenID Connect subject is at most 255 ASCII characters).
+MAX_OWNER_CHARS = 255
 
 
 class StoreError(Exception):
@@ -56,6 +63,16 @@ class Summary(NamedTuple):
     messages: int
     last_activity: str
     knowledge_base: str | None = None
+
+
+class AccountRecord(NamedTuple):
+    """Someone who signed in: their provider subject (the owner id of their data), e-mail and name
+    (for display, as the provider last said), and when they were last seen (ISO 8601 UTC, or "")."""
+
+    subject: str
+    email: str
+    name: str
+    last_seen: str = ""
 
 
 def summary_of(name: str, messages: list[Message]) -> Summary:
@@ -103,6 +120,24 @@ def preferences_of(text: str | bytes | None) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
+def check_owner(owner: str) -> str:
+    """``owner`` if it can own data: a non-empty id (the sign-in provider's subject) of at most
+    ``MAX_OWNER_CHARS`` characters, without control characters.
+
+    Raises:
+        StoreError: it cannot.
+    """
+    if not isinstance(owner, str) or not owner or len(owner) > MAX_OWNER_CHARS or not owner.isprintable():
+        raise StoreError(f"An owner is a printable id of 1 to {MAX_OWNER_CHARS} characters.")
+    return owner
+
+
+def owner_key(owner: str) -> str:
+    """A short fixed-length name for ``owner`` in file names and Redis keys: the first 32 hex digits
+    (128 bits) of the SHA-256 of its UTF-8 bytes, so any subject (slashes, colons, Unicode) is safe there."""
+    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
+
+
 def last_activity(messages: list[Message]) -> str:
     """Return the newest message ``timestamp`` of a conversation, or ``""`` if none has one."""
     return max((m.timestamp for m in messages if m.timestamp), default="")
@@ -121,12 +156,19 @@ def mask_url(url: str) -> str:
 class BaseConversationStore(ABC):
     """Named conversations, safe to share between threads, browser tabs and processes.
 
+    A store holds one owner's conversations, attachments and settings: ``LOCAL_OWNER`` (the person
+    at this machine, with no accounts) unless it came from ``owned_by``. Every read and write of a
+    backend is limited to its owner in the query itself (a key prefix, a file, a ``WHERE owner``),
+    so one person's conversation of the same name as another's is a different conversation.
+
     Attributes:
         location: where the conversations are, for messages to the user (a path, or a URL with
             its password masked).
+        owner: whose conversations these are.
     """
 
     location: str = ""
+    owner: str = LOCAL_OWNER
     #: Seconds an unused attachment is kept after it was stored (``model.attachments.GRACE_SECONDS``).
     attachment_grace: float = GRACE_SECONDS
 
@@ -155,6 +197,29 @@ class BaseConversationStore(ABC):
                     raise StoreError(unreachable(exc)) from exc
                 time.sleep(RETRY_PAUSE * attempt)
         raise AssertionError("unreachable")
+
+    def owned_by(self, owner: str) -> BaseConversationStore:
+        """The same store limited to ``owner``'s data (sharing this one's connections), or this store
+        when it is already ``owner``'s.
+
+        Args:
+            owner: the signed-in person's id (the provider's subject), or ``LOCAL_OWNER``.
+
+        Raises:
+            StoreError: ``owner`` is not a valid id (``check_owner``).
+        """
+        return self if check_owner(owner) == self.owner else self._scoped(owner)
+
+    @abstractmethod
+    def _scoped(self, owner: str) -> BaseConversationStore:
+        """A store of this backend for ``owner`` (valid and not this store's), sharing connections."""
+
+    def _sibling(self, owner: str) -> Self:
+        """A shallow copy of this store for ``owner``: the same connections, its own attachment cache."""
+        sibling = copy.copy(self)
+        sibling.__dict__.pop("_blob_cache", None)
+        sibling.owner = owner
+        return sibling
 
     # ----- primitives, per backend ---------------------------------------------------------
     @abstractmethod
@@ -237,16 +302,17 @@ class BaseConversationStore(ABC):
         """
 
     @abstractmethod
-    def _preferences_text(self, owner: str) -> str | bytes | None:
-        """``owner``'s settings as the JSON text stored, or None when there are none.
+    def _record_texts(self, kind: RecordKind, key: str | None = None) -> dict[str, str | bytes]:
+        """The stored JSON text of ``kind``'s records by key (``RecordKind``), for every owner: only
+        ``key``'s when given (then empty when it has none).
 
         Raises:
             StoreError: the store cannot be read.
         """
 
     @abstractmethod
-    def _save_preferences_text(self, text: str, owner: str) -> None:
-        """Store ``text`` (a JSON object, checked) as ``owner``'s settings, replacing what was there.
+    def _save_record_text(self, kind: RecordKind, key: str, text: str) -> None:
+        """Store ``text`` (a JSON object, checked) as ``kind``'s record ``key``, replacing what was there.
 
         Raises:
             StoreError: the write failed.
@@ -416,24 +482,48 @@ class BaseConversationStore(ABC):
             )
         return [self.create_assistant(a) for a in incoming]
 
-    def preferences(self, owner: str = LOCAL_OWNER) -> dict[str, Any]:
-        """The settings ``owner`` chose last (provider, model, system prompt…), or ``{}`` (also when
-        what is stored is not a JSON object).
+    def preferences(self, owner: str | None = None) -> dict[str, Any]:
+        """The settings ``owner`` (by default this store's) chose last (provider, model, system
+        prompt…), or ``{}`` (also when what is stored is not a JSON object).
 
         Raises:
             StoreError: the store cannot be read.
         """
-        return preferences_of(self._preferences_text(owner))
+        owner = owner or self.owner
+        return preferences_of(self._record_texts("preferences", owner).get(owner))
 
-    def save_preferences(self, values: dict[str, Any], owner: str = LOCAL_OWNER) -> None:
-        """Keep ``values`` as ``owner``'s settings, replacing what was there (never API keys: the
-        caller leaves them out).
+    def save_preferences(self, values: dict[str, Any], owner: str | None = None) -> None:
+        """Keep ``values`` as ``owner``'s (by default this store's) settings, replacing what was there
+        (never API keys: the caller leaves them out).
 
         Raises:
             StoreError: ``values`` is not a JSON object of at most ``MAX_PREFERENCES_BYTES``, or the
                 write failed.
         """
-        self._save_preferences_text(preferences_json(values), owner)
+        self._save_record_text("preferences", owner or self.owner, preferences_json(values))
+
+    def record_account(self, subject: str, email: str, name: str, when: str) -> None:
+        """Remember that ``subject`` signed in, with the e-mail and name the provider gave, at ``when``
+        (ISO 8601 UTC): the list of accounts every owner's store shares (``accounts``).
+
+        Raises:
+            StoreError: ``subject`` is not a valid owner id (``check_owner``), or the write failed.
+        """
+        record = {"email": email, "name": name, "last_seen": when}
+        self._save_record_text("accounts", check_owner(subject), preferences_json(record))
+
+    def accounts(self) -> list[AccountRecord]:
+        """Everyone who has signed in (``record_account``), by e-mail then subject.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        found = []
+        for subject, text in self._record_texts("accounts").items():
+            values = preferences_of(text)
+            fields = [str(values.get(key, "")) for key in ("email", "name", "last_seen")]
+            found.append(AccountRecord(subject, *fields))
+        return sorted(found, key=lambda a: (a.email.casefold(), a.subject))
 
     def exists(self, name: str) -> bool:
         """True if a conversation called ``name`` (trimmed) is stored."""

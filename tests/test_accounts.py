@@ -3,6 +3,7 @@ provider on loopback (oidc-provider-mock) and its real tokens."""
 
 from __future__ import annotations
 
+import json
 import logging
 from urllib.parse import parse_qs, urlsplit
 
@@ -75,3 +76,32 @@ def test_an_unreachable_provider_keeps_the_last_answer_and_logs_no_token(provide
     assert "re-check" in caplog.text and token not in caplog.text
     missing = SignInCheck(f"{provider}/no-such-document", interval=10, clock=clock)
     assert missing.still_valid(token)
+
+
+def test_make_assign_owner_moves_the_conversations_kept_before_accounts(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from model.json_store import JsonFileStore
+    from model.message import Message
+    from tests.conftest import APP_DIR, PROVIDER_VARS
+
+    path = tmp_path / "conversations.json"
+    store = JsonFileStore(path)
+    hello = Message.user("hello")
+    store.save("From before", [hello])
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS and k != "CONVERSATIONS_URL"}
+    env["CONVERSATIONS_FILE"] = str(path)
+
+    def assign(owner: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "model.assign_owner", owner]
+        return subprocess.run(command, cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60)
+
+    unknown = assign("grace@example.com")
+    assert unknown.returncode == 1 and "No one has signed in as 'grace@example.com'" in unknown.stderr
+    store.record_account("grace-sub", "grace@example.com", "Grace", "2026-12-02T10:00:00Z")
+    done = assign("grace@example.com")
+    assert done.returncode == 0 and "Gave 1 conversation(s) to grace@example.com" in done.stdout, done.stderr
+    assert store.names() == [] and store.owned_by("grace-sub").get("From before") == [hello]
+    assert json.loads(path.read_text(encoding="utf-8")) == {}  # conversations.json keeps its format, emptied

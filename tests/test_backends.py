@@ -179,3 +179,41 @@ def test_copying_to_an_unreachable_database_fails_with_a_sentence(tmp_path):
     assert last.startswith("Copying failed: Could not connect to the PostgreSQL database at postgresql://parley:***@")
     assert "Connection refused" in last
     assert ":pw@" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_database_made_before_owners_keeps_its_data_as_the_local_owners(pg_server):
+    """The tables as they were before accounts (a unique name, attachments keyed by SHA-256 alone)
+    gain owners when a Parley with accounts opens them: what was there stays the local owner's."""
+    import psycopg
+
+    url = pg_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE parley_conversations (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, "
+            "last_activity text NOT NULL DEFAULT '');"
+            "CREATE TABLE parley_messages (conversation_id bigint NOT NULL REFERENCES parley_conversations (id) "
+            "ON DELETE CASCADE, position integer NOT NULL, message jsonb NOT NULL, "
+            "PRIMARY KEY (conversation_id, position));"
+            "CREATE INDEX parley_conversations_by_activity ON parley_conversations (last_activity DESC, id);"
+            "CREATE TABLE parley_attachments (sha256 text PRIMARY KEY, mime text NOT NULL, data bytea NOT NULL, "
+            "stored double precision NOT NULL);"
+            "INSERT INTO parley_conversations (name) VALUES ('Before accounts');"
+            """INSERT INTO parley_messages VALUES (1, 0, '{"role": "user", "content": "hello"}');"""
+            f"INSERT INTO parley_attachments VALUES ('{'a' * 64}', 'image/png', '\\x00', 0);"
+        )
+    store = open_store(url)
+    try:
+        assert store.names() == ["Before accounts"] and store.get("Before accounts")[0].content == "hello"
+        assert store.attachment("a" * 64) is not None
+        ada = store.owned_by("ada")
+        assert ada.names() == [] and ada.attachment("a" * 64) is None
+        ada.save("Before accounts", store.get("Before accounts"))  # the name is free for another owner
+        ada.put_attachment(b"\x00", "image/png")
+        assert len(ada.names()) == 1 and len(store.names()) == 1
+    finally:
+        store.close()
+    again = open_store(url)  # opening again (the migration runs every start) changes nothing
+    try:
+        assert again.names() == ["Before accounts"] and again.owned_by("ada").names() == ["Before accounts"]
+    finally:
+        again.close()

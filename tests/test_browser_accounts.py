@@ -11,7 +11,7 @@ from oidc_provider_mock import run_server_in_thread
 from playwright.sync_api import expect
 
 from tests.conftest import run_streamlit
-from tests.test_browser import TIMEOUT_MS, wait_idle
+from tests.test_browser import TIMEOUT_MS, send, wait_idle
 from utils.local_server import free_port
 
 
@@ -104,3 +104,37 @@ def test_a_person_whose_tokens_the_provider_revokes_is_sent_back_to_sign_in(sign
     httpx.post(f"{provider}/users/linus/revoke-tokens").raise_for_status()
     page.wait_for_timeout(1500)  # past PARLEY_SIGN_IN_RECHECK
     expect_only_sign_in(page, signed_app, "Your sign-in has ended")
+
+
+def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_env, signed_app, provider):
+    from playwright.sync_api import sync_playwright
+
+    from model.json_store import JsonFileStore
+    from model.message import Message
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.test_browser_ux import item
+
+    local = JsonFileStore(app_env)
+    local.save("Before accounts", [Message.user("kept for the local owner")])
+    local.owned_by("bob").save("Bob's plans", [Message.user("a plan of Bob's")])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        ada, bob = browser.new_page(), browser.new_page()  # two contexts: two people, two cookies
+        sign_in(ada, signed_app, provider, "ada")
+        sign_in(bob, signed_app, provider, "bob")
+        ada.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+        send(ada, "Hello, this is Ada.")
+        [adas] = local.owned_by("ada").names()  # saved in Ada's own file, named from her message
+        assert "Hello, this is Ada." in [m.content for m in local.owned_by("ada").get(adas)]
+        assert local.names() == ["Before accounts"] and local.owned_by("bob").names() == ["Bob's plans"]
+        assert [a.subject for a in local.accounts()] == ["ada", "bob"]  # who signed in, for make assign-owner
+        bob.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
+        wait_idle(bob)
+        expect(item(bob, "Bob's plans")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(item(bob, adas)).to_have_count(0)
+        expect(item(bob, "Before accounts")).to_have_count(0)
+        expect(item(ada, "Bob's plans")).to_have_count(0)
+        bob.goto(f"{signed_app}/Chatbot_With_Memory?conversation={adas}", timeout=TIMEOUT_MS)  # a link to Ada's
+        expect(bob.get_by_text("There is no saved conversation called")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(bob.get_by_test_id("stChatMessage")).to_have_count(0)  # nothing of Ada's conversation shows
+        browser.close()

@@ -115,6 +115,26 @@ def test_a_turn_goes_through_the_queue_to_a_worker_and_is_saved_once(queued, rds
     assert turn.status_code == 200 and turn.json()["message"]["turn_id"] == answering.turns()[1]
 
 
+def test_a_worker_answers_in_the_part_of_the_store_of_the_owner_the_turn_carries(queued, rds):
+    from controller.queue import new_turn, submit
+    from model.json_store import JsonFileStore
+
+    api, worker = queued
+    worker()
+    local = JsonFileStore(api.conversations)
+    ada = local.owned_by("ada-subject")
+    local.save("Notes", [])  # the local owner's conversation of the same name stays untouched
+    turn_id, message = new_turn("Notes", "Say hello to Ada.")
+    ada.append("Notes", [message])
+    submit(redis.Redis(port=rds.port, decode_responses=True), turn_id, "Notes", message.content, owner="ada-subject")
+    deadline = time.monotonic() + TIMEOUT
+    while len(ada.get("Notes") or []) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    answered = ada.get("Notes") or []
+    assert [m.role.value for m in answered] == ["user", "assistant"] and answered[1].turn_id == turn_id
+    assert local.get("Notes") == []
+
+
 def test_session_tokens_live_in_redis_shared_by_two_servers_and_expire(rds, local_server, tmp_path):
     rds.flush()
     one = start_api(tmp_path / "one", local_server, REDIS_URL=rds.url(), PARLEY_SESSION_TTL="2")

@@ -15,7 +15,7 @@ import pytest
 from llama_index.core.base.llms.types import MessageRole
 
 from model.message import Attachment, Feedback, Message, Source, ToolCall
-from model.store import BaseConversationStore, StoreError
+from model.store import LOCAL_OWNER, BaseConversationStore, StoreError
 from model.stores import open_store
 from model.transfer import export_json, parse_import
 from tests.conftest import APP_DIR
@@ -460,3 +460,96 @@ def test_a_young_unused_attachment_is_not_collected(store):
     store.delete("other")  # the default grace keeps an attachment whose message may not be saved yet
     assert store.attachment(digest) is not None
     assert store.collect_attachments(grace=0.0) == 1 and store.attachment(digest) is None
+
+
+# ----- owners (accounts) ---------------------------------------------------------------------------
+ADA, BOB = "ada-subject-1", "bob/subject:2 ü"  # any subject: slashes, colons and Unicode are safe
+
+
+def test_each_owner_sees_and_changes_only_their_own_conversations(store, location):
+    ada, bob = store.owned_by(ADA), store.owned_by(BOB)
+    assert store.owned_by(store.owner) is store and ada.owner == ADA and bob.owner == BOB
+    assert ada.owned_by(LOCAL_OWNER).owner == LOCAL_OWNER and bob.owned_by(ADA).owner == ADA
+    store.save("Plans", [turn(0)])  # the person at this machine, before accounts
+    assert bob.owned_by(LOCAL_OWNER).get("Plans") == [turn(0)]
+    ada.save("Plans", [turn(1), turn(2, "assistant")])  # the same name is another conversation per owner
+    bob.append("Plans", [turn(3)])
+    bob.save("Bob only", [replace(turn(4), content="the secret word is heron")])
+    assert store.get("Plans") == [turn(0)] and ada.get("Plans") == [turn(1), turn(2, "assistant")]
+    assert bob.get("Plans") == [turn(3)]
+    assert store.names() == ["Plans"] and ada.names() == ["Plans"] and set(bob.names()) == {"Plans", "Bob only"}
+    assert ada.get("Bob only") is None and not ada.exists("Bob only") and ada.summary("Bob only") is None
+    assert ada.search("heron") == [] and bob.search("heron") == ["Bob only"]
+    assert ada.summaries()[1] == 1 and bob.summaries()[1] == 2 and list(ada.load_all()) == ["Plans"]
+    with pytest.raises(StoreError):
+        ada.rename("Bob only", "Mine")  # another owner's conversation does not exist for Ada
+    ada.delete("Bob only")  # nothing to delete for Ada
+    assert bob.get("Bob only") is not None
+    bob.rename("Plans", "Bob plans")
+    assert ada.get("Plans") == [turn(1), turn(2, "assistant")] and store.get("Plans") == [turn(0)]
+    ada.delete("Plans")
+    assert store.get("Plans") == [turn(0)] and bob.get("Bob plans") == [turn(3)]
+    again = open_store(location).owned_by(BOB)  # another process of the same owner sees the same
+    try:
+        assert set(again.names()) == {"Bob plans", "Bob only"}
+    finally:
+        again.close()
+
+
+def test_attachments_and_settings_belong_to_their_owner(store):
+    ada, bob = store.owned_by(ADA), store.owned_by(BOB)
+    for each in (ada, bob):
+        each.attachment_grace = 0.0
+    digest = ada.put_attachment(b"ada's photo", "image/png")
+    assert ada.attachment(digest) is not None
+    assert bob.attachment(digest) is None and store.attachment(digest) is None  # knowing the hash is not enough
+    assert bob.put_attachment(b"ada's photo", "image/png") == digest  # Bob's own copy of the same bytes
+    ada.save("pictured", [_image_message(digest)])
+    bob.save("pictured", [_image_message(digest)])
+    ada.delete("pictured")  # Ada's copy goes; Bob's stays, still used by his conversation
+    assert ada.attachment(digest) is None and bob.attachment(digest) is not None
+    ada.save_preferences({"provider": "groq"})
+    assert ada.preferences() == {"provider": "groq"} and bob.preferences() == {} and store.preferences() == {}
+
+
+@pytest.mark.parametrize("owner", ["", "x" * 256, "tab\there", "nul\x00"])
+def test_an_owner_that_is_not_a_printable_id_is_refused(store, owner):
+    with pytest.raises(StoreError):
+        store.owned_by(owner)
+
+
+def test_accounts_are_one_list_every_owner_shares(store, location):
+    store.owned_by(BOB).record_account(BOB, "bob@example.com", "Bob", "2026-12-02T10:00:00Z")
+    store.record_account(ADA, "ada@example.com", "Ada", "2026-12-02T10:00:00Z")
+    store.record_account(ADA, "ada@example.org", "Ada L.", "2026-12-02T11:00:00Z")  # signed in again, new e-mail
+    again = open_store(location).owned_by(ADA)
+    try:
+        assert [tuple(a) for a in again.accounts()] == [
+            (ADA, "ada@example.org", "Ada L.", "2026-12-02T11:00:00Z"),
+            (BOB, "bob@example.com", "Bob", "2026-12-02T10:00:00Z"),
+        ]
+    finally:
+        again.close()
+    with pytest.raises(StoreError):
+        store.record_account("", "nobody@example.com", "Nobody", "")
+
+
+def test_assign_owner_gives_the_local_owners_data_to_someone_who_signed_in(store):
+    from model.assign_owner import assign_owner
+
+    with pytest.raises(StoreError, match="No one has signed in as"):
+        assign_owner(store, "ada@example.com")
+    store.record_account(ADA, "Ada@Example.com", "Ada", "2026-12-02T10:00:00Z")
+    digest = store.put_attachment(b"a photo from before accounts", "image/png")
+    store.save("Holiday", [_image_message(digest), turn(1, "assistant")])
+    store.save("Recipes", [turn(2)])
+    store.save_preferences({"provider": "groq"})
+    ada = store.owned_by(ADA)
+    ada.save("Recipes", [turn(3)])  # a name Ada already uses: both kept
+    account, saved = assign_owner(store, "ada@example.com")  # found by e-mail, ignoring case
+    assert account.subject == ADA and sorted(saved) == ["Holiday", "Recipes (imported)"]
+    assert ada.get("Holiday") == [_image_message(digest), turn(1, "assistant")] and ada.get("Recipes") == [turn(3)]
+    assert ada.get("Recipes (imported)") == [turn(2)] and ada.attachment(digest) is not None
+    assert ada.preferences() == {"provider": "groq"}
+    assert store.names() == []  # nothing left with the local owner
+    assert assign_owner(store, ADA)[1] == []  # again, by subject: nothing more to move

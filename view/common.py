@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
 from pydantic import ValidationError
 
 from model.message import Source
-from model.store import BaseConversationStore, StoreError
+from model.store import LOCAL_OWNER, BaseConversationStore, StoreError
 from model.stores import open_store
 from settings import PROVIDER_LABELS, Settings, load_settings
 from utils.local_models import PickedModelServer
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, LocalServerError, will_tune
 from utils.providers import LLMConfig
 from utils.thread_tuning import TUNING_NOTICE
-from view.accounts import signed_in_or_stop
+from view.accounts import Account, signed_in_or_stop
 from view.markdown import no_remote_images, plain
 
+#: Session-state key of the owner of this tab's data (``setup_page`` sets it on every run).
+_OWNER = "_parley_owner"
+#: Session-state key of the account this tab has noted as signed in (``_record``).
+_RECORDED = "_parley_account_recorded"
 #: Longest conversation name shown in full in the sidebar, in characters.
 NAME_DISPLAY_LIMIT = 40
 
@@ -28,7 +34,22 @@ def setup_page(title: str, icon: str = "💬") -> None:
     """Set the browser tab's title and icon and the wide layout; with accounts on, show a signed-out
     visitor the sign-in page instead and stop (``view.accounts``)."""
     st.set_page_config(page_title=f"{title} · Parley", page_icon=icon, layout="wide")
-    signed_in_or_stop(lambda: settings_or_stop().parley_sign_in_recheck)
+    account = signed_in_or_stop(lambda: settings_or_stop().parley_sign_in_recheck)
+    st.session_state[_OWNER] = account.subject if account is not None else LOCAL_OWNER
+    if account is not None and st.session_state.get(_RECORDED) != account.subject:
+        _record(account)
+
+
+def _record(account: Account) -> None:
+    """Note in the store that ``account`` signed in (once per tab: ``make assign-owner`` finds people
+    by e-mail there); a store that cannot be written now is tried again on the next run."""
+    store = open_store_or_none(settings_or_stop())
+    if store is None:
+        return
+    when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    with contextlib.suppress(StoreError):
+        store.record_account(account.subject, account.email, account.name, when)
+        st.session_state[_RECORDED] = account.subject
 
 
 def settings_or_stop() -> Settings:
@@ -52,9 +73,25 @@ def _local_server(
 
 
 @st.cache_resource(show_spinner=False)
-def _store(location: str) -> BaseConversationStore:
+def _shared_store(location: str) -> BaseConversationStore:
     """The store at ``location``, shared by all tabs (every backend is thread-safe)."""
     return open_store(location)
+
+
+@st.cache_resource(show_spinner=False)
+def _owned_store(location: str, owner: str) -> BaseConversationStore:
+    """``owner``'s part of the store at ``location`` (its connections shared), one per owner."""
+    return _shared_store(location).owned_by(owner)
+
+
+def _store(location: str) -> BaseConversationStore:
+    """The part of the store at ``location`` that belongs to the person using this tab: the signed-in
+    account's with accounts on (``setup_page`` notes it), else the local owner's.
+
+    Raises:
+        StoreError: the store cannot be opened.
+    """
+    return _owned_store(location, st.session_state.get(_OWNER, LOCAL_OWNER))
 
 
 def open_store_or_none(settings: Settings) -> BaseConversationStore | None:
