@@ -109,6 +109,8 @@ class Settings(BaseSettings):
             fetched from (comma-separated); the SSRF guard refuses every other internal address.
         parley_sign_in_recheck: with accounts on, the longest time in seconds before a sign-in is
             re-checked with the OpenID Connect provider (at most 300: ``utils.accounts``).
+        parley_admins: with accounts on, the e-mails of the people who may open the Admin page
+            (comma-separated, any case; ``admins``).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -159,6 +161,12 @@ class Settings(BaseSettings):
     brave_api_key: SecretStr | None = None
     parley_fetch_allow: str | None = None
     parley_sign_in_recheck: float = Field(default=300.0, gt=0, le=300)
+    parley_admins: str | None = None
+
+    @property
+    def admins(self) -> frozenset[str]:
+        """PARLEY_ADMINS as a set of e-mails, trimmed and case-folded (empty when unset)."""
+        return frozenset(e.strip().casefold() for e in (self.parley_admins or "").split(",") if e.strip())
 
     @field_validator(
         "llm_model",

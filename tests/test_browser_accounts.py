@@ -39,6 +39,7 @@ def signed_app(app_env, provider, tmp_path, monkeypatch):
     )
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # the loopback provider speaks plain HTTP
     monkeypatch.setenv("PARLEY_SIGN_IN_RECHECK", "1")
+    monkeypatch.setenv("PARLEY_ADMINS", "Ada@Example.com, someone@example.com")
     url, process = run_streamlit(port=port, args=("--secrets.files", str(auth)))
     yield url.replace("127.0.0.1", "localhost")
     process.terminate()
@@ -106,7 +107,7 @@ def test_a_person_whose_tokens_the_provider_revokes_is_sent_back_to_sign_in(sign
     expect_only_sign_in(page, signed_app, "Your sign-in has ended")
 
 
-def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_env, signed_app, provider):
+def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_env, signed_app, provider, shots):
     from playwright.sync_api import sync_playwright
 
     from model.json_store import JsonFileStore
@@ -120,6 +121,9 @@ def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         ada, bob = browser.new_page(), browser.new_page()  # two contexts: two people, two cookies
+        for sub in ("ada", "bob"):  # Bob's name is hostile Markdown: shown as text, nothing fetched
+            name = "Ada" if sub == "ada" else "Bob ![x](http://127.0.0.1:9/bob.png)"
+            httpx.put(f"{provider}/users/{sub}", json={"email": f"{sub}@example.com", "name": name}).raise_for_status()
         sign_in(ada, signed_app, provider, "ada")
         sign_in(bob, signed_app, provider, "bob")
         ada.goto(f"{signed_app}/Chatbot_With_Memory", timeout=TIMEOUT_MS)
@@ -137,4 +141,17 @@ def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_
         bob.goto(f"{signed_app}/Chatbot_With_Memory?conversation={adas}", timeout=TIMEOUT_MS)  # a link to Ada's
         expect(bob.get_by_text("There is no saved conversation called")).to_be_visible(timeout=TIMEOUT_MS)
         expect(bob.get_by_test_id("stChatMessage")).to_have_count(0)  # nothing of Ada's conversation shows
+        bob.goto(f"{signed_app}/Admin", timeout=TIMEOUT_MS)  # Bob is not in PARLEY_ADMINS
+        expect(bob.get_by_text("Only Parley's admins can see this page")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(bob.get_by_test_id("stTable")).to_have_count(0)
+        ada.goto(f"{signed_app}/Admin", timeout=TIMEOUT_MS)  # Ada is: who signed in, and how much each keeps
+        table = ada.get_by_test_id("stTable")
+        expect(table).to_be_visible(timeout=TIMEOUT_MS)
+        wait_idle(ada)
+        rows = [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
+        counts = {cells[0].strip(): cells[-1].strip() for cells in rows}
+        assert counts["ada@example.com"] == "1" and counts["bob@example.com"] == "1", rows
+        expect(table.get_by_text("Bob ![x](http://127.0.0.1:9/bob.png)")).to_be_visible()
+        expect(table.locator("img")).to_have_count(0)
+        ada.screenshot(path=shots / "admin.png")
         browser.close()

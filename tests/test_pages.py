@@ -270,3 +270,12 @@ def test_deleting_the_open_conversation_keeps_it_on_screen_unnamed(app_env):
     send(at, "Still here?")
     # not saved back under the old name, but kept under an automatic title from its first message
     assert list(json.loads(app_env.read_text(encoding="utf-8"))) == ["Other", "Hi, my name is Ada."]
+
+
+def test_the_admin_page_without_accounts_says_it_is_for_sign_in(app_env):
+    at = AppTest.from_file(str(APP_DIR / "pages" / "6_Admin.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info] == [
+        "The Admin page is for Parley with sign-in on (see Help); without it, Parley has one user."
+    ]
+    assert not at.table

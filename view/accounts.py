@@ -30,11 +30,13 @@ MAX_SECRETS_BYTES = 1_000_000
 @dataclass(frozen=True)
 class Account:
     """The signed-in person: the provider's subject (``sub``, what owns data), e-mail and name
-    for display (either may be empty when the provider does not give it)."""
+    for display (either may be empty when the provider does not give it), and whether the provider
+    says it checked the e-mail (``email_verified``; True when it does not say)."""
 
     subject: str
     email: str
     name: str
+    email_verified: bool = True
 
 
 def provider_metadata_url() -> str | None:
@@ -88,7 +90,8 @@ def signed_in_or_stop(recheck_seconds: Callable[[], float]) -> Account | None:
         st.stop()
     subject = str(st.user.get("sub") or "")
     email = str(st.user.get("email") or "")
-    account = Account(subject, email, str(st.user.get("name") or email or subject))
+    verified = st.user.get("email_verified") is not False
+    account = Account(subject, email, str(st.user.get("name") or email or subject), verified)
     with st.sidebar:
         st.caption(f"Signed in as **{plain(account.name)}**")
         if st.button("Sign out", key="account_sign_out", icon=":material/logout:"):

@@ -30,14 +30,19 @@ _RECORDED = "_parley_account_recorded"
 NAME_DISPLAY_LIMIT = 40
 
 
-def setup_page(title: str, icon: str = "💬") -> None:
+def setup_page(title: str, icon: str = "💬") -> Account | None:
     """Set the browser tab's title and icon and the wide layout; with accounts on, show a signed-out
-    visitor the sign-in page instead and stop (``view.accounts``)."""
+    visitor the sign-in page instead and stop (``view.accounts``).
+
+    Returns:
+        the signed-in person with accounts on, else None.
+    """
     st.set_page_config(page_title=f"{title} · Parley", page_icon=icon, layout="wide")
     account = signed_in_or_stop(lambda: settings_or_stop().parley_sign_in_recheck)
     st.session_state[_OWNER] = account.subject if account is not None else LOCAL_OWNER
     if account is not None and st.session_state.get(_RECORDED) != account.subject:
         _record(account)
+    return account
 
 
 def _record(account: Account) -> None:

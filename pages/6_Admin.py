@@ -1,0 +1,5 @@
+"""Admin: wires view.admin (who signed in and how much each keeps; admins only)."""
+
+from view.admin import render
+
+render()
