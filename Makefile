@@ -118,7 +118,7 @@ screenshots: $(VENV)/.test-deps chromium
 	PARLEY_SCREENSHOT_DIR=$(CURDIR)/docs $(VENV)/bin/python -m pytest tests/test_browser.py tests/test_browser_chat.py \
 	  tests/test_browser_tools.py tests/test_browser_ux.py tests/test_browser_web.py tests/test_browser_assistants.py \
 	  tests/test_browser_media.py tests/test_browser_kb_shared.py tests/test_browser_accounts.py \
-	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown or starter or read_as_text or chart_from or signed_out_visitor or two_people"
+	  -k "save_reload or knowledge or regenerate_gives or calculator or never_clip or one_click or sources_shown or starter or read_as_text or chart_from or signed_out_visitor or two_people or makes_an_api_key"
 
 bench: $(VENV)/.bench-deps chromium
 	$(VENV)/bin/python -m bench.run

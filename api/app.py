@@ -20,9 +20,11 @@ from api.middleware import BodyLimit, HeadAsGet, RequestId
 from api.routes import assistants, audio, chat_socket, conversations, openai_compat, tokens
 from api.streaming import ModelSlots
 from controller.chat_tokens import ChatTokens, RedisChatTokens
+from model.api_keys import ApiKeys
 from model.redis_store import async_redis_client, redis_client
 from model.stores import open_store
 from settings import Settings
+from utils.accounts import auth_metadata_url
 from utils.embeddings import build_embed_model
 from utils.knowledge_bases import knowledge_bases_for
 from utils.local_server import LocalServer
@@ -36,10 +38,22 @@ class Health(BaseModel):
     model: str
 
 
+#: Streamlit's own secrets files when its ``secrets.files`` option is not set: the user's, then this
+#: folder's (a later file wins).
+STREAMLIT_SECRETS_FILES = ("~/.streamlit/secrets.toml", ".streamlit/secrets.toml")
+
+
+def accounts_on() -> bool:
+    """True when Streamlit's secrets files (``STREAMLIT_SECRETS_FILES``, the ones the pages read
+    when started from this folder) turn sign-in on with an ``[auth]`` section. Streamlit itself is
+    not imported: its loggers would print the websocket's URL, chat token and all."""
+    return auth_metadata_url(STREAMLIT_SECRETS_FILES) is not None
+
+
 def server_state(settings: Settings, keys: list[str], start_local: bool) -> ServerState:
     """The state every route shares, made at start: the store, the chat tokens (in Redis with
-    REDIS_URL), the bound on model calls, the knowledge bases, and the local model server when the
-    provider is local and ``start_local``.
+    REDIS_URL), the bound on model calls, the knowledge bases, the local model server when the
+    provider is local and ``start_local``, whether accounts are on and the per-person API keys.
 
     Raises:
         StoreError: the store cannot be opened.
@@ -53,16 +67,19 @@ def server_state(settings: Settings, keys: list[str], start_local: bool) -> Serv
         redis_async = async_redis_client(settings.redis_url)
         redis_sync = redis_client(settings.redis_url)
         chat_tokens = RedisChatTokens(redis_sync, settings.parley_session_ttl)
+    store = open_store(settings.conversations_location)
     return ServerState(
         settings=settings,
         keys=list(keys),
-        store=open_store(settings.conversations_location),
+        store=store,
         tokens=chat_tokens,
         slots=ModelSlots(settings.parley_api_max_concurrent, settings.parley_api_max_queue),
         knowledge_bases=knowledge_bases_for(settings, build_embed_model),
         local=local,
         redis=redis_async,
         redis_sync=redis_sync,
+        accounts=accounts_on(),
+        api_keys=ApiKeys(store),
     )
 
 

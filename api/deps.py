@@ -1,4 +1,6 @@
-"""What the routes depend on: the server's shared state, the API-key check and the chat-token check."""
+"""What the routes depend on: the server's shared state, the API-key check (which names the caller's
+owner) and the chat-token check. Every keyed route gets the state of the key's owner (``State``):
+their conversations, attachments and chat tokens only, so another owner's conversation is a 404."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from controller.assistants import AgentSetup
 from controller.chat_tokens import ChatTokens, TokenError
 from controller.engines import AgentEngine
 from controller.web_search import WebSearch
+from model.api_keys import SERVICE_OWNER, ApiKeys
 from model.assistant import Assistant
-from model.store import BaseConversationStore
+from model.store import LOCAL_OWNER, BaseConversationStore, StoreError
 from settings import Settings
 from utils.knowledge_bases import KnowledgeBaseStore
 from utils.local_server import LOCAL_MODEL_ALIAS, LocalServer, ToolServer
@@ -30,6 +33,19 @@ MODELS_CACHE_SECONDS = 30.0
 #: Prefix of the model ids that answer from a knowledge base (``kb:<name>``).
 ASSISTANT_PREFIX = "assistant:"
 KB_PREFIX = "kb:"
+#: Owners' stores a server keeps open at most; past it the cache starts again.
+MAX_OWNED_STORES = 1_000
+
+
+@dataclass
+class _Shared:
+    """What every owner's view of one server's state shares and changes: the provider's model list
+    (time it was asked, ``time.monotonic()`` seconds, and the ids), the local tool server once
+    started, and each owner's store."""
+
+    models: tuple[float, list[str]] = (0.0, [])
+    tool_server: ToolServer | None = None
+    owned: dict[str, BaseConversationStore] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,14 +54,18 @@ class ServerState:
 
     Attributes:
         settings: the settings the server started with.
-        keys: the accepted API keys (never logged).
-        store: the conversation store (the page's file, lock and backups).
-        tokens: the websocket's chat tokens.
+        keys: the service keys (PARLEY_API_KEYS; never logged).
+        store: the conversation store (the page's file, lock and backups); in a route's state, the
+            caller's part of it (``for_owner``).
+        tokens: the websocket's chat tokens (in a route's state, the caller's).
         slots: the bound on concurrent model calls.
         knowledge_bases: the page's knowledge bases (the embedding model loads on first use).
         local: the local model server when the provider is local, else None.
         redis: the asyncio Redis client when REDIS_URL is set (turns then go to the workers'
             queue), else None; ``redis_sync`` is its blocking twin (tokens, submitting turns).
+        accounts: True when Streamlit's secrets turn sign-in on: the service keys then act as
+            ``SERVICE_OWNER``, with data of its own; off, they act as ``LOCAL_OWNER`` (the page's).
+        api_keys: the per-person keys, checked in the store on every request.
     """
 
     settings: Settings
@@ -57,8 +77,24 @@ class ServerState:
     local: LocalServer | None = None
     redis: Any = None
     redis_sync: Any = None
-    _models: tuple[float, list[str]] = field(default=(0.0, []), repr=False)
-    _tool_server: ToolServer | None = field(default=None, repr=False)
+    accounts: bool = False
+    api_keys: ApiKeys | None = None
+    _shared: _Shared = field(default_factory=_Shared, repr=False)
+
+    def for_owner(self, owner: str) -> ServerState:
+        """This state as ``owner``'s routes see it: their part of the store (opened once per owner,
+        sharing the connections) and their chat tokens; everything else shared.
+
+        Raises:
+            StoreError: ``owner`` is not a valid owner id.
+        """
+        owned = self._shared.owned
+        store = owned.get(owner)
+        if store is None:
+            if len(owned) >= MAX_OWNED_STORES:
+                owned.clear()
+            store = owned[owner] = self.store.owned_by(owner)
+        return replace(self, store=store, tokens=self.tokens.owned_by(owner))
 
     def tool_config(self, config: LLMConfig) -> LLMConfig:
         """``config`` able to take tools: for the bundled local model, with the API root of its second
@@ -70,19 +106,19 @@ class ServerState:
         """
         if config.provider != "local" or self.local is None:
             return config
-        if self._tool_server is None:
+        if self._shared.tool_server is None:
             settings = self.settings
-            self._tool_server = ToolServer(
+            self._shared.tool_server = ToolServer(
                 settings.local_model_path,
                 settings.local_context_window,
                 settings.local_server_start_timeout,
                 settings.local_llm_threads,
             )
-        return replace(config, tools_base_url=self._tool_server.base_url())
+        return replace(config, tools_base_url=self._shared.tool_server.base_url())
 
     def stop_servers(self) -> None:
         """Stop the local model servers this state started."""
-        for server in (self.local, self._tool_server):
+        for server in (self.local, self._shared.tool_server):
             if server is not None:
                 server.stop()
 
@@ -135,42 +171,76 @@ class ServerState:
     def provider_models(self) -> list[str]:
         """The configured model first, then the others the provider's /models lists (asked at most
         every MODELS_CACHE_SECONDS; a provider that does not answer lists only the configured one)."""
-        stamp, models = self._models
+        stamp, models = self._shared.models
         if time.monotonic() - stamp > MODELS_CACHE_SECONDS:
             config = self.config()
             listed = models_of(config)  # a provider that is down or refuses lists none
             models = [config.model, *[m for m in listed if m != config.model]]
-            self._models = (time.monotonic(), models)
+            self._shared.models = (time.monotonic(), models)
         return models
 
 
 def get_state(request: Request) -> ServerState:
-    """The server's ServerState (set at start on ``app.state.parley``)."""
+    """The server's ServerState (set at start on ``app.state.parley``), every owner's."""
     state: ServerState = request.app.state.parley
     return state
 
 
-_bearer = HTTPBearer(auto_error=False, description="A key from PARLEY_API_KEYS (or the one printed at start).")
+_bearer = HTTPBearer(
+    auto_error=False, description="A key from PARLEY_API_KEYS (or the one printed at start), or a personal key."
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a keyed request: the owner whose data it reaches, and the per-person key's id (None
+    for a service key)."""
+
+    owner: str
+    key_id: str | None = None
 
 
 def require_key(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Accept the request only with ``Authorization: Bearer <key>`` for one of the server's keys.
+) -> Caller:
+    """Accept the request only with ``Authorization: Bearer <key>`` for a service key or a working
+    per-person key, and say whose it is.
 
-    The key is compared in constant time with every accepted key.
+    A service key is compared in constant time with every one (``ServerState.keys``) and acts as
+    ``SERVICE_OWNER`` with accounts on, else ``LOCAL_OWNER``. A per-person key is read from the store
+    on every request (``model.api_keys.ApiKeys.owner_of``), so a revoked one is refused at once.
 
     Raises:
-        APIError: 401 when the header is missing or the key is not accepted.
+        APIError: 401 when the header is missing or the key is not accepted; 503 when the store
+            cannot be read to check a per-person key.
     """
     if credentials is None or not credentials.credentials:
         raise APIError(401, "Send your Parley API key as 'Authorization: Bearer <key>'.", "missing_api_key")
+    state = get_state(request)
     given = credentials.credentials.encode("utf-8")
     accepted = False
-    for key in get_state(request).keys:
+    for key in state.keys:
         accepted |= hmac.compare_digest(given, key.encode("utf-8"))
-    if not accepted:
+    if accepted:
+        return Caller(SERVICE_OWNER if state.accounts else LOCAL_OWNER)
+    personal = None
+    if state.api_keys is not None and given.isascii():
+        try:
+            personal = state.api_keys.owner_of(credentials.credentials)
+        except StoreError as exc:
+            raise APIError(503, f"Your key could not be checked just now: {exc}", "store_unavailable") from exc
+    if personal is None:
         raise APIError(401, "That API key is not valid for this Parley server.", "invalid_api_key")
+    return Caller(personal.owner, personal.id)
+
+
+def caller_state(request: Request, caller: Annotated[Caller, Depends(require_key)]) -> ServerState:
+    """The state of the key's owner (``ServerState.for_owner``).
+
+    Raises:
+        APIError: 401 without a working key (``require_key``).
+    """
+    return get_state(request).for_owner(caller.owner)
 
 
 def token_name(state: ServerState, token: str) -> str:
@@ -204,4 +274,4 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-State = Annotated[ServerState, Depends(get_state)]
+State = Annotated[ServerState, Depends(caller_state)]

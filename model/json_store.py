@@ -22,8 +22,8 @@ modification time is when it was last stored.
 With accounts, each owner but ``LOCAL_OWNER`` has a folder of their own,
 ``<file stem>.owners/<owner_key(owner)>/``, holding their conversations file (same name and format)
 and their ``attachments/``; ``owner.txt`` there names the owner. ``preferences.json``,
-``assistants.json`` and ``accounts.json`` (who signed in: ``{subject: {email, name, last_seen}}``)
-stay beside the main file.
+``assistants.json``, ``accounts.json`` (who signed in: ``{subject: {email, name, last_seen}}``),
+``api_keys.json`` and ``api_key_uses.json`` (``model.api_keys``: by key id) stay beside the main file.
 """
 
 from __future__ import annotations
@@ -517,8 +517,8 @@ class JsonFileStore(BaseConversationStore):
 
     # ----- preferences and accounts -----------------------------------------------------------
     def record_path(self, kind: RecordKind) -> Path:
-        """``<kind>.json`` (``preferences.json``, ``accounts.json``) in the main conversations file's
-        folder: ``{key: object}``."""
+        """``<kind>.json`` (``preferences.json``, ``accounts.json``, ``api_keys.json``…) in the main
+        conversations file's folder: ``{key: object}``."""
         return self._shared / f"{kind}.json"
 
     def _record_texts(self, kind: RecordKind, key: str | None = None) -> dict[str, str | bytes]:

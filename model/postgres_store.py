@@ -6,7 +6,9 @@ owner, and its newest message time; tables made before owners existed gain the c
 ``LOCAL_OWNER``'s), ``parley_messages`` (one row per message: its conversation, its position, the
 message as JSONB in the conversations.json form), ``parley_preferences`` (one row per owner: the
 settings as JSON text, which keeps a NUL character escaped), ``parley_accounts`` (who signed in:
-subject, and their e-mail, name and last sign-in as JSON text), and ``parley_attachments`` (images
+subject, and their e-mail, name and last sign-in as JSON text), ``parley_api_keys`` and
+``parley_api_key_uses`` (per-person API keys by id, and when each was last used, as JSON text: see
+``model.api_keys``), and ``parley_attachments`` (images
 and recordings: owner and SHA-256, the key; type, bytes as bytea, and when last stored, seconds
 since 1970). Every query names the store's owner, so one owner's rows are never read or written for
 another. Every write is one
@@ -95,6 +97,14 @@ CREATE TABLE IF NOT EXISTS parley_accounts (
     subject text PRIMARY KEY,
     account text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS parley_api_keys (
+    id text PRIMARY KEY,
+    api_key text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parley_api_key_uses (
+    id text PRIMARY KEY,
+    api_key_use text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS parley_assistants (
     id text PRIMARY KEY,
     name_key text NOT NULL UNIQUE,
@@ -107,6 +117,8 @@ CREATE TABLE IF NOT EXISTS parley_assistants (
 RECORD_TABLES: dict[str, tuple[str, str, str]] = {
     "preferences": ("parley_preferences", "owner", "preferences"),
     "accounts": ("parley_accounts", "subject", "account"),
+    "api_keys": ("parley_api_keys", "id", "api_key"),
+    "api_key_uses": ("parley_api_key_uses", "id", "api_key_use"),
 }
 
 

@@ -45,8 +45,10 @@ LOCAL_OWNER = "local"
 #: Largest stored preferences, in bytes of JSON (a system prompt and a few settings fit easily).
 MAX_PREFERENCES_BYTES = 65_536
 #: Small JSON objects kept by key beside the conversations, for every owner: each owner's settings
-#: (``"preferences"``, by owner) and who signed in (``"accounts"``, by subject).
-RecordKind = Literal["preferences", "accounts"]
+#: (``"preferences"``, by owner), who signed in (``"accounts"``, by subject), the per-person API keys
+#: (``"api_keys"``, by key id: owner, name, salted hash, revocation) and when each was last used
+#: (``"api_key_uses"``, by key id: kept apart so that noting a use never overwrites a revocation).
+RecordKind = Literal["preferences", "accounts", "api_keys", "api_key_uses"]
 #: Longest owner id, in characters (an OpenID Connect subject is at most 255 ASCII characters).
 MAX_OWNER_CHARS = 255
 
@@ -501,6 +503,29 @@ class BaseConversationStore(ABC):
                 write failed.
         """
         self._save_record_text("preferences", owner or self.owner, preferences_json(values))
+
+    def records(self, kind: RecordKind, key: str | None = None) -> dict[str, dict[str, Any]]:
+        """``kind``'s records (every owner's) by key, each a JSON object; only ``key``'s when given
+        (then empty when it has none). A record that is not a JSON object is left out.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        found = {}
+        for record_key, text in self._record_texts(kind, key).items():
+            values = preferences_of(text)
+            if values:
+                found[record_key] = values
+        return found
+
+    def save_record(self, kind: RecordKind, key: str, values: dict[str, Any]) -> None:
+        """Store ``values`` as ``kind``'s record ``key``, replacing what was there, in one write.
+
+        Raises:
+            StoreError: ``values`` is not a JSON object of at most ``MAX_PREFERENCES_BYTES``, or the
+                write failed.
+        """
+        self._save_record_text(kind, key, preferences_json(values))
 
     def record_account(self, subject: str, email: str, name: str, when: str) -> None:
         """Remember that ``subject`` signed in, with the e-mail and name the provider gave, at ``when``

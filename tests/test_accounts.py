@@ -105,3 +105,28 @@ def test_make_assign_owner_moves_the_conversations_kept_before_accounts(tmp_path
     assert done.returncode == 0 and "Gave 1 conversation(s) to grace@example.com" in done.stdout, done.stderr
     assert store.names() == [] and store.owned_by("grace-sub").get("From before") == [hello]
     assert json.loads(path.read_text(encoding="utf-8")) == {}  # conversations.json keeps its format, emptied
+
+
+@pytest.mark.parametrize("backend", ["process", "redis"])
+def test_chat_tokens_belong_to_the_owner_whose_key_asked_for_them(backend, redis_server):
+    import redis
+
+    from controller.chat_tokens import ChatTokens, RedisChatTokens, TokenError
+
+    if backend == "redis":
+        redis_server.flush()
+        tokens: ChatTokens = RedisChatTokens(redis.Redis.from_url(redis_server.url(), decode_responses=True), 60)
+    else:
+        tokens = ChatTokens(60)
+    ada, bob = tokens.owned_by("ada"), tokens.owned_by("bob")
+    adas, bobs = ada.issue("Plans", "tutor"), bob.issue("Plans")
+    assert (adas.owner, bobs.owner) == ("ada", "bob")
+    with pytest.raises(TokenError):
+        bob.get(adas.token)  # another owner's token is not known to Bob
+    with pytest.raises(TokenError):
+        bob.refresh(adas.token)
+    assert tokens.get(adas.token).owner == "ada"  # the server's own view (the websocket) knows it
+    assert bob.revoke("Plans") == 1  # only Bob's "Plans" token
+    ada.rename("Plans", "Plans 2")
+    assert ada.get(adas.token).name == "Plans 2" and ada.get(adas.token).assistant == "tutor"
+    assert tokens.owned_by("local").issue("Desk").owner == tokens.issue("Desk").owner == "local"

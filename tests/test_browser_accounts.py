@@ -149,9 +149,53 @@ def test_two_people_signed_in_at_once_each_see_only_their_own_conversations(app_
         expect(table).to_be_visible(timeout=TIMEOUT_MS)
         wait_idle(ada)
         rows = [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
-        counts = {cells[0].strip(): cells[-1].strip() for cells in rows}
+        counts = {cells[0].strip(): cells[3].strip() for cells in rows}
         assert counts["ada@example.com"] == "1" and counts["bob@example.com"] == "1", rows
         expect(table.get_by_text("Bob ![x](http://127.0.0.1:9/bob.png)")).to_be_visible()
         expect(table.locator("img")).to_have_count(0)
         ada.screenshot(path=shots / "admin.png")
         browser.close()
+
+
+def test_a_person_makes_an_api_key_uses_it_over_v1_and_revokes_it(
+    app_env, local_server, signed_app, provider, browser_page, shots
+):
+    import openai
+
+    from model.json_store import JsonFileStore
+    from tests.test_api import start_api, stop_api
+    from tests.test_api_accounts import accounts_home
+
+    httpx.put(f"{provider}/users/ada", json={"email": "ada@example.com", "name": "Ada"}).raise_for_status()
+    page = browser_page
+    sign_in(page, signed_app, provider, "ada")
+    page.goto(f"{signed_app}/Account", timeout=TIMEOUT_MS)
+    page.get_by_label("Key name").fill("my laptop")
+    page.get_by_role("button", name="New API key").click()
+    shown = page.get_by_test_id("stCode")
+    expect(shown).to_contain_text("sk-parley-", timeout=TIMEOUT_MS)
+    key = shown.inner_text().strip()
+    table = page.get_by_test_id("stTable")
+    expect(table).to_contain_text("my laptop")
+    expect(table).to_contain_text("never")
+    wait_idle(page)
+    page.screenshot(path=shots / "account.png")
+    page.reload()  # shown once: the key itself is never kept
+    expect(page.get_by_test_id("stTable")).to_contain_text("my laptop", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stCode")).to_have_count(0)
+    assert key not in app_env.parent.joinpath("api_keys.json").read_text(encoding="utf-8")
+    api = start_api(app_env.parent, local_server, HOME=str(accounts_home(app_env.parent / "api")))
+    try:
+        sdk = openai.OpenAI(base_url=f"{api.url}/v1", api_key=key, max_retries=0, timeout=60)
+        assert sdk.models.list().data  # the key works over /v1
+        with api.client(key) as client:
+            assert client.post("/conversations", json={"name": "From my script"}).status_code == 201
+        assert JsonFileStore(app_env).owned_by("ada").names() == ["From my script"]  # Ada's, as the page shows
+        page.goto(f"{signed_app}/Account", timeout=TIMEOUT_MS)
+        expect(page.get_by_test_id("stTable")).not_to_contain_text("never", timeout=TIMEOUT_MS)  # last used
+        page.get_by_role("button", name="Revoke").click()
+        expect(page.get_by_test_id("stTable")).to_contain_text("revoked", timeout=TIMEOUT_MS)
+        with pytest.raises(openai.AuthenticationError):
+            sdk.models.list()
+    finally:
+        stop_api(api)

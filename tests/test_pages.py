@@ -279,3 +279,10 @@ def test_the_admin_page_without_accounts_says_it_is_for_sign_in(app_env):
         "The Admin page is for Parley with sign-in on (see Help); without it, Parley has one user."
     ]
     assert not at.table
+
+
+def test_the_account_page_without_accounts_points_to_parley_api_keys(app_env):
+    at = AppTest.from_file(str(APP_DIR / "pages" / "7_Account.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert len(at.info) == 1 and "PARLEY_API_KEYS" in at.info[0].value
+    assert not at.button and not at.table

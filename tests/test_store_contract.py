@@ -553,3 +553,33 @@ def test_assign_owner_gives_the_local_owners_data_to_someone_who_signed_in(store
     assert ada.preferences() == {"provider": "groq"}
     assert store.names() == []  # nothing left with the local owner
     assert assign_owner(store, ADA)[1] == []  # again, by subject: nothing more to move
+
+
+def test_api_keys_are_shown_once_kept_hashed_and_refused_once_revoked_on_every_instance(store, location):
+    from model.api_keys import KEY_PREFIX, ApiKeys
+
+    keys = ApiKeys(store.owned_by(BOB))  # any owner's view: the keys are shared records
+    made, key = keys.make(ADA, "  laptop  ")
+    assert key.startswith(KEY_PREFIX) and made.owner == ADA and made.name == "laptop" and made.revoked is None
+    stored = json.dumps(store.records("api_keys"))
+    assert key not in stored and key.split("-")[-1] not in stored  # only a salted hash is kept
+    other = open_store(location)  # a second instance on the same store
+    try:
+        elsewhere = ApiKeys(other)
+        found = elsewhere.owner_of(key)
+        assert found is not None and (found.owner, found.id) == (ADA, made.id)
+        assert [k.last_used is not None for k in elsewhere.of(ADA)] == [True]
+        assert elsewhere.owner_of(key[:-1] + ("A" if key[-1] != "A" else "B")) is None  # one character off
+        assert elsewhere.owner_of("not-a-parley-key") is None
+        with pytest.raises(StoreError, match="already have a key called"):
+            keys.make(ADA, "LAPTOP")
+        bobs, bob_key = keys.make(BOB, "laptop")  # the same name for someone else is fine
+        assert not keys.revoke(BOB, made.id)  # Bob cannot revoke Ada's key
+        assert keys.revoke(ADA, made.id)
+        assert elsewhere.owner_of(key) is None  # refused by the other instance at its next check
+        assert [(k.name, k.revoked is not None) for k in keys.of(ADA)] == [("laptop", True)]
+        assert keys.revoke_all(BOB) == 1 and elsewhere.owner_of(bob_key) is None
+        with pytest.raises(StoreError, match="name of 1 to"):
+            keys.make(ADA, "   ")
+    finally:
+        other.close()

@@ -15,7 +15,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import httpx
 
@@ -29,6 +31,31 @@ PROVIDER_TIMEOUT = 5.0
 MAX_ANSWER_BYTES = 1_000_000
 #: Sign-ins remembered at most; older ones are dropped first.
 MAX_REMEMBERED = 10_000
+#: Largest secrets file read, in bytes (a secrets file holds a few keys).
+MAX_SECRETS_BYTES = 1_000_000
+
+
+def auth_metadata_url(files: Iterable[str]) -> str | None:
+    """The provider's discovery document URL when one of Streamlit's secrets ``files`` (its
+    ``secrets.files`` option, in order: a later file wins) configures ``st.login`` with an ``[auth]``
+    section holding a ``server_metadata_url``; None when none does, which means accounts are off.
+
+    Files are read as TOML, at most ``MAX_SECRETS_BYTES`` each; a missing, unreadable or broken
+    file is skipped (Streamlit reports a broken one itself when it loads it). The files are read here
+    rather than through ``st.secrets``, which copies every top-level secret into the process's
+    environment when it loads."""
+    found = None
+    for name in files:
+        path = Path(name).expanduser()
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_SECRETS_BYTES:
+                continue
+            auth = tomllib.loads(path.read_text(encoding="utf-8")).get("auth")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if isinstance(auth, dict) and auth.get("server_metadata_url"):
+            found = str(auth["server_metadata_url"])
+    return found
 
 
 class ProviderUnreachable(Exception):

@@ -12,19 +12,14 @@ available), so a person removed there loses access at their next request after t
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 from streamlit import config
 
-from utils.accounts import SignInCheck
+from utils.accounts import SignInCheck, auth_metadata_url
 from view.markdown import plain
-
-#: Largest secrets file read, in bytes (a secrets file holds a few keys).
-MAX_SECRETS_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -41,24 +36,10 @@ class Account:
 
 def provider_metadata_url() -> str | None:
     """The provider's discovery document URL when Streamlit's secrets files (its ``secrets.files``
-    option; a later file wins) configure ``st.login`` with an ``[auth]`` section holding a
-    ``server_metadata_url``; None when accounts are off.
-
-    The files are read here rather than through ``st.secrets``, which copies every top-level secret
-    into the process's environment when it loads: without accounts, Streamlit's secrets are never
-    loaded, and only Parley's settings read its secrets file (PARLEY_SECRETS_FILE)."""
-    found = None
-    for name in config.get_option("secrets.files") or []:
-        path = Path(name).expanduser()
-        try:
-            if not path.is_file() or path.stat().st_size > MAX_SECRETS_BYTES:
-                continue
-            auth = tomllib.loads(path.read_text(encoding="utf-8")).get("auth")
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            continue  # Streamlit itself reports a broken secrets file when it loads it
-        if isinstance(auth, dict) and auth.get("server_metadata_url"):
-            found = str(auth["server_metadata_url"])
-    return found
+    option) configure ``st.login`` with an ``[auth]`` section (``utils.accounts.auth_metadata_url``);
+    None when accounts are off. Without accounts, Streamlit's secrets are never loaded, and only
+    Parley's settings read its secrets file (PARLEY_SECRETS_FILE)."""
+    return auth_metadata_url(config.get_option("secrets.files") or [])
 
 
 @st.cache_resource(show_spinner=False)

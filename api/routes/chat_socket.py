@@ -7,7 +7,8 @@ answers. With ``web_search=true`` in the URL, every message of the session is se
 web first, and the done frame's message carries the pages in its ``sources`` (each with ``url``;
 skipped ones with ``skipped``). A message sent while a reply streams waits and is answered after it, in order (and one
 still waiting when the client leaves is saved, unanswered, so nothing is lost). An unknown or
-expired token, or one whose conversation was deleted, is closed with code 4401.
+expired token, or one whose conversation was deleted, is closed with code 4401. The socket works in
+the store of the token's owner (whose key asked for it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from api.streaming import stream_in_thread
 from api.turns import Asked, Outcome, memory_turn, queued_frames
 from controller.chat_tokens import TokenError
 from model.message import Message
+from model.store import StoreError
 
 router = APIRouter(tags=["tokens"])
 
@@ -43,9 +45,10 @@ async def chat(websocket: WebSocket, token: str = "", web_search: bool = False) 
     state: ServerState = websocket.app.state.parley
     await websocket.accept()
     try:
-        token_name(state, token)
-        assistant = state.tokens.get(token).assistant
-    except (APIError, TokenError) as exc:
+        grant = state.tokens.get(token)
+        state = state.for_owner(grant.owner)
+        assistant = grant.assistant
+    except (TokenError, StoreError) as exc:
         await websocket.close(code=CLOSE_BAD_TOKEN, reason=str(exc)[:120])
         return
     lock = asyncio.Lock()
